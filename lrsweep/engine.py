@@ -1,0 +1,219 @@
+"""The engine: the only module that calls ``jit``, ``vmap`` and ``scan``.
+
+One config is (learning rate, initial parameters). ``train_one`` trains one config for ``epochs``
+epochs with ``lax.scan``; ``run_chunk = jit(vmap(train_one))`` trains a chunk of ``C`` configs at
+once. Everything static (the problem's loss function, the gradient estimator, the precision policy,
+the number of epochs, what to record) is a hashable :class:`Static`; everything swept (learning
+rates, initial parameters) and the data are array arguments, so new values never recompile.
+
+Shapes (``C`` configs in a chunk, ``E`` epochs, ``n`` examples):
+
+- ``lr``: ``(C,)``, compute dtype;
+- ``params0``: pytree whose leaves are ``(C, *leaf_shape)``, parameter dtype;
+- ``x``, ``y``: ``(n, ...)``, compute dtype, shared by all configs (never copied per config);
+- record ``"summary"``: ``loss (C,)``, params ``(C, *leaf_shape)``, ``outcome (C,) int8``,
+  ``event_epoch (C,) int32``;
+- record ``"trajectory"``: ``loss (C, E + 1)``, params ``(C, E + 1, *leaf_shape)``, outcome and
+  event as for a summary. Epoch 0 is the state before training.
+
+One epoch of gradient descent on ``L(p) = (1/n) sum_i loss(p, x_i, y_i)``::
+
+    L_e, g = estimate(L, p_e)             # autodiff, forward or central difference
+    p_{e+1} = p_e - lr * g                # in the compute dtype, stored in the parameter dtype
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import chex
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from . import gradients, outcomes
+from .precision import Policy
+
+PyTree = Any
+
+#: Data sets up to this size are summed term by term in the traced program (no XLA reduction
+#: over a tiny axis inside the epoch loop: about 10x faster on CPU, see DESIGN.md); larger ones
+#: go through ``vmap`` and ``sum``.
+UNROLL_MAX = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Static:
+    """What the compiled program depends on. Hashable; equal ``Static`` never retrace.
+
+    Attributes:
+      loss: the problem's per-example loss (hashed by identity).
+      n_data: number of examples.
+      grad: gradient estimator name (``lrsweep.gradients``).
+      policy: precision policy (``lrsweep.precision``).
+      epochs: number of epochs ``E >= 1``.
+      record: ``"summary"``, ``"trajectory"`` (or ``"trace"`` for ``trace_run``).
+      window: epochs without a parameter change that make a run "stuck" (``lrsweep.outcomes``).
+    """
+
+    loss: Callable
+    n_data: int
+    grad: str
+    policy: Policy
+    epochs: int
+    record: str
+    window: int
+
+
+def pairwise_sum(terms: list) -> jax.Array:
+    """Sum a list of scalars in exactly numpy's order (``pairwise_sum`` in numpy's reduction loops).
+
+    Fewer than 8 terms are added left to right; up to 128 through 8 interleaved accumulators;
+    more are split in halves. Matching the order keeps the ``"mixed"`` policy bit-exact with numpy.
+    """
+    n = len(terms)
+    if n < 8:
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        return total
+    if n <= 128:
+        acc = list(terms[:8])
+        stop = n - n % 8
+        for i in range(8, stop, 8):
+            acc = [a + t for a, t in zip(acc, terms[i : i + 8])]
+        total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        for t in terms[stop:]:
+            total = total + t
+        return total
+    half = n // 2
+    half -= half % 8
+    return pairwise_sum(terms[:half]) + pairwise_sum(terms[half:])
+
+
+def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
+    """``L(params) = (1/n) sum_i loss(params, x_i, y_i)`` in the compute dtype."""
+    dtype = static.policy.compute_dtype
+    # `separate` rounds a value on its own before it joins a sum. XLA:CPU otherwise contracts the
+    # product inside a term (a square, lr * g) with the next addition into one fused multiply-add,
+    # which rounds once where numpy rounds twice. Adding a zero known only at run time cannot be
+    # folded away: it becomes fma(a, b, 0) = round(a * b). Only exact policies pay for it.
+    separate = (lambda v: v + zero) if static.policy.exact else (lambda v: v)
+
+    def mean_loss(params):
+        p = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), params)
+        if static.n_data <= UNROLL_MAX:
+            terms = [separate(static.loss(p, x[i], y[i])) for i in range(static.n_data)]
+            total = pairwise_sum(terms)
+        else:
+            total = jnp.sum(jax.vmap(static.loss, in_axes=(None, 0, 0))(p, x, y))
+        return total / static.n_data
+
+    return mean_loss
+
+
+def _epoch_fn(static: Static, lr, x, y, h, zero):
+    """One epoch for one config: ``params -> (loss, grad, probes, new_params)``."""
+    policy = static.policy
+    mean_loss = _mean_loss(static, x, y, zero)
+    separate = (lambda v: v + zero) if policy.exact else (lambda v: v)
+
+    def epoch(params):
+        loss, grad, probes = gradients.estimate(static.grad, mean_loss, params, h)
+        new = jax.tree_util.tree_map(
+            lambda p, g: (p.astype(policy.compute_dtype) - separate(g * lr)).astype(policy.param_dtype),
+            params,
+            grad,
+        )
+        return loss, grad, probes, new
+
+    return epoch, mean_loss
+
+
+def _changed(old: PyTree, new: PyTree) -> jax.Array:
+    diffs = [jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new))]
+    return functools.reduce(jnp.logical_or, diffs)
+
+
+def train_one(static: Static, lr, params0, x, y, h, zero, rtol, min_loss) -> dict:
+    """Train one config for ``static.epochs`` epochs; see the module docstring for the outputs."""
+    epochs = static.epochs
+    epoch, mean_loss = _epoch_fn(static, lr, x, y, h, zero)
+    loss0 = mean_loss(params0)
+    tol = min_loss + rtol * (loss0 - min_loss)
+
+    def step(carry, e):
+        params, track = carry
+        loss, _, _, new = epoch(params)
+        track = outcomes.observe(track, e, loss, loss0, tol)
+        track = outcomes.moved(track, e + 1, _changed(params, new))
+        out = (loss, new) if static.record == "trajectory" else None
+        return (new, track), out
+
+    (final, track), out = lax.scan(step, (params0, outcomes.start(epochs)), jnp.arange(epochs, dtype=jnp.int32))
+    loss_final = mean_loss(final)
+    track = outcomes.observe(track, epochs, loss_final, loss0, tol)
+    outcome, event = outcomes.classify(track, epochs, static.window, loss_final, loss0, tol)
+    result = {"outcome": outcome, "event_epoch": event}
+    if static.record == "trajectory":
+        losses, params_seq = out
+        result["loss"] = jnp.concatenate([losses, loss_final[None]])
+        result["params"] = jax.tree_util.tree_map(
+            lambda p0, seq: jnp.concatenate([p0[None], seq]), params0, params_seq
+        )
+    else:
+        result["loss"] = loss_final
+        result["params"] = final
+    return result
+
+
+@functools.partial(jax.jit, static_argnames=("static",))
+def run_chunk(lr, params0, x, y, h, zero, rtol, min_loss, *, static: Static) -> dict:
+    """``jit(vmap(train_one))`` over a chunk of ``C`` configs; see the module docstring for shapes."""
+    c = lr.shape[0]
+    dims = chex.Dimensions(C=c, E=static.epochs + 1)
+    chex.assert_shape(lr, dims["C"])
+    chex.assert_tree_shape_prefix(params0, dims["C"])
+    chex.assert_shape([x, y], (static.n_data, ...))
+    train = functools.partial(train_one, static)
+    out = jax.vmap(train, in_axes=(0, 0, None, None, None, None, None, None))(
+        lr, params0, x, y, h, zero, rtol, min_loss
+    )
+    prefix = dims["C"] if static.record == "summary" else dims["CE"]
+    chex.assert_shape([out["outcome"], out["event_epoch"]], dims["C"])
+    chex.assert_shape(out["loss"], prefix)
+    chex.assert_tree_shape_prefix(out["params"], prefix)
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("static",))
+def trace_run(lr, params0, x, y, h, zero, *, static: Static) -> dict:
+    """Every intermediate of every epoch for one config (the lesson's per-epoch table).
+
+    Returns a dict of arrays with a leading epoch axis ``(E, ...)``: ``params`` (before the
+    update), ``loss``, ``grad``, the estimator's probes (``loss_plus``, ``loss_minus``) and
+    ``updated`` (the parameters after the update).
+    """
+    epoch, _ = _epoch_fn(static, lr, x, y, h, zero)
+
+    def step(params, _):
+        loss, grad, probes, new = epoch(params)
+        return new, {"params": params, "loss": loss, "grad": grad, "updated": new, **probes}
+
+    _, rows = lax.scan(step, params0, None, length=static.epochs)
+    chex.assert_tree_shape_prefix(rows, (static.epochs,))
+    return rows
+
+
+def pad_to(n: int, chunk: int) -> int:
+    """Smallest multiple of ``chunk`` that holds ``n`` configs."""
+    return -(-n // chunk) * chunk
+
+
+def as_compute(static: Static, *arrays) -> list[np.ndarray]:
+    """Cast numpy inputs to the compute dtype (host side, before they reach the jitted program)."""
+    return [np.asarray(a, dtype=static.policy.compute_dtype) for a in arrays]
