@@ -71,6 +71,11 @@ def gd_linear_f64(lr, w0, b0, epochs):
     y = 3.0 * x
     lr, w, b = (np.asarray(a, dtype=np.float64) for a in np.broadcast_arrays(lr, w0, b0))
     ws, bs, ls = [w], [b], []
+    with np.errstate(over="ignore", invalid="ignore"):  # divergent configs overflow, as they should
+        return _gd_linear_f64_loop(x, y, lr, w, b, ws, bs, ls, epochs)
+
+
+def _gd_linear_f64_loop(x, y, lr, w, b, ws, bs, ls, epochs):
     for _ in range(epochs):
         r = w[..., None] * x + b[..., None] - y
         ls.append(np.mean(r**2, axis=-1))
