@@ -10,12 +10,12 @@ def classify(losses, params, window=1, rtol=1e-6, min_loss=0.0):
     epochs = len(losses) - 1
     loss0 = losses[0]
     tol = min_loss + rtol * (loss0 - min_loss)
-    t = outcomes.start(epochs)
+    t = outcomes.start(loss0, tol)
     for e in range(epochs + 1):
         t = outcomes.observe(t, e, losses[e], loss0, tol)
         if e > 0:
             t = outcomes.moved(t, e, params[e] != params[e - 1])
-    code, event = outcomes.classify(t, epochs, window, losses[-1], loss0, tol)
+    code, event = outcomes.classify(t, epochs, window, losses[-1], tol)
     return outcomes.NAMES[int(code)], int(event)
 
 
@@ -29,9 +29,13 @@ def test_unfinished():
     assert classify([10.0, 5.0, 2.0], params=[0, 1, 2]) == ("unfinished", -1)
 
 
-def test_nonfinite_is_diverged_at_first_nonfinite_epoch_even_if_frozen():
-    losses = [1.0, 10.0, np.inf, np.nan, np.nan]
-    assert classify(losses, params=[0, 1, 2, 2, 2], window=1) == ("diverged", 2)
+def test_nonfinite_is_diverged_even_if_frozen_from_the_last_stretch_above_start():
+    losses = [1.0, 0.5, 10.0, np.inf, np.nan, np.nan]
+    assert classify(losses, params=[0, 1, 2, 3, 3, 3], window=1) == ("diverged", 2)
+
+
+def test_nonfinite_loss_that_recovers_is_judged_by_where_it_ends():
+    assert classify([1.0, np.inf, 0.5, 0.4], params=[0, 1, 2, 3]) == ("unfinished", -1)
 
 
 def test_ends_above_start_is_diverged_from_the_last_stretch_above():
@@ -48,6 +52,12 @@ def test_stuck_beats_ends_above_start():
 def test_frozen_for_fewer_epochs_than_the_window_is_not_stuck():
     losses = [67.5, 16604.4, 4.03e6, 1.47e9, 1.47e9, 1.47e9]
     assert classify(losses, params=[0, 45, -654, 12755, 12755, 12755], window=3) == ("diverged", 1)
+
+
+def test_zone_changes_restart_the_run():
+    # Zones by epoch: 1 1 0 1 0 0 (tol = 1e-5): converged from epoch 4.
+    losses = [10.0, 5.0, 1e-6, 1.0, 1e-7, 1e-8]
+    assert classify(losses, params=[0, 1, 2, 3, 4, 5]) == ("converged", 4)
 
 
 def test_frozen_but_converged_is_converged():
