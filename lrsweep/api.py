@@ -162,7 +162,7 @@ def sweep(
     Example:
       >>> import lrsweep
       >>> ds = lrsweep.sweep("linear", [0.01, 0.1, 1.0], epochs=1000, grad="forward", precision="mixed")
-      >>> list(ds.outcome.sel(init=0).values)
+      >>> ds.outcome.sel(init=0).values.tolist()
       ['unfinished', 'converged', 'stuck']
       >>> float(ds.w.sel(lr=1.0, init=0, epoch=1000))
       12755.16015625

@@ -162,3 +162,33 @@ def test_pairwise_sum_matches_numpy_order():
         with jax.enable_x64(True):
             ours = float(jax.jit(lambda t: engine.pairwise_sum([t[i] for i in range(n)]))(terms))
         assert ours == float(np.sum(terms)), n
+
+
+def test_ctrl_c_keeps_every_finished_chunk(monkeypatch):
+    lr = np.geomspace(1e-3, 0.2, 40)
+    kw = dict(epochs=50, grad="autodiff", record="summary", chunk_size=8)
+    full = lrsweep.sweep("linear", lr, **kw)
+    calls = []
+    real = engine.run_chunk
+
+    def interrupted_on_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_chunk", interrupted_on_third_chunk)
+    with pytest.raises(lrsweep.SweepInterrupted) as err:
+        lrsweep.sweep("linear", lr, **kw)
+    part = err.value.partial
+    done = slice(0, 16)  # two chunks of 8 configs
+    for var in ("w", "b", "loss", "outcome", "event_epoch"):
+        np.testing.assert_array_equal(part[var].isel(lr=done).values, full[var].isel(lr=done).values)
+    assert np.all(part.outcome.isel(lr=slice(16, None)).values == "pending")
+    assert np.all(np.isnan(part.w.isel(lr=slice(16, None)).values))
+
+
+def test_progress_bar_reports_chunks(capsys):
+    lrsweep.sweep("linear", np.geomspace(1e-3, 0.2, 24), epochs=5, record="summary", chunk_size=8, progress=True)
+    err = capsys.readouterr().err
+    assert "sweep" in err and "3/3" in err
