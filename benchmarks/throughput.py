@@ -28,7 +28,6 @@ import os
 import platform
 import sys
 import time
-from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +36,28 @@ import jax
 
 import lrsweep
 
+# The lesson notebook's own loop lives with the tests' independent references.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import reference  # noqa: E402
+
 X = (1.0, 2.0, 3.0, 4.0)
 
 
-def numpy_loss(w, b):
+def tuned_loss(w, b):
     total = np.zeros_like(w)
     for x in X:
         r = w * np.float32(x) + b - np.float32(3 * x)
         total += r * r
     return total * np.float32(1 / len(X))
+
+
+def tuned_grad(w, b):
+    gw, gb = np.zeros_like(w), np.zeros_like(w)
+    for x in X:
+        r = w * np.float32(x) + b - np.float32(3 * x)
+        gw += r * np.float32(x)
+        gb += r
+    return gw * np.float32(2 / len(X)), gb * np.float32(2 / len(X))
 
 
 X_COL = np.array(X, dtype=np.float32)
@@ -56,66 +68,28 @@ def plain_loss(w, b):
     return np.mean((w[:, None] * X_COL + b[:, None] - Y_COL) ** 2, axis=1)
 
 
-def numpy_plain_gd(lr, w, b, epochs: int, grad: str):
-    """GD vectorized over configs with an (N, 4) broadcast; returns final (w, b, loss)."""
+def plain_grad(w, b):
+    err = w[:, None] * X_COL + b[:, None] - Y_COL
+    return np.mean(2 * err * X_COL, axis=1), np.mean(2 * err, axis=1)
+
+
+STYLES = {"numpy plain": (plain_loss, plain_grad), "numpy tuned": (tuned_loss, tuned_grad)}
+
+
+def numpy_gd(style: str, lr, w, b, epochs: int, grad: str):
+    """GD vectorized over configs in one of the numpy ``STYLES``; returns final (w, b, loss)."""
+    loss, exact_grad = STYLES[style]
     h = np.float32(1e-4)
     for _ in range(epochs):
         if grad == "autodiff":  # the closed-form gradient
-            err = w[:, None] * X_COL + b[:, None] - Y_COL
-            gw = np.mean(2 * err * X_COL, axis=1)
-            gb = np.mean(2 * err, axis=1)
+            gw, gb = exact_grad(w, b)
         else:  # the lesson's forward difference
-            base = plain_loss(w, b)
-            gw = (plain_loss(w + h, b) - base) / h
-            gb = (plain_loss(w, b + h) - base) / h
+            base = loss(w, b)
+            gw = (loss(w + h, b) - base) / h
+            gb = (loss(w, b + h) - base) / h
         w = w - lr * gw
         b = b - lr * gb
-    return w, b, plain_loss(w, b)
-
-
-def numpy_gd(lr, w, b, epochs: int, grad: str):
-    """Float32 GD vectorized over configs; returns final (w, b, loss)."""
-    h = np.float32(1e-4)
-    for _ in range(epochs):
-        if grad == "autodiff":  # the closed-form gradient
-            gw = np.zeros_like(w)
-            gb = np.zeros_like(w)
-            for x in X:
-                r = w * np.float32(x) + b - np.float32(3 * x)
-                gw += r * np.float32(x)
-                gb += r
-            gw *= np.float32(2 / len(X))
-            gb *= np.float32(2 / len(X))
-        else:  # the lesson's forward difference
-            base = numpy_loss(w, b)
-            gw = (numpy_loss(w + h, b) - base) / h
-            gb = (numpy_loss(w, b + h) - base) / h
-        w = w - lr * gw
-        b = b - lr * gb
-    return w, b, numpy_loss(w, b)
-
-
-def notebook_loop(lr: float, epochs: int):
-    """The lesson notebook's loop for one config."""
-    x, y = [[1], [2], [3], [4]], [[3], [6], [9], [12]]
-
-    def feed_forward(inputs, outputs, weights):
-        out = np.dot(inputs, weights[0]) + weights[1]
-        return np.mean(np.square(out - outputs))
-
-    weights = [np.array([[0.0]], dtype=np.float32), np.array([[0.0]], dtype=np.float32)]
-    for _ in range(epochs):
-        original = deepcopy(weights)
-        org_loss = feed_forward(x, y, original)
-        updated = deepcopy(weights)
-        for i, layer in enumerate(original):
-            for index, _w in np.ndenumerate(layer):
-                temp = deepcopy(weights)
-                temp[i][index] += 0.0001
-                grad = (feed_forward(x, y, temp) - org_loss) / 0.0001
-                updated[i][index] -= grad * lr
-        weights = updated
-    return weights
+    return w, b, loss(w, b)
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -174,15 +148,14 @@ def main(argv=None) -> dict:
         print(f"{impl:<18} {grad:<9} {configs:>9} x {steps:>5}  {configs * steps / seconds:>14,.0f} config-steps/s",
               file=sys.stderr, flush=True)
 
-    t = timed(lambda: notebook_loop(0.01, args.notebook_epochs))
+    t = timed(lambda: reference.notebook_train(0.01, args.notebook_epochs))
     add("notebook loop", "forward", 1, args.notebook_epochs, t)
 
     for grad in ("autodiff", "forward"):
         zeros = np.zeros(n, np.float32)
-        t = timed(lambda: numpy_plain_gd(lr, zeros, zeros, args.numpy_epochs, grad), args.repeat)
-        add("numpy plain", grad, n, args.numpy_epochs, t)
-        t = timed(lambda: numpy_gd(lr, zeros, zeros, args.numpy_epochs, grad), args.repeat)
-        add("numpy tuned", grad, n, args.numpy_epochs, t)
+        for style in STYLES:
+            t = timed(lambda: numpy_gd(style, lr, zeros, zeros, args.numpy_epochs, grad), args.repeat)
+            add(style, grad, n, args.numpy_epochs, t)
 
         kw = dict(epochs=epochs, grad=grad, precision="float32", record="summary", progress=False)
         compile_s = timed(lambda: lrsweep.sweep("linear", lr[:1], **kw))  # compile + one chunk
