@@ -215,6 +215,17 @@ def trace_run(lr, params0, x, y, h, zero, *, static: Static) -> dict:
     return rows
 
 
+def loss_of(problem, policy: Policy) -> Callable[[PyTree], jax.Array]:
+    """``L(params) = (1/n) sum_i loss(params, x_i, y_i)`` exactly as the engine computes it.
+
+    For analysis code (theory, figures). Call it, and the function it returns, inside
+    ``policy.context()`` so that float64 policies have x64 on.
+    """
+    static = Static(problem.loss, problem.n_data, "autodiff", policy, 1, "summary", 1)
+    x, y = as_compute(static, problem.x, problem.y)
+    return _mean_loss(static, jnp.asarray(x), jnp.asarray(y), jnp.zeros((), policy.compute_dtype))
+
+
 def pad_to(n: int, chunk: int) -> int:
     """Smallest multiple of ``chunk`` that holds ``n`` configs."""
     return -(-n // chunk) * chunk

@@ -34,6 +34,8 @@ class Problem:
       min_loss: the smallest value the loss can reach (0 for a problem the model can fit exactly).
         Convergence is measured relative to it (see ``lrsweep.outcomes``).
       description: one line of documentation: the math and the source.
+      minimum: the parameters at a known minimum (a pytree like ``init``), or None when there is
+        no known minimiser; ``lrsweep.theory`` takes the Hessian there, else at ``init``.
     """
 
     name: str
@@ -43,6 +45,7 @@ class Problem:
     init: PyTree
     min_loss: float = 0.0
     description: str = ""
+    minimum: PyTree | None = None
 
     def __post_init__(self):
         x, y = np.asarray(self.x), np.asarray(self.y)
@@ -113,6 +116,7 @@ def linear() -> Problem:
         init={"w": np.float32(0.0), "b": np.float32(0.0)},
         min_loss=0.0,
         description="the lesson: y_hat = w*x + b fit to y = 3x on x = 1..4, mean squared error",
+        minimum={"w": np.float32(3.0), "b": np.float32(0.0)},
     )
 
 
