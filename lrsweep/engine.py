@@ -109,7 +109,7 @@ def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
     separate = (lambda v: v + zero) if static.policy.exact else (lambda v: v)
 
     def mean_loss(params):
-        p = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), params)
+        p = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)
         if static.n_data <= UNROLL_MAX:
             terms = [separate(static.loss(p, x[i], y[i])) for i in range(static.n_data)]
             total = pairwise_sum(terms)
