@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 import jax
 
-from . import engine, gradients, grid, outcomes, problems
+from . import engine, gradients, grid, optimizers, outcomes, problems
 from .precision import Policy, get as get_policy
 from .problems import Problem
 
@@ -66,17 +66,15 @@ def _check_positive(arg: str, value, allow_zero: bool = False) -> float:
 
 
 def _resolve_problem(problem) -> Problem:
+    if isinstance(problem, Problem):
+        return problem
     if isinstance(problem, str):
         return problems.get(problem)
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem={problem!r} is invalid: expected an lrsweep.Problem or a built-in name")
-    return problem
+    raise ValueError(f"problem={problem!r} is invalid: expected an lrsweep.Problem, a built-in name or 'module:function'")
 
 
-def _check_init(problem: Problem, init, policy: Policy) -> PyTree:
+def _check_batch(problem: Problem, init) -> PyTree:
     """Validate a batch of initial parameters (leading axis ``n``) against the problem's init."""
-    if init is None:
-        return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf, policy.param_dtype)[None], problem.init)
     ref_leaves, ref_def = jax.tree_util.tree_flatten(problem.init)
     try:
         leaves = ref_def.flatten_up_to(init)
@@ -98,66 +96,213 @@ def _check_init(problem: Problem, init, policy: Policy) -> PyTree:
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"init[{name!r}] contains NaN or infinite values")
         sizes.add(arr.shape[0])
-        arrays.append(arr.astype(policy.param_dtype))
+        arrays.append(arr)
     if len(sizes) != 1:
         raise ValueError(f"init leaves must share one batch size, got sizes {sorted(sizes)} for {names}")
     return ref_def.unflatten(arrays)
 
 
-def _chunk_size(static: engine.Static, n_param: int, requested: int | None) -> int:
+class _Axes:
+    """The sweep's named axes and how a flat config index maps to (learning rates, parameters).
+
+    Configs are the Cartesian product of the axes, in order: the learning-rate axes (``lr``, or
+    ``lr_<group>`` per group), then the init axes (``init``, or ``init_<name>`` per grid parameter).
+    Config ``k`` has the axis indices ``np.unravel_index(k, shape)``.
+    """
+
+    def __init__(self, problem: Problem, lr, init, groups, seed):
+        self.problem = problem
+        self.names = problems.param_names(problem.init)
+        self.dims: list[str] = []
+        self.coords: dict[str, Any] = {}  # one 1-D array per dim
+        self.extra_coords: dict[str, Any] = {}  # init_<name> coordinates along "init"
+        self._lr_values: list[np.ndarray] = []
+        self._build_lr(lr, groups)
+        self._batch = None  # (n, ...) leaves for an "init" axis
+        self._grid: dict[int, int] = {}  # leaf index -> axis position, for a grid
+        self._build_init(init, seed)
+        self.shape = tuple(len(self.coords[d]) for d in self.dims)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+
+    # -- learning rates ---------------------------------------------------------------------
+    def _build_lr(self, lr, groups) -> None:
+        if not isinstance(lr, dict):
+            if groups is not None:
+                raise ValueError("groups is only used with per-group learning rates: pass lr as a dict {group: lr}")
+            values = grid.parse_lr(lr)
+            self.groups, self.leaf_group = ("lr",), None
+            self._add_lr_axis("lr", values)
+            return
+        if not lr:
+            raise ValueError("lr={} is invalid: expected at least one group")
+        top = [n.split(".")[0] for n in self.names]
+        groups = {g: [g] for g in lr} if groups is None else groups
+        if not isinstance(groups, dict) or set(groups) != set(lr):
+            raise ValueError(f"groups={groups!r} is invalid: expected a dict with the same keys as lr ({list(lr)})")
+        owner = {}
+        for g, keys in groups.items():
+            for key in [keys] if isinstance(keys, str) else keys:
+                if key not in top:
+                    raise ValueError(
+                        f"groups[{g!r}] names {key!r}, which is not a parameter of problem "
+                        f"{self.problem.name!r}; its parameters are {sorted(set(top))}"
+                    )
+                if key in owner:
+                    raise ValueError(f"parameter {key!r} is in two learning-rate groups, {owner[key]!r} and {g!r}")
+                owner[key] = g
+        missing = sorted(set(top) - set(owner))
+        if missing:
+            raise ValueError(f"lr={list(lr)} leaves parameters {missing} without a learning rate; give every parameter a group")
+        self.groups = tuple(lr)
+        self.leaf_group = tuple(self.groups.index(owner[t]) for t in top)
+        for g in self.groups:
+            self._add_lr_axis(f"lr_{g}", grid.parse_lr(lr[g], arg=f"lr[{g!r}]"))
+
+    def _add_lr_axis(self, dim: str, values: np.ndarray) -> None:
+        self.dims.append(dim)
+        self.coords[dim] = values
+        self._lr_values.append(values)
+
+    # -- initial parameters -----------------------------------------------------------------
+    def _build_init(self, init, seed) -> None:
+        problem = self.problem
+        if isinstance(init, grid.InitGrid):
+            leaves = jax.tree_util.tree_leaves(problem.init)
+            for name, values in init.values.items():
+                if name not in self.names:
+                    raise ValueError(f"init_grid names {name!r}, which is not a parameter of problem "
+                                     f"{problem.name!r}; its parameters are {self.names}")
+                k = self.names.index(name)
+                if np.shape(leaves[k]) != ():
+                    raise ValueError(f"init_grid({name}=...) is invalid: {name!r} has shape "
+                                     f"{np.shape(leaves[k])}; a grid takes scalar parameters")
+                self._grid[k] = len(self.dims)
+                self.dims.append(f"init_{name}")
+                self.coords[f"init_{name}"] = values
+            return
+        if init is None:
+            batch = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None], problem.init)
+        elif isinstance(init, numbers.Integral) and not isinstance(init, bool):
+            n = _check_int("init", init, 1)
+            if problem.sampler is None:
+                raise ValueError(f"init={n} is invalid: problem {problem.name!r} has no init sampler; "
+                                 "pass a batch of inits or lrsweep.init_grid(...)")
+            batch = jax.tree_util.tree_map(np.asarray, engine.sample_inits(problem.sampler, _check_int("seed", seed, 0), n))
+        else:
+            batch = _check_batch(problem, init)
+        self._batch = batch
+        n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        self.dims.append("init")
+        self.coords["init"] = np.arange(n)
+        for name, leaf in zip(self.names, jax.tree_util.tree_leaves(batch)):
+            if leaf.ndim == 1:
+                self.extra_coords[f"init_{name}"] = ("init", leaf)
+
+    # -- configs ----------------------------------------------------------------------------
+    def configs(self, flat: np.ndarray, policy: Policy):
+        """Learning rates ``(k, G)`` and a parameter pytree with leaves ``(k, ...)`` for flat indices."""
+        idx = np.unravel_index(flat, self.shape)
+        lr = np.stack([v[idx[a]] for a, v in enumerate(self._lr_values)], axis=1)
+        if self._batch is not None:
+            pos = len(self._lr_values)
+            params = jax.tree_util.tree_map(lambda leaf: leaf[idx[pos]], self._batch)
+        else:
+            leaves, treedef = jax.tree_util.tree_flatten(self.problem.init)
+            out = []
+            for k, leaf in enumerate(leaves):
+                if k in self._grid:
+                    out.append(self.coords[self.dims[self._grid[k]]][idx[self._grid[k]]])
+                else:
+                    out.append(np.broadcast_to(np.asarray(leaf), (flat.size, *np.shape(leaf))))
+            params = treedef.unflatten(out)
+        params = jax.tree_util.tree_map(lambda a: np.asarray(a, policy.param_dtype), params)
+        return lr.astype(policy.compute_dtype), params
+
+
+def _work(problem: Problem, grad: str) -> int:
+    """Rough cost of one config-epoch: parameters x examples x loss evaluations."""
+    n_param = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(problem.init))
+    evals = {"autodiff": 3, "forward": n_param + 1, "central": 2 * n_param + 1}[grad]
+    return n_param * problem.n_data * evals
+
+
+#: The lesson's cost in ``_work`` units (2 parameters x 4 examples x 3), the yardstick for chunks.
+_LESSON_WORK = 24
+
+
+def _chunk_size(static: engine.Static, problem: Problem, requested: int | None) -> int:
+    """Configs per chunk: a function of the sweep's static settings only, never of its size."""
     if requested is not None:
         return _check_int("chunk_size", requested, 1)
-    if static.record == "summary":
-        return SUMMARY_CHUNK
-    # The scan's output, its concatenation with epoch 0 and the host copy: about 3 copies.
-    per_config = (static.epochs + 1) * (n_param + 1) * static.policy.compute_dtype.itemsize * 3
-    fit = max(1, TRAJECTORY_BUDGET // per_config)
-    return int(min(TRAJECTORY_CHUNK, 2 ** int(np.floor(np.log2(fit)))))
+    pow2 = lambda v: 2 ** int(np.floor(np.log2(max(1, v))))  # noqa: E731
+    # Bigger problems get smaller chunks, so a chunk costs about what 65536 lesson configs do.
+    chunk = min(SUMMARY_CHUNK, pow2(SUMMARY_CHUNK * _LESSON_WORK // _work(problem, static.grad)))
+    if static.record == "trajectory":
+        n_param = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(problem.init))
+        # The scan's output, its concatenation with epoch 0 and the host copy: about 3 copies.
+        per_config = (static.epochs + 1) * (n_param + 1) * static.policy.compute_dtype.itemsize * 3
+        chunk = min(chunk, TRAJECTORY_CHUNK, pow2(TRAJECTORY_BUDGET // per_config))
+    return int(chunk)
 
 
 def sweep(
     problem: Problem | str,
     lr,
     *,
-    init: PyTree | None = None,
+    init=None,
     epochs: int = 1000,
     grad: str = "autodiff",
     precision: str = "float32",
     record: str = "trajectory",
+    optimizer="gd",
+    optimizer_kwargs: dict | None = None,
+    groups: dict | None = None,
+    seed: int = 0,
     h: float = 1e-4,
     rtol: float = outcomes.DEFAULT_RTOL,
     stuck_window: int | None = None,
     chunk_size: int | None = None,
     progress: bool | None = None,
 ) -> xr.Dataset:
-    """Train every (learning rate, initialisation) pair with gradient descent, all at once.
+    """Train every (learning rate, initialisation) pair at once.
 
     Args:
-      problem: an :class:`lrsweep.Problem` or a built-in name (``"linear"``).
-      lr: learning rates: a number, a 1-D array, ``"0.01,0.1,1"`` or a space ``"log:1e-4:10:256"``.
-        Each must be finite and > 0.
-      init: a batch of initial parameters, a pytree like ``problem.init`` whose leaves have a
-        leading axis of size ``n`` (``{"w": array of n, "b": array of n}`` for ``linear()``).
-        Default: the problem's own init as a batch of one.
-      epochs: number of gradient steps, >= 1.
+      problem: an :class:`lrsweep.Problem`, a built-in name (``"linear"``, ``"chapter_net"``,
+        ``"quadratic"``, ``"logistic"``, ``"mlp"``) or ``"package.module:function"``.
+      lr: learning rates: a number, a 1-D array, ``"0.01,0.1,1"`` or a space ``"log:1e-4:10:256"``;
+        each finite and > 0. Or a dict ``{group: lr spec}`` for a sweep axis per parameter group:
+        by default each group is the top-level parameter of the same name (``{"W0": ..., "Wout": ...}``
+        for ``mlp()``); ``groups`` maps group names to lists of parameters otherwise.
+      init: the initialisations: None (the problem's init, a batch of one); a batch of parameter
+        pytrees with a leading axis (``{"w": array of n, "b": array of n}``); a count ``n``, drawn
+        by the problem's sampler from ``seed``; or ``lrsweep.init_grid(w=..., b=...)``, a grid over
+        chosen scalar parameters (dims ``init_w``, ``init_b``).
+      epochs: number of steps, >= 1.
       grad: ``"autodiff"``, ``"forward"`` (the lesson's) or ``"central"`` (``lrsweep.gradients``).
       precision: ``"float32"``, ``"float64"`` or ``"mixed"`` (``lrsweep.precision``).
       record: ``"trajectory"`` keeps every epoch; ``"summary"`` keeps final values only, so memory
         does not grow with ``epochs``.
+      optimizer: ``"gd"`` (the lesson's), ``"momentum"``, ``"nesterov"``, ``"adam"``, ``"rmsprop"``,
+        or an optax factory taking ``learning_rate`` (``lrsweep.optimizers``).
+      optimizer_kwargs: the optimizer's other hyperparameters, e.g. ``{"momentum": 0.5}``.
+      groups: ``{group: [parameter, ...]}`` for per-group learning rates.
+      seed: seed of the sampler when ``init`` is a count.
       h: finite-difference step.
       rtol: convergence tolerance relative to the initial loss gap (``lrsweep.outcomes``).
       stuck_window: epochs without a parameter change that make a run "stuck";
         default ``max(1, epochs // 10)``.
-      chunk_size: configs per compiled chunk (default: 65536 for summaries; for trajectories
-        4096, halved until a chunk fits in 256 MiB). Results depend on it only in the last bits.
+      chunk_size: configs per compiled chunk; by default 65536 for the lesson's problem, fewer for
+        costlier problems and for long trajectories (a function of the settings, not of the sweep's
+        size, so results never depend on it).
       progress: show a progress bar over chunks; default when there are several and stderr is a terminal.
 
     Returns:
-      An ``xarray.Dataset`` with dims ``lr``, ``init`` and, for trajectories, ``epoch``
-      (``0..epochs``, epoch 0 being the state before training). Variables: ``loss`` and one per
-      parameter (``w``, ``b``), over ``(lr, init[, epoch], *param_dims)``; ``outcome`` (strings
-      "converged", "unfinished", "diverged", "stuck") and ``event_epoch`` over ``(lr, init)``.
-      Scalar parameters also get an ``init_<name>`` coordinate on ``init``.
+      An ``xarray.Dataset`` with the sweep's dims (``lr`` or ``lr_<group>``; ``init`` or
+      ``init_<name>``) and, for trajectories, ``epoch`` (``0..epochs``, epoch 0 being the state
+      before training). Variables: ``loss`` and one per parameter (``w``, ``b``) over the sweep's
+      dims [, epoch] and the parameter's own dims; ``outcome`` (strings "converged", "unfinished",
+      "diverged", "stuck") and ``event_epoch`` over the sweep's dims. With an ``init`` dim, scalar
+      parameters also get an ``init_<name>`` coordinate on it.
 
     Example:
       >>> import lrsweep
@@ -168,33 +313,30 @@ def sweep(
       12755.16015625
     """
     problem = _resolve_problem(problem)
-    lrs = grid.parse_lr(lr)
     epochs = _check_int("epochs", epochs, 1)
+    if epochs > outcomes.MAX_EPOCHS:
+        raise ValueError(f"epochs={epochs} is invalid: at most {outcomes.MAX_EPOCHS} epochs can be tracked")
     grad = gradients.check_name(grad)
     policy = get_policy(precision)
     record = _check_choice("record", record, RECORDS)
+    opt = optimizers.get(optimizer, optimizer_kwargs)
     h = _check_positive("h", h)
     rtol = _check_positive("rtol", rtol, allow_zero=True)
     window = outcomes.default_window(epochs) if stuck_window is None else _check_int("stuck_window", stuck_window, 1)
-    inits = _check_init(problem, init, policy)
+    axes = _Axes(problem, lr, init, groups, seed)
 
-    static = engine.Static(problem.loss, problem.n_data, grad, policy, epochs, record, window)
-    names = problems.param_names(problem.init)
-    n_lr, n_init = lrs.size, jax.tree_util.tree_leaves(inits)[0].shape[0]
-    n_param = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(problem.init))
-    chunk = _chunk_size(static, n_param, chunk_size)
-
-    # Flat configs, lr-major: config k is (lr[k // n_init], init[k % n_init]).
-    n = n_lr * n_init
+    static = engine.Static(
+        problem.loss, problem.n_data, grad, policy, epochs, record, window, opt, axes.groups, axes.leaf_group
+    )
+    chunk = _chunk_size(static, problem, chunk_size)
+    n = axes.size
     total = engine.pad_to(n, chunk)
-    flat_index = np.minimum(np.arange(total), n - 1)  # pad the tail with copies of the last config
-    lr_flat = lrs[flat_index // n_init]
-    init_flat = jax.tree_util.tree_map(lambda a: a[flat_index % n_init], inits)
-
     attrs = {
         "problem": problem.name,
         "grad": grad,
         "precision": policy.name,
+        "optimizer": opt.name,
+        "optimizer_kwargs": repr(dict(opt.kwargs)),
         "epochs": epochs,
         "record": record,
         "h": h,
@@ -203,7 +345,7 @@ def sweep(
         "stuck_window": window,
         "chunk_size": chunk,
     }
-    results = _Collector(static, problem, n, attrs)
+    results = _Collector(static, problem, axes, attrs)
     show = progress if progress is not None else (total // chunk > 1 and sys.stderr.isatty())
     with policy.context():
         x, y = engine.as_compute(static, problem.x, problem.y)
@@ -211,55 +353,54 @@ def sweep(
         args = (cd(h), cd(0.0), cd(rtol), cd(problem.min_loss))
         try:
             for start in tqdm(range(0, total, chunk), disable=not show, unit="chunk", desc="sweep"):
-                sl = slice(start, start + chunk)
-                lr_c = lr_flat[sl].astype(policy.compute_dtype)
-                p_c = jax.tree_util.tree_map(lambda a: a[sl], init_flat)
+                # Pad the tail with copies of the last config; their results are dropped.
+                flat = np.minimum(np.arange(start, start + chunk), n - 1)
+                lr_c, p_c = axes.configs(flat, policy)
                 out = engine.run_chunk(lr_c, p_c, x, y, *args, static=static)
                 results.add(start, jax.tree_util.tree_map(np.asarray, out))
         except KeyboardInterrupt:
-            raise SweepInterrupted(results.dataset(lrs, inits, names, n_lr, n_init)) from None
-    return results.dataset(lrs, inits, names, n_lr, n_init)
+            raise SweepInterrupted(results.dataset()) from None
+    return results.dataset()
 
 
 class _Collector:
     """Host-side buffers for a sweep's results, filled chunk by chunk."""
 
-    def __init__(self, static: engine.Static, problem: Problem, n: int, attrs: dict):
-        self.static, self.n, self.attrs = static, n, attrs
+    def __init__(self, static: engine.Static, problem: Problem, axes: _Axes, attrs: dict):
+        self.static, self.axes, self.attrs, self.n = static, axes, attrs, axes.size
         tail = (static.epochs + 1,) if static.record == "trajectory" else ()
-        self.loss = np.full((n, *tail), np.nan, static.policy.compute_dtype)
-        self.params = jax.tree_util.tree_map(
-            lambda leaf: np.full((n, *tail, *np.shape(leaf)), np.nan, static.policy.param_dtype), problem.init
-        )
-        self.outcome = np.full(n, -1, np.int8)
-        self.event = np.full(n, -1, np.int32)
+        self.loss = np.full((self.n, *tail), np.nan, static.policy.compute_dtype)
+        self.params = [
+            np.full((self.n, *tail, *np.shape(leaf)), np.nan, static.policy.param_dtype)
+            for leaf in jax.tree_util.tree_leaves(problem.init)
+        ]
+        self.outcome = np.full(self.n, -1, np.int8)
+        self.event = np.full(self.n, -1, np.int32)
 
     def add(self, start: int, out: dict) -> None:
         stop = min(start + out["loss"].shape[0], self.n)
         k = stop - start
         self.loss[start:stop] = out["loss"][:k]
-        jax.tree_util.tree_map(lambda buf, v: buf.__setitem__(slice(start, stop), v[:k]), self.params, out["params"])
+        for buf, v in zip(self.params, jax.tree_util.tree_leaves(out["params"])):
+            buf[start:stop] = v[:k]
         self.outcome[start:stop] = out["outcome"][:k]
         self.event[start:stop] = out["event_epoch"][:k]
 
-    def dataset(self, lrs, inits, names, n_lr, n_init) -> xr.Dataset:
-        st = self.static
-        lead = ("lr", "init", "epoch") if st.record == "trajectory" else ("lr", "init")
-        shape = lambda a: a.reshape(n_lr, n_init, *a.shape[1:])  # noqa: E731
+    def dataset(self) -> xr.Dataset:
+        st, axes = self.static, self.axes
+        dims = tuple(axes.dims)
+        lead = dims + (("epoch",) if st.record == "trajectory" else ())
+        shape = lambda a: a.reshape(*axes.shape, *a.shape[1:])  # noqa: E731
         data = {"loss": (lead, shape(self.loss))}
-        for name, leaf in zip(names, jax.tree_util.tree_leaves(self.params)):
-            extra = tuple(f"{name}_dim{k}" for k in range(leaf.ndim - len(lead) + 1))
+        for name, leaf in zip(axes.names, self.params):
+            extra = tuple(f"{name}_dim{k}" for k in range(leaf.ndim - (len(lead) - len(dims)) - 1))
             data[name] = (lead + extra, shape(leaf))
         codes = shape(self.outcome)
-        outcome = np.where(codes >= 0, outcomes.names(np.maximum(codes, 0)), "pending")
-        data["outcome"] = (("lr", "init"), outcome)
-        data["event_epoch"] = (("lr", "init"), shape(self.event))
-        coords = {"lr": lrs, "init": np.arange(n_init)}
+        data["outcome"] = (dims, np.where(codes >= 0, outcomes.names(np.maximum(codes, 0)), "pending"))
+        data["event_epoch"] = (dims, shape(self.event))
+        coords = {**axes.coords, **axes.extra_coords}
         if st.record == "trajectory":
             coords["epoch"] = np.arange(st.epochs + 1)
-        for name, leaf in zip(names, jax.tree_util.tree_leaves(inits)):
-            if leaf.ndim == 1:
-                coords[f"init_{name}"] = ("init", leaf)
         return xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
 
 
@@ -280,6 +421,8 @@ def trace(
     grad: str = "forward",
     precision: str = "mixed",
     h: float = 1e-4,
+    optimizer="gd",
+    optimizer_kwargs: dict | None = None,
 ) -> pd.DataFrame:
     """The lesson's per-epoch table for one run from the problem's init.
 
@@ -302,12 +445,13 @@ def trace(
     grad = gradients.check_name(grad)
     policy = get_policy(precision)
     h = _check_positive("h", h)
-    static = engine.Static(problem.loss, problem.n_data, grad, policy, epochs, "trace", 1)
+    opt = optimizers.get(optimizer, optimizer_kwargs)
+    static = engine.Static(problem.loss, problem.n_data, grad, policy, epochs, "trace", 1, opt)
     params0 = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf, policy.param_dtype), problem.init)
     with policy.context():
         x, y = engine.as_compute(static, problem.x, problem.y)
         cd = policy.compute_dtype.type
-        rows = engine.trace_run(cd(lr[0]), params0, x, y, cd(h), cd(0.0), static=static)
+        rows = engine.trace_run(lr.astype(policy.compute_dtype), params0, x, y, cd(h), cd(0.0), static=static)
         rows = jax.tree_util.tree_map(np.asarray, rows)
 
     names = problems.param_names(problem.init)

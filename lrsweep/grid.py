@@ -74,3 +74,56 @@ def parse_lr(value, arg: str = "lr") -> np.ndarray:
         first = float(lr[bad][0])
         raise _error(arg, value, f"learning rates must be finite and > 0, got {first!r}")
     return lr
+
+
+class InitGrid:
+    """A Cartesian grid over chosen scalar parameters' initial values (see :func:`init_grid`).
+
+    Attributes:
+      values: parameter name -> 1-D float64 array of initial values, in the order given.
+    """
+
+    def __init__(self, values: dict[str, np.ndarray]):
+        self.values = values
+
+    def __repr__(self) -> str:
+        return f"init_grid({', '.join(f'{k}=<{v.size} values>' for k, v in self.values.items())})"
+
+
+def init_grid(**values) -> InitGrid:
+    """A grid of initialisations: the product of the given values, the other parameters at init.
+
+    Each keyword names a scalar parameter of the problem and gives its initial values (a list, an
+    array, or a space such as ``"lin:-5:5:41"``). In a sweep, each becomes a dim ``init_<name>``.
+
+    >>> g = init_grid(w="lin:-2:2:5", b=[0.0, 1.0])
+    >>> g.values["w"].tolist(), g.values["b"].tolist()
+    ([-2.0, -1.0, 0.0, 1.0, 2.0], [0.0, 1.0])
+    """
+    if not values:
+        raise ValueError("init_grid() needs at least one parameter, e.g. init_grid(w=[0.0, 1.0])")
+    out = {}
+    for name, spec in values.items():
+        arg = f"init_grid({name}=...)"
+        if isinstance(spec, str) and ":" in spec:
+            kind = spec.split(":")[0]
+            if kind == "lin":  # linear spaces may cross zero for inits
+                parts = spec.split(":")
+                try:
+                    start, stop, num = float(parts[1]), float(parts[2]), int(parts[3])
+                except (ValueError, IndexError):
+                    raise _error(arg, spec, "expected 'lin:START:STOP:NUM'") from None
+                if len(parts) != 4 or num < 1 or not (np.isfinite(start) and np.isfinite(stop)) or stop < start:
+                    raise _error(arg, spec, "expected 'lin:START:STOP:NUM' with START <= STOP and NUM >= 1")
+                arr = np.linspace(start, stop, num)
+            else:
+                arr = parse_space(spec, arg)
+        else:
+            try:
+                arr = np.atleast_1d(np.asarray(spec, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise _error(arg, spec, "expected numbers") from None
+        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise _error(arg, spec, "expected a non-empty 1-D list of finite numbers")
+        out[name] = arr
+    return InitGrid(out)

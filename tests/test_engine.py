@@ -99,11 +99,12 @@ def test_sweep_trajectory_equals_trace_a_python_loop_of_epochs():
     static = engine.Static(lrsweep.problems.linear().loss, 4, "forward", lrsweep.precision.get("mixed"), 1, "trace", 1)
     with jax.enable_x64(True):
         x, y = engine.as_compute(static, np.arange(1.0, 5.0), 3 * np.arange(1.0, 5.0))
-        epoch, _ = engine._epoch_fn(static, jnp.float64(lr), x, y, jnp.float64(1e-4), jnp.float64(0.0))
+        init, epoch, _ = engine._epoch_fn(static, jnp.array([lr]), x, y, jnp.float64(1e-4), jnp.float64(0.0))
         params = {"w": jnp.float32(0.0), "b": jnp.float32(0.0)}
+        state = init(params)
         loop = []
         for _ in range(epochs):
-            _, _, _, params = epoch(params)
+            _, _, _, params, state = epoch(params, state)
             loop.append(float(params["w"]))
     np.testing.assert_array_equal(ds.w.isel(lr=0, init=0).values[1:], np.array(loop, np.float32))
 
