@@ -4,16 +4,34 @@ The public API:
 
 - :func:`sweep`: every (learning rate, init) pair trained at once; an ``xarray.Dataset``.
 - :func:`trace`: the lesson's per-epoch table for one run; a ``pandas.DataFrame``.
-- :class:`Problem` and :mod:`lrsweep.problems` (``linear()``): what is trained.
+- :class:`Problem` and :mod:`lrsweep.problems`: what is trained (``linear()``, ``chapter_net()``,
+  ``quadratic()``, ``logistic()``, ``mlp()``, or your own).
+- :func:`init_grid`: a grid of initialisations over chosen parameters.
+- :func:`suggest_lr`: one learning rate from a sweep (largest stable, fastest, lowest loss, valley).
+- :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
 - :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them).
 """
 
-from . import problems
+from . import optimizers, problems, theory
 from .api import SweepInterrupted, sweep, trace
-from .grid import parse_lr
+from .grid import init_grid, parse_lr
 from .outcomes import NAMES as OUTCOMES
 from .problems import Problem
+from .suggest import suggest_lr
 
 __version__ = "0.1.0"
 
-__all__ = ["OUTCOMES", "Problem", "SweepInterrupted", "__version__", "parse_lr", "problems", "sweep", "trace"]
+__all__ = [
+    "OUTCOMES",
+    "Problem",
+    "SweepInterrupted",
+    "__version__",
+    "init_grid",
+    "optimizers",
+    "parse_lr",
+    "problems",
+    "suggest_lr",
+    "sweep",
+    "theory",
+    "trace",
+]

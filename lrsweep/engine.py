@@ -47,8 +47,8 @@ PyTree = Any
 
 #: Data sets up to this size are summed term by term in the traced program (no XLA reduction
 #: over a tiny axis inside the epoch loop: about 10x faster on CPU, see DESIGN.md); larger ones
-#: go through ``vmap`` and ``sum``.
-UNROLL_MAX = 32
+#: go through ``vmap`` and ``sum``, which keeps the compiled program small.
+UNROLL_MAX = 16
 #: Epochs per iteration of the compiled loop. XLA:CPU fuses the elementwise work of consecutive
 #: epochs, so a config's state stays in registers across them; 4 is about 2x faster than 1 on the
 #: lesson, and larger values cost compile time for no gain (benchmarks/).

@@ -14,9 +14,10 @@ array; the difference and the division are in the loss's dtype. A nudge smaller 
 spacing at ``p_j`` is absorbed (``p_j + h == p_j``) and the difference is exactly 0: the cause of
 the lesson's frozen ``lr = 1`` run.
 
-The finite differences are written one parameter element at a time, so under ``vmap`` they stay a
-handful of fused elementwise operations per config instead of a materialised batch of nudged
-parameter vectors.
+For small models the finite differences are written one parameter element at a time, so under
+``vmap`` they stay a handful of fused elementwise operations per config instead of a materialised
+batch of nudged parameter vectors; models with more than ``UNROLL_PARAMS`` elements loop over the
+elements with ``lax.map`` instead, which keeps the compiled program small.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 PyTree = Any
 LossFn = Callable[[PyTree], jax.Array]
@@ -82,16 +84,52 @@ def estimate(name: str, loss: LossFn, params: PyTree, h) -> tuple[jax.Array, PyT
         dtype = jax.eval_shape(loss, params).dtype
         value, grad = jax.value_and_grad(loss)(jax.tree_util.tree_map(lambda p: p.astype(dtype), params))
         return value, grad, {}
+    if name not in ("forward", "central"):
+        raise ValueError(f"grad={name!r} is not a gradient estimator; expected one of {list(NAMES)}")
     value = loss(params)
     h_param = jnp.asarray(h, dtype=jax.tree_util.tree_leaves(params)[0].dtype)
     h_loss = jnp.asarray(h, dtype=value.dtype)
-    plus = [loss(p) for _, _, p in _nudged(params, h_param)]
+    probe = _probe_unrolled if n_elements(params) <= UNROLL_PARAMS else _probe_mapped
+    plus = probe(loss, params, h_param)
     if name == "forward":
-        grads = [(lp - value) / h_loss for lp in plus]
-        return value, _assemble(params, grads), {"loss_plus": _assemble(params, plus)}
-    if name == "central":
-        minus = [loss(p) for _, _, p in _nudged(params, -h_param)]
-        grads = [(lp - lm) / (2 * h_loss) for lp, lm in zip(plus, minus)]
-        probes = {"loss_plus": _assemble(params, plus), "loss_minus": _assemble(params, minus)}
-        return value, _assemble(params, grads), probes
-    raise ValueError(f"grad={name!r} is not a gradient estimator; expected one of {list(NAMES)}")
+        grad = jax.tree_util.tree_map(lambda lp: (lp - value) / h_loss, plus)
+        return value, grad, {"loss_plus": plus}
+    minus = probe(loss, params, -h_param)
+    grad = jax.tree_util.tree_map(lambda lp, lm: (lp - lm) / (2 * h_loss), plus, minus)
+    return value, grad, {"loss_plus": plus, "loss_minus": minus}
+
+
+#: Up to this many parameter elements the nudged losses are written out one by one in the traced
+#: program (fused, fastest); beyond it they run in a ``lax.map`` loop so the program stays small.
+UNROLL_PARAMS = 16
+
+
+def n_elements(params: PyTree) -> int:
+    return sum(int(np.prod(np.shape(leaf), dtype=int)) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def _probe_unrolled(loss: LossFn, params: PyTree, delta) -> PyTree:
+    """``L(p + delta e_j)`` for every element ``j``, a pytree like ``params``."""
+    return _assemble(params, [loss(p) for _, _, p in _nudged(params, delta)])
+
+
+def _probe_mapped(loss: LossFn, params: PyTree, delta) -> PyTree:
+    """The same as ``_probe_unrolled``, one element per iteration of a ``lax.map``."""
+    flat, unravel = ravel_pytree(params)
+
+    def nudged_loss(j):
+        return loss(unravel(flat.at[j].add(delta)))
+
+    values = jax.lax.map(nudged_loss, jnp.arange(flat.shape[0]))
+    return unravel_like(params, values)
+
+
+def unravel_like(params: PyTree, values) -> PyTree:
+    """Put a flat vector (``ravel_pytree`` order) into a pytree like ``params``, keeping its dtype."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    out, k = [], 0
+    for leaf in leaves:
+        size = int(np.prod(np.shape(leaf), dtype=int))
+        out.append(values[k : k + size].reshape(np.shape(leaf)))
+        k += size
+    return treedef.unflatten(out)

@@ -88,3 +88,42 @@ def _gd_linear_f64_loop(x, y, lr, w, b, ws, bs, ls, epochs):
     ls.append(np.mean(r**2, axis=-1))
     return np.stack(ws), np.stack(bs), np.stack(ls)
 
+
+
+# The chapter's back-propagation notebook, as it writes it (int data, float32 weights).
+CHAPTER_X = np.array([[1, 1]])
+CHAPTER_Y = np.array([[0]])
+
+
+def chapter_init():
+    return [
+        np.array([[-0.0053, 0.3793], [-0.5820, -0.5204], [-0.2723, 0.1896]], dtype=np.float32).T,
+        np.array([-0.0140, 0.5607, -0.0628], dtype=np.float32),
+        np.array([[0.1528, -0.1745, -0.1135]], dtype=np.float32).T,
+        np.array([-0.5516], dtype=np.float32),
+    ]
+
+
+def chapter_feed_forward(inputs, outputs, weights):
+    pre_hidden = np.dot(inputs, weights[0]) + weights[1]
+    hidden = 1 / (1 + np.exp(-pre_hidden))
+    pred_out = np.dot(hidden, weights[2]) + weights[3]
+    return np.mean(np.square(pred_out - outputs))
+
+
+def chapter_train(lr=0.01, epochs=100):
+    """The notebook's forward-difference training; returns (weights, per-epoch losses)."""
+    weights, losses = chapter_init(), []
+    for _ in range(epochs):
+        original = deepcopy(weights)
+        org_loss = chapter_feed_forward(CHAPTER_X, CHAPTER_Y, original)
+        updated = deepcopy(weights)
+        for i, layer in enumerate(original):
+            for index, _ in np.ndenumerate(layer):
+                temp = deepcopy(weights)
+                temp[i][index] += 0.0001
+                grad = (chapter_feed_forward(CHAPTER_X, CHAPTER_Y, temp) - org_loss) / 0.0001
+                updated[i][index] -= grad * lr
+        weights = updated
+        losses.append(org_loss)
+    return weights, losses

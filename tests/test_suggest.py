@@ -1,0 +1,230 @@
+"""lrsweep.suggest: hand-built Datasets whose answer is known by construction, and real sweeps."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import lrsweep
+from lrsweep import suggest
+from lrsweep.suggest import suggest_lr
+
+C, U, D, S = "converged", "unfinished", "diverged", "stuck"
+LRS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+INF, NAN = float("inf"), float("nan")
+# The lesson's critical learning rate, by hand: 2 / lambda_max with lambda_max = (17 + sqrt(269)) / 2.
+LESSON_CRITICAL = 2 / ((17 + np.sqrt(269)) / 2)
+
+
+def dataset(outcome, event=None, loss=None, lr=LRS, attrs=None):
+    """A sweep-like Dataset over ``(lr, init)`` from per-lr lists (one init) or (L, I) nested lists."""
+    outcome = np.asarray(outcome)
+    if outcome.ndim == 1:
+        outcome = outcome[:, None]
+    shape = outcome.shape
+    event = np.full(shape, -1) if event is None else np.asarray(event).reshape(shape)
+    loss = np.ones(shape) if loss is None else np.asarray(loss, dtype=np.float64).reshape(shape)
+    return xr.Dataset(
+        {
+            "loss": (("lr", "init"), loss),
+            "outcome": (("lr", "init"), outcome),
+            "event_epoch": (("lr", "init"), event.astype(np.int32)),
+        },
+        coords={"lr": np.asarray(lr, dtype=np.float64), "init": np.arange(shape[1])},
+        attrs={"epochs": 100, "min_loss": 0.0, **(attrs or {})},
+    )
+
+
+# --- largest_stable ---------------------------------------------------------------------------
+
+
+def test_largest_stable_stops_at_the_first_unstable_lr():
+    # 0.3 is a lucky stable lr above a diverged one: it must not count.
+    ds = dataset([U, U, C, C, D, C])
+    assert suggest_lr(ds) == 0.03
+    assert suggest_lr(ds, "largest_stable") == 0.03
+
+
+@pytest.mark.parametrize("bad", [D, S, "pending"])
+def test_largest_stable_counts_stuck_and_pending_as_unstable(bad):
+    assert suggest_lr(dataset([U, C, bad, C, C, C])) == 0.003
+
+
+def test_largest_stable_all_stable_is_the_largest_lr():
+    assert suggest_lr(dataset([U, U, C, C, C, C])) == 0.3
+
+
+def test_largest_stable_takes_the_worst_init():
+    # init 1 diverges at 0.03; init 0 is fine there.
+    outcome = [[U, U], [C, C], [C, C], [C, D], [C, D], [D, D]]
+    assert suggest_lr(dataset(outcome)) == 0.01
+
+
+def test_largest_stable_any_extra_dims_and_unsorted_duplicate_lrs():
+    # dims (lr, init_w, init_b, seed): every non-lr dim is reduced by the worst case.
+    outcome = np.full((4, 2, 3, 2), C, dtype=object)
+    outcome[2, 1, 2, 0] = S  # one run out of 12 at lr index 2
+    ds = xr.Dataset(
+        {"outcome": (("lr", "init_w", "init_b", "seed"), outcome.astype(str))},
+        coords={"lr": [0.1, 0.2, 0.3, 0.4]},
+    )
+    assert suggest_lr(ds) == 0.2
+    # Reversed order and a duplicate 0.1 whose other copy diverged: the lr axis is sorted and merged.
+    ds = dataset([C, C, D, C], lr=[0.3, 0.2, 0.1, 0.1])
+    with pytest.raises(ValueError, match="largest_stable"):
+        suggest_lr(ds)
+    assert suggest_lr(dataset([D, C, C, C], lr=[0.4, 0.3, 0.1, 0.1])) == 0.3
+
+
+def test_largest_stable_none_qualifies():
+    with pytest.raises(ValueError, match=r"method='largest_stable'.*no learning rate qualifies"):
+        suggest_lr(dataset([D] * 6))
+    with pytest.raises(ValueError, match="largest_stable"):
+        suggest_lr(dataset([S, C, C, C, C, C]))
+
+
+# --- fastest ----------------------------------------------------------------------------------
+
+
+def test_fastest_smallest_worst_case_event_epoch():
+    outcome = [[U, U], [C, C], [C, C], [C, U], [C, C], [D, D]]
+    event = [[-1, -1], [80, 90], [40, 60], [5, -1], [50, 50], [1, 1]]
+    # 0.03 has a 5-epoch run but its other init is unfinished; 0.01's worst is 60, 0.1's is 50.
+    assert suggest_lr(dataset(outcome, event), "fastest") == 0.1
+
+
+def test_fastest_ties_go_to_the_smaller_lr():
+    ds = dataset([U, C, C, C, C, D], event=[-1, 30, 20, 20, 20, 1])
+    assert suggest_lr(ds, "fastest") == 0.01
+
+
+def test_fastest_none_qualifies():
+    with pytest.raises(ValueError, match=r"method='fastest'"):
+        suggest_lr(dataset([U, U, U, S, D, D]), "fastest")
+
+
+# --- lowest_loss ------------------------------------------------------------------------------
+
+
+def test_lowest_loss_worst_case_with_nan_and_inf():
+    loss = [[1.0, 2.0], [0.1, 0.2], [1e-3, NAN], [1e-2, 1e-4], [INF, 1e-9], [NAN, NAN]]
+    # Worst cases: 2, 0.2, inf, 1e-2, inf, inf.
+    assert suggest_lr(dataset(np.full((6, 2), C), loss=loss), "lowest_loss") == 0.03
+
+
+def test_lowest_loss_ties_and_none_qualifies():
+    assert suggest_lr(dataset([C] * 6, loss=[1.0, 0.0, 0.0, 0.5, INF, NAN]), "lowest_loss") == 0.003
+    with pytest.raises(ValueError, match=r"method='lowest_loss'"):
+        suggest_lr(dataset([D] * 6, loss=[NAN, INF, NAN, INF, NAN, NAN]), "lowest_loss")
+
+
+def test_trajectory_uses_the_final_epoch():
+    # Epoch 0 holds the lowest loss at 0.001; at the final epoch 0.01 is lowest.
+    loss = np.array([[[0.0, 5.0]], [[1.0, 4.0]], [[1.0, 3.0]]])  # (lr, init, epoch)
+    ds = xr.Dataset(
+        {"loss": (("lr", "init", "epoch"), loss), "outcome": (("lr", "init"), [[U], [U], [U]])},
+        coords={"lr": [0.001, 0.003, 0.01], "epoch": [0, 1]},
+    )
+    assert suggest_lr(ds, "lowest_loss") == 0.01
+
+
+# --- valley -----------------------------------------------------------------------------------
+
+
+def test_valley_contiguous():
+    lrs = np.geomspace(1e-4, 1.0, 12)
+    # The longest strict descent runs from index 1 (5) to index 8 (0.2): s = 1, e = 8,
+    # t = 7 / 3, i = 1 + 2 + 1 = 4. Index 0 (3) starts only a shorter descent.
+    loss = [3, 5, 4, 3, 2, 1, 0.5, 0.25, 0.2, 0.3, 1, 2]
+    assert suggest_lr(dataset([C] * 12, loss=loss, lr=lrs), "valley") == lrs[4]
+
+
+def test_valley_follows_a_subsequence_through_bumps():
+    lrs = np.geomspace(1e-4, 1.0, 10)
+    # 10 > 8 > 6 > 4 > 2 > 1 (indices 0, 1, 3, 5, 6, 8): s = 0, e = 8, t = 8 / 3, i = 0 + 2 + 1 = 3.
+    loss = [10, 8, 9, 6, 7, 4, 2, 3, 1, 5]
+    assert suggest_lr(dataset([C] * 10, loss=loss, lr=lrs), "valley") == lrs[3]
+
+
+def test_valley_cuts_the_curve_at_the_first_non_finite_loss():
+    lrs = np.geomspace(1e-4, 1.0, 12)
+    # Kept: indices 0..6 (9 .. 3), s = 0, e = 6, t = 2, i = 3. Uncut, the descent would reach
+    # index 11 and give i = 4.
+    loss = [9, 8, 7, 6, 5, 4, 3, NAN, 2, 1, 0.5, 0.1]
+    assert suggest_lr(dataset([C] * 12, loss=loss, lr=lrs), "valley") == lrs[3]
+    with pytest.raises(ValueError, match=r"method='valley'"):
+        suggest_lr(dataset([C] * 6, loss=[1.0, INF, 0.5, 0.4, 0.3, 0.2]), "valley")
+
+
+def test_valley_flat_curve_zero_gaps_and_smoothing():
+    lrs = np.geomspace(1e-3, 1.0, 7)
+    assert suggest_lr(dataset([C] * 7, loss=[0.0] * 7, lr=lrs), "valley") == lrs[0]
+    # Gaps to min_loss = 2: 1 .. 1e-5, then an exact fit (gap 0, floored at 1e-5: no further
+    # descent). s = 0, e = 5, t = 5 / 3, i = 1. Counting the 0 as -inf (or ignoring min_loss:
+    # 2.00001 > 2.0) would extend the valley to e = 6 and give i = 3.
+    loss = [3.0, 2.1, 2.01, 2.001, 2.0001, 2.00001, 2.0]
+    ds = dataset([C] * 7, loss=loss, lr=lrs, attrs={"min_loss": 2.0})
+    assert suggest_lr(ds, "valley") == lrs[1]
+    assert suggest_lr(ds.assign_attrs(min_loss=0.0), "valley") == lrs[3]
+    # A strictly decreasing curve stays strictly decreasing under the moving average.
+    mono = dataset([C] * 7, loss=np.geomspace(1.0, 1e-6, 7), lr=lrs)
+    assert suggest_lr(mono, "valley", smooth=0.9) == suggest_lr(mono, "valley") == lrs[3]
+
+
+def test_ema_by_hand():
+    # a_1 = 0.5, s_1 = 0.5 / 0.5 = 1; a_2 = 0.25 + 1.5 = 1.75, s_2 = 1.75 / 0.75.
+    np.testing.assert_allclose(suggest._ema(np.array([1.0, 3.0]), 0.5), [1.0, 1.75 / 0.75])
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def test_bad_method_and_arguments():
+    ds = dataset([C] * 6)
+    accepted = r"expected one of \['largest_stable', 'fastest', 'lowest_loss', 'valley'\]"
+    with pytest.raises(ValueError, match=r"method='steep' is invalid: " + accepted):
+        suggest_lr(ds, "steep")
+    with pytest.raises(ValueError, match="smooth=1.0"):
+        suggest_lr(ds, "valley", smooth=1.0)
+    with pytest.raises(ValueError, match="xarray.Dataset"):
+        suggest_lr(ds.outcome)
+    with pytest.raises(ValueError, match="no 'lr' dim"):
+        suggest_lr(ds.rename({"lr": "rate"}))
+    with pytest.raises(ValueError, match=r"lacks the variables \['event_epoch'\]"):
+        suggest_lr(ds.drop_vars("event_epoch"), "fastest")
+    with pytest.raises(ValueError, match="at least 2"):
+        suggest_lr(dataset([C], lr=[0.1]), "valley")
+    with pytest.raises(ValueError, match="finite and > 0"):
+        suggest_lr(dataset([C, C], lr=[0.0, 0.1]))
+
+
+# --- real sweeps ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lesson_sweep():
+    init = {"w": np.array([0.0, 5.0, -5.0]), "b": np.array([0.0, 1.0, -1.0])}
+    lrs = np.geomspace(0.05, 0.2, 400)
+    return lrsweep.sweep("linear", lrs, init=init, epochs=3000, precision="float64", record="summary", chunk_size=512)
+
+
+def test_largest_stable_on_the_lesson_is_one_step_below_critical(lesson_sweep):
+    lrs = lesson_sweep.lr.values
+    step = lrs[1] / lrs[0]
+    best = suggest_lr(lesson_sweep)
+    assert LESSON_CRITICAL / step < best <= LESSON_CRITICAL
+
+
+def test_other_methods_on_the_lesson(lesson_sweep):
+    fastest = suggest_lr(lesson_sweep, "fastest")
+    lowest = suggest_lr(lesson_sweep, "lowest_loss")
+    valley = suggest_lr(lesson_sweep, "valley")
+    for lr in (fastest, lowest, valley):
+        assert lr in lesson_sweep.lr.values and lr < LESSON_CRITICAL
+    assert np.all(lesson_sweep.outcome.sel(lr=fastest).values == "converged")
+
+
+def test_summary_and_trajectory_agree():
+    lrs = np.geomspace(0.01, 0.2, 40)
+    runs = [lrsweep.sweep("linear", lrs, epochs=200, precision="float64", record=r) for r in ("summary", "trajectory")]
+    for method in suggest.METHODS:
+        assert suggest_lr(runs[0], method) == suggest_lr(runs[1], method), method
