@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 import jax
 
-from . import engine, gradients, grid, optimizers, outcomes, problems
+from . import _checks, engine, gradients, grid, optimizers, outcomes, problems
 from .precision import Policy, get as get_policy
 from .problems import Problem
 
@@ -43,26 +43,6 @@ class SweepInterrupted(KeyboardInterrupt):
     def __init__(self, partial: xr.Dataset):
         super().__init__("sweep interrupted; the finished chunks are in .partial")
         self.partial = partial
-
-
-def _check_choice(arg: str, value, choices) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{arg}={value!r} is invalid: expected one of {list(choices)}")
-    return value
-
-
-def _check_int(arg: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{arg}={value!r} is invalid: expected an integer >= {minimum}")
-    return int(value)
-
-
-def _check_positive(arg: str, value, allow_zero: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(f"{arg}={value!r} is invalid: expected a finite number {'>=' if allow_zero else '>'} 0")
-    return float(value)
 
 
 def _resolve_problem(problem) -> Problem:
@@ -183,11 +163,11 @@ class _Axes:
         if init is None:
             batch = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None], problem.init)
         elif isinstance(init, numbers.Integral) and not isinstance(init, bool):
-            n = _check_int("init", init, 1)
+            n = _checks.integer("init", init, 1)
             if problem.sampler is None:
                 raise ValueError(f"init={n} is invalid: problem {problem.name!r} has no init sampler; "
                                  "pass a batch of inits or lrsweep.init_grid(...)")
-            batch = jax.tree_util.tree_map(np.asarray, engine.sample_inits(problem.sampler, _check_int("seed", seed, 0), n))
+            batch = jax.tree_util.tree_map(np.asarray, engine.sample_inits(problem.sampler, _checks.integer("seed", seed, 0), n))
         else:
             batch = _check_batch(problem, init)
         self._batch = batch
@@ -233,7 +213,7 @@ _LESSON_WORK = 24
 def _chunk_size(static: engine.Static, problem: Problem, requested: int | None) -> int:
     """Configs per chunk: a function of the sweep's static settings only, never of its size."""
     if requested is not None:
-        return _check_int("chunk_size", requested, 1)
+        return _checks.integer("chunk_size", requested, 1)
     pow2 = lambda v: 2 ** int(np.floor(np.log2(max(1, v))))  # noqa: E731
     # Bigger problems get smaller chunks, so a chunk costs about what 65536 lesson configs do.
     chunk = min(SUMMARY_CHUNK, pow2(SUMMARY_CHUNK * _LESSON_WORK // _work(problem, static.grad)))
@@ -313,16 +293,16 @@ def sweep(
       12755.16015625
     """
     problem = _resolve_problem(problem)
-    epochs = _check_int("epochs", epochs, 1)
+    epochs = _checks.integer("epochs", epochs, 1)
     if epochs > outcomes.MAX_EPOCHS:
         raise ValueError(f"epochs={epochs} is invalid: at most {outcomes.MAX_EPOCHS} epochs can be tracked")
     grad = gradients.check_name(grad)
     policy = get_policy(precision)
-    record = _check_choice("record", record, RECORDS)
+    record = _checks.choice("record", record, RECORDS)
     opt = optimizers.get(optimizer, optimizer_kwargs)
-    h = _check_positive("h", h)
-    rtol = _check_positive("rtol", rtol, allow_zero=True)
-    window = outcomes.default_window(epochs) if stuck_window is None else _check_int("stuck_window", stuck_window, 1)
+    h = _checks.real("h", h, 0.0, closed_low=False)
+    rtol = _checks.real("rtol", rtol, 0.0)
+    window = outcomes.default_window(epochs) if stuck_window is None else _checks.integer("stuck_window", stuck_window, 1)
     axes = _Axes(problem, lr, init, groups, seed)
 
     static = engine.Static(
@@ -441,10 +421,10 @@ def trace(
     lr = grid.parse_lr(lr)
     if lr.size != 1:
         raise ValueError(f"lr={lr.tolist()!r} is invalid: trace takes one learning rate")
-    epochs = _check_int("epochs", epochs, 1)
+    epochs = _checks.integer("epochs", epochs, 1)
     grad = gradients.check_name(grad)
     policy = get_policy(precision)
-    h = _check_positive("h", h)
+    h = _checks.real("h", h, 0.0, closed_low=False)
     opt = optimizers.get(optimizer, optimizer_kwargs)
     static = engine.Static(problem.loss, problem.n_data, grad, policy, epochs, "trace", 1, opt)
     params0 = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf, policy.param_dtype), problem.init)

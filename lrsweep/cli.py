@@ -19,7 +19,7 @@ import numpy as np
 
 import jax
 
-from . import api, outcomes, problems
+from . import api, optimizers, outcomes, problems, suggest, theory
 
 DEFAULT_LR = "log:1e-4:10:256"
 
@@ -29,12 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a sweep and print a summary table")
-    run.add_argument("--problem", default="linear", help=f"built-in problem, one of {sorted(problems.BUILTINS)}")
+    run.add_argument(
+        "--problem", default="linear", help=f"built-in problem {sorted(problems.BUILTINS)} or 'package.module:function'"
+    )
     run.add_argument("--lr", default=DEFAULT_LR, help="list '0.01,0.1,1' or space 'log:1e-4:10:256', 'lin:0.01:0.2:20'")
     run.add_argument("--epochs", type=int, default=1000)
     run.add_argument("--grad", default="autodiff", help="autodiff, forward or central")
     run.add_argument("--precision", default="float32", help="float32, float64 or mixed")
     run.add_argument("--record", default="summary", help="summary or trajectory")
+    run.add_argument("--optimizer", default="gd", help=f"one of {list(optimizers.NAMED)}")
+    run.add_argument("--init", type=int, default=None, help="number of inits drawn by the problem's sampler")
+    run.add_argument("--seed", type=int, default=0, help="seed for --init")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     trace = sub.add_parser("trace", help="print the lesson's per-epoch lines for one learning rate")
@@ -109,20 +114,43 @@ def _run(args) -> None:
     ds = api.sweep(
         problem,
         args.lr,
+        init=args.init,
+        seed=args.seed,
         epochs=args.epochs,
         grad=args.grad,
         precision=args.precision,
         record=args.record,
+        optimizer=args.optimizer,
         progress=False if args.quiet else None,
     )
     seconds = time.perf_counter() - t0
     n = ds.sizes["lr"] * ds.sizes["init"]
     print(
         f"lrsweep run: problem {problem.name}, {ds.sizes['lr']} learning rates x {ds.sizes['init']} init, "
-        f"{args.epochs} epochs, grad {args.grad}, precision {args.precision}, record {args.record}"
+        f"{args.epochs} epochs, grad {args.grad}, precision {args.precision}, record {args.record}, "
+        f"optimizer {args.optimizer}"
     )
     print(_summary(ds))
+    print(_advice(problem, ds, args.optimizer))
     print(f"time: {seconds:.2f} s for {n * args.epochs:,} config-steps (compile included)")
+
+
+def _advice(problem: problems.Problem, ds, optimizer: str) -> str:
+    """The suggested lr, and theory's critical lr where theory has one for this optimizer."""
+    try:
+        line = f"suggested lr (largest stable): {suggest.suggest_lr(ds, 'largest_stable'):.6g}"
+    except ValueError:
+        line = "suggested lr (largest stable): none (the smallest lr is already unstable)"
+    if optimizer in theory.OPTIMIZERS:
+        at = "the minimum" if problem.minimum is not None else "the init"
+        kwargs = dict(optimizers.get(optimizer).kwargs)
+        kwargs.pop("nesterov", None)
+        try:
+            critical = theory.critical_lr(problem, optimizer, **kwargs)
+            line += f"\ntheory: critical lr {critical:.6g} (from the Hessian at {at})"
+        except ValueError as err:  # e.g. a Hessian that is not positive there
+            line += f"\ntheory: no critical lr ({err})"
+    return line
 
 
 def _trace(args) -> None:

@@ -15,6 +15,8 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from . import _checks
+
 PyTree = Any
 
 #: Names the result Dataset uses for its own variables; a parameter may not take them.
@@ -230,7 +232,7 @@ def quadratic(dim: int = 2, cond: float = 10.0, seed: int = 0) -> Problem:
     >>> q.n_data, q.init["p"].shape
     (3, (3,))
     """
-    dim, cond = _check_int_arg("dim", dim, 1), _check_float_arg("cond", cond, 1.0)
+    dim, cond = _checks.integer("dim", dim, 1), _checks.real("cond", cond, 1.0)
     lam = np.geomspace(1.0, cond, dim) if dim > 1 else np.array([1.0])
     q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(dim, dim)))
     x = np.sqrt(lam)[:, None] * q.T  # row i: sqrt(lambda_i) q_i
@@ -265,7 +267,7 @@ def logistic(n: int = 64, dim: int = 2, seed: int = 0) -> Problem:
     >>> p.x.shape, sorted(p.init)
     ((64, 2), ['b', 'w'])
     """
-    n, dim = _check_int_arg("n", n, 1), _check_int_arg("dim", dim, 1)
+    n, dim = _checks.integer("n", n, 1), _checks.integer("dim", dim, 1)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, dim))
     u = rng.normal(size=dim)
@@ -327,7 +329,7 @@ def mlp(width: int = 16, depth: int = 1, activation: str = "tanh", seed: int = 0
     >>> {k: v.shape for k, v in p.init.items()}, p.n_data
     ({'W0': (4, 4), 'Wout': (4, 1)}, 20)
     """
-    width, depth = _check_int_arg("width", width, 1), _check_int_arg("depth", depth, 1)
+    width, depth = _checks.integer("width", width, 1), _checks.integer("depth", depth, 1)
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation={activation!r} is invalid: expected one of {list(ACTIVATIONS)}")
     shapes = {f"W{k}": (width, width) for k in range(depth)}
@@ -352,18 +354,6 @@ def mlp(width: int = 16, depth: int = 1, activation: str = "tanh", seed: int = 0
         f"{n_params} points (Sohl-Dickstein 2024)",
         sampler=sampler,
     )
-
-
-def _check_int_arg(arg: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{arg}={value!r} is invalid: expected an integer >= {minimum}")
-    return int(value)
-
-
-def _check_float_arg(arg: str, value, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value < minimum:
-        raise ValueError(f"{arg}={value!r} is invalid: expected a finite number >= {minimum}")
-    return float(value)
 
 
 #: Built-in problems by name, for the CLI's ``--problem``.

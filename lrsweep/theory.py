@@ -39,7 +39,6 @@ that compiles).
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any, Callable
 
@@ -49,7 +48,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from . import engine, precision, problems
+from . import _checks, engine, precision, problems
 from .problems import Problem
 
 PyTree = Any
@@ -184,21 +183,6 @@ def _check_method(method) -> str:
     return method
 
 
-def _check_int(arg: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{arg}={value!r} is invalid: expected an integer >= {minimum}")
-    return int(value)
-
-
-def _check_real(arg: str, value, low: float, high: float, *, closed_low: bool) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value >= low if closed_low else value > low) and value < high
-    if not ok:
-        interval = f"{'[' if closed_low else '('}{low}, {high})"
-        raise ValueError(f"{arg}={value!r} is invalid: expected a number in {interval}")
-    return float(value)
-
-
 def _power_iteration(hvp: Callable[[np.ndarray], np.ndarray], size: int, iters: int, tol: float, seed: int) -> float:
     """The eigenvalue of largest magnitude of the symmetric operator ``hvp`` on ``R^size``.
 
@@ -264,9 +248,9 @@ def lambda_max(
       ValueError: a bad ``method``, ``iters``, ``tol``, ``seed`` or ``params``, or a non-finite Hessian.
     """
     method = _check_method(method)
-    iters = _check_int("iters", iters, 1)
-    tol = _check_real("tol", tol, 0.0, np.inf, closed_low=False)
-    seed = _check_int("seed", seed, 0)
+    iters = _checks.integer("iters", iters, 1)
+    tol = _checks.real("tol", tol, 0.0, closed_low=False)
+    seed = _checks.integer("seed", seed, 0)
     params = _resolve_params(problem, params)
     size = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
     if method == "dense" or (method == "auto" and size <= DENSE_MAX):
@@ -328,7 +312,7 @@ def critical_lr(
     """
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={optimizer!r} is invalid: expected one of {list(OPTIMIZERS)}")
-    beta = 0.0 if optimizer == "gd" else _check_real("momentum", momentum, 0.0, 1.0, closed_low=True)
+    beta = 0.0 if optimizer == "gd" else _checks.real("momentum", momentum, 0.0, 1.0)
     factor = {"gd": 2.0, "momentum": 2.0 + 2.0 * beta, "nesterov": 2.0 * (1.0 + beta) / (1.0 + 2.0 * beta)}
     return factor[optimizer] / _positive_lambda_max(problem, params, _check_method(method))
 

@@ -20,16 +20,19 @@ def notebook_feed_forward(inputs, outputs, weights):
     return np.mean(np.square(out - outputs))
 
 
-def notebook_update_weights(inputs, outputs, weights, lr, log=None):
-    """One epoch of the notebook's forward-difference update; appends the printed line to ``log``."""
+def notebook_update_weights(inputs, outputs, weights, lr, log=None, feed_forward=notebook_feed_forward):
+    """One epoch of the notebook's forward-difference update; appends the printed line to ``log``.
+
+    Both of the chapter's notebooks use this update; only ``feed_forward`` differs.
+    """
     original_weights = deepcopy(weights)
-    org_loss = notebook_feed_forward(inputs, outputs, original_weights)
+    org_loss = feed_forward(inputs, outputs, original_weights)
     updated_weights = deepcopy(weights)
     for i, layer in enumerate(original_weights):
         for index, weight in np.ndenumerate(layer):
             temp_weights = deepcopy(weights)
             temp_weights[i][index] += 0.0001
-            _loss_plus = notebook_feed_forward(inputs, outputs, temp_weights)
+            _loss_plus = feed_forward(inputs, outputs, temp_weights)
             grad = (_loss_plus - org_loss) / (0.0001)
             updated_weights[i][index] -= grad * lr
             if log is not None and i == 0:
@@ -115,15 +118,6 @@ def chapter_train(lr=0.01, epochs=100):
     """The notebook's forward-difference training; returns (weights, per-epoch losses)."""
     weights, losses = chapter_init(), []
     for _ in range(epochs):
-        original = deepcopy(weights)
-        org_loss = chapter_feed_forward(CHAPTER_X, CHAPTER_Y, original)
-        updated = deepcopy(weights)
-        for i, layer in enumerate(original):
-            for index, _ in np.ndenumerate(layer):
-                temp = deepcopy(weights)
-                temp[i][index] += 0.0001
-                grad = (chapter_feed_forward(CHAPTER_X, CHAPTER_Y, temp) - org_loss) / 0.0001
-                updated[i][index] -= grad * lr
-        weights = updated
-        losses.append(org_loss)
+        weights, loss = notebook_update_weights(CHAPTER_X, CHAPTER_Y, weights, lr, feed_forward=chapter_feed_forward)
+        losses.append(loss)
     return weights, losses

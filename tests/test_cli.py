@@ -72,3 +72,16 @@ def test_python_dash_m_and_console_script_agree():
     assert len(out.splitlines()) == 4
     bad = subprocess.run([sys.executable, "-m", "lrsweep", "run", "--lr", "nan"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_run_with_optimizer_inits_and_advice(capsys):
+    code, out, _ = run_cli(capsys, "run", "--problem", "quadratic", "--lr", "log:0.01:1:30", "--epochs", "300",
+                           "--optimizer", "momentum", "--init", "3", "--seed", "1", "--quiet")
+    assert code == 0
+    assert "30 learning rates x 3 init" in out and "optimizer momentum" in out
+    # quadratic(): lambda_max = cond = 10, heavy ball with beta = 0.9: critical lr (2 + 1.8) / 10.
+    assert "theory: critical lr 0.38 " in out
+    suggested = float(re.search(r"suggested lr \(largest stable\): (\S+)", out).group(1))
+    assert suggested <= 0.38
+    code, out, err = run_cli(capsys, "run", "--optimizer", "adamx")
+    assert code == 2 and "optimizer='adamx'" in err
