@@ -7,6 +7,8 @@ The public API:
 - :class:`Problem` and :mod:`lrsweep.problems`: what is trained (``linear()``, ``chapter_net()``,
   ``quadratic()``, ``logistic()``, ``mlp()``, or your own).
 - :func:`init_grid`: a grid of initialisations over chosen parameters.
+- :func:`open` and :func:`export`: reopen a sweep's Zarr store (``sweep(..., out=path)``), write its
+  summary to CSV or Parquet.
 - :func:`suggest_lr`: one learning rate from a sweep (largest stable, fastest, lowest loss, valley).
 - :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
 - :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them).
@@ -17,6 +19,7 @@ from .api import SweepInterrupted, sweep, trace
 from .grid import init_grid, parse_lr
 from .outcomes import NAMES as OUTCOMES
 from .problems import Problem
+from .store import export, open  # noqa: A004 - lrsweep.open, as xarray.open_dataset
 from .suggest import suggest_lr
 
 __version__ = "0.1.0"
@@ -26,7 +29,9 @@ __all__ = [
     "Problem",
     "SweepInterrupted",
     "__version__",
+    "export",
     "init_grid",
+    "open",
     "optimizers",
     "parse_lr",
     "problems",

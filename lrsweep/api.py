@@ -1,8 +1,18 @@
-"""The public entry points: :func:`sweep` and :func:`trace`."""
+"""The public entry points: :func:`sweep` and :func:`trace`.
+
+A sweep runs in five steps: check the settings; lay out the sweep's axes (``_Axes``: the grid of
+configs and how an index becomes learning rates, hyperparameters and initial parameters); choose a
+chunk size from the memory budget and cut the grid into tiles of at most one chunk each; run each
+tile through ``engine.run_chunk``; write its results into a sink (memory, or a resumable Zarr
+store, ``lrsweep.store``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import numbers
+import os
 import sys
 from typing import Any
 
@@ -13,31 +23,31 @@ from tqdm.auto import tqdm
 
 import jax
 
-from . import _checks, engine, gradients, grid, optimizers, outcomes, problems
+from . import _checks, engine, gradients, grid, optimizers, outcomes, problems, store
+from . import spec as spec_mod
 from .precision import Policy, get as get_policy
 from .problems import Problem
 
 PyTree = Any
 
 RECORDS = ("summary", "trajectory")
-#: Configs per compiled chunk of a summary sweep. The chunk shape depends only on the sweep's
-#: static settings, never on how many configs there are, so a config's result does not depend on
-#: the company it is computed in: XLA:CPU compiles other batch shapes differently and can round
-#: differently (a chunk of 1 does, for finite differences). Small sweeps pay for a padded chunk
-#: (65536 configs x 1000 epochs of the lesson take about 60 ms); large chunks keep the per-epoch
-#: loop overhead small (throughput is about 2x that of 4096-config chunks).
-SUMMARY_CHUNK = 65536
-#: Configs per chunk of a trajectory sweep, at most, and the bytes such a chunk may take; the
-#: chunk shrinks by powers of two to fit.
-TRAJECTORY_CHUNK = 4096
-TRAJECTORY_BUDGET = 256 * 2**20
+#: Configs per compiled chunk of the lesson's problem, at most; costlier problems get fewer
+#: (``_chunk_size``). Large chunks keep the per-epoch loop overhead small (throughput is about 2x
+#: that of 4096-config chunks); the memory budget may ask for fewer.
+MAX_CHUNK = 65536
+#: Chunks are powers of two, at least this many configs. XLA:CPU compiles a chunk of one config
+#: differently (scalar code) and rounds differently; from a few configs on, every config's result
+#: is the same bit for bit whatever the chunk size, so results never depend on the budget, on how
+#: a grid is split into tiles, or on resuming (tests check this).
+MIN_CHUNK = 8
 
 
 class SweepInterrupted(KeyboardInterrupt):
     """Raised when a sweep is interrupted (Ctrl-C); ``.partial`` holds every finished chunk.
 
     In ``.partial`` the configs that were not trained have NaN losses and parameters, outcome
-    ``"pending"`` and ``event_epoch`` -1.
+    ``"pending"`` and ``event_epoch`` -1. With ``out=``, the finished chunks are on disk too and
+    the same call resumes.
     """
 
     def __init__(self, partial: xr.Dataset):
@@ -45,11 +55,22 @@ class SweepInterrupted(KeyboardInterrupt):
         self.partial = partial
 
 
-def _resolve_problem(problem) -> Problem:
+def _resolve_problem(problem, problem_args=None, seed=None) -> Problem:
     if isinstance(problem, Problem):
+        if problem_args or seed is not None:
+            raise ValueError("problem_args and problem_seed need a problem given by name or 'module:function'")
         return problem
     if isinstance(problem, str):
-        return problems.get(problem)
+        if not problem_args and seed is None:
+            return problems.get(problem)
+        factory = problems.factory(problem)
+        kwargs = dict(problem_args or {})
+        if seed is not None:
+            kwargs["seed"] = seed
+        try:
+            return factory(**kwargs)
+        except TypeError as err:
+            raise ValueError(f"problem={problem!r} does not take {kwargs}: {err}") from None
     raise ValueError(f"problem={problem!r} is invalid: expected an lrsweep.Problem, a built-in name or 'module:function'")
 
 
@@ -83,35 +104,44 @@ def _check_batch(problem: Problem, init) -> PyTree:
 
 
 class _Axes:
-    """The sweep's named axes and how a flat config index maps to (learning rates, parameters).
+    """The sweep's named axes and how an index becomes (learning rates, hyperparameters, parameters).
 
-    Configs are the Cartesian product of the axes, in order: the learning-rate axes (``lr``, or
-    ``lr_<group>`` per group), then the init axes (``init``, or ``init_<name>`` per grid parameter).
-    Config ``k`` has the axis indices ``np.unravel_index(k, shape)``.
+    Configs are the Cartesian product of the axes, in this order: ``problem_seed`` (if any), the
+    learning-rate axes (``lr``, or ``lr_<group>`` per group), the swept optimizer hyperparameters,
+    then the init axes (``init``, or ``init_<name>`` per grid parameter).
     """
 
-    def __init__(self, problem: Problem, lr, init, groups, seed):
+    def __init__(self, problem: Problem, lr, init, groups, seed, optimizer_axes, problem_seeds):
         self.problem = problem
         self.names = problems.param_names(problem.init)
         self.dims: list[str] = []
-        self.coords: dict[str, Any] = {}  # one 1-D array per dim
-        self.extra_coords: dict[str, Any] = {}  # init_<name> coordinates along "init"
-        self._lr_values: list[np.ndarray] = []
+        self.coords: dict[str, Any] = {}  # dim -> grid.Axis or 1-D array
+        self.extra_coords: dict[str, tuple[str, np.ndarray]] = {}  # init_<name> along "init"
+        if problem_seeds is not None:
+            self._add("problem_seed", np.asarray(problem_seeds, dtype=np.int64))
+        self._lr_dims: list[str] = []
         self._build_lr(lr, groups)
-        self._batch = None  # (n, ...) leaves for an "init" axis
-        self._grid: dict[int, int] = {}  # leaf index -> axis position, for a grid
+        self.hyper_names: tuple[str, ...] = tuple(optimizer_axes or {})
+        for name, values in (optimizer_axes or {}).items():
+            self._add(f"opt_{name}", grid.parse_axis(values, f"optimizer_axes[{name!r}]", positive=False))
+        self._batch = None  # leaves (n, ...) for an "init" axis
+        self._grid: dict[int, str] = {}  # leaf index -> init_<name> dim, for a grid
         self._build_init(init, seed)
         self.shape = tuple(len(self.coords[d]) for d in self.dims)
         self.size = int(np.prod(self.shape, dtype=np.int64))
+
+    def _add(self, dim: str, axis) -> None:
+        self.dims.append(dim)
+        self.coords[dim] = axis
 
     # -- learning rates ---------------------------------------------------------------------
     def _build_lr(self, lr, groups) -> None:
         if not isinstance(lr, dict):
             if groups is not None:
                 raise ValueError("groups is only used with per-group learning rates: pass lr as a dict {group: lr}")
-            values = grid.parse_lr(lr)
             self.groups, self.leaf_group = ("lr",), None
-            self._add_lr_axis("lr", values)
+            self._lr_dims.append("lr")
+            self._add("lr", grid.parse_axis(lr, "lr", positive=True, what="learning rate"))
             return
         if not lr:
             raise ValueError("lr={} is invalid: expected at least one group")
@@ -136,19 +166,15 @@ class _Axes:
         self.groups = tuple(lr)
         self.leaf_group = tuple(self.groups.index(owner[t]) for t in top)
         for g in self.groups:
-            self._add_lr_axis(f"lr_{g}", grid.parse_lr(lr[g], arg=f"lr[{g!r}]"))
-
-    def _add_lr_axis(self, dim: str, values: np.ndarray) -> None:
-        self.dims.append(dim)
-        self.coords[dim] = values
-        self._lr_values.append(values)
+            self._lr_dims.append(f"lr_{g}")
+            self._add(f"lr_{g}", grid.parse_axis(lr[g], f"lr[{g!r}]", positive=True, what="learning rate"))
 
     # -- initial parameters -----------------------------------------------------------------
     def _build_init(self, init, seed) -> None:
         problem = self.problem
         if isinstance(init, grid.InitGrid):
             leaves = jax.tree_util.tree_leaves(problem.init)
-            for name, values in init.values.items():
+            for name, axis in init.axes.items():
                 if name not in self.names:
                     raise ValueError(f"init_grid names {name!r}, which is not a parameter of problem "
                                      f"{problem.name!r}; its parameters are {self.names}")
@@ -156,9 +182,8 @@ class _Axes:
                 if np.shape(leaves[k]) != ():
                     raise ValueError(f"init_grid({name}=...) is invalid: {name!r} has shape "
                                      f"{np.shape(leaves[k])}; a grid takes scalar parameters")
-                self._grid[k] = len(self.dims)
-                self.dims.append(f"init_{name}")
-                self.coords[f"init_{name}"] = values
+                self._grid[k] = f"init_{name}"
+                self._add(f"init_{name}", axis)
             return
         if init is None:
             batch = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None], problem.init)
@@ -172,36 +197,38 @@ class _Axes:
             batch = _check_batch(problem, init)
         self._batch = batch
         n = jax.tree_util.tree_leaves(batch)[0].shape[0]
-        self.dims.append("init")
-        self.coords["init"] = np.arange(n)
+        self._add("init", np.arange(n))
         for name, leaf in zip(self.names, jax.tree_util.tree_leaves(batch)):
             if leaf.ndim == 1:
                 self.extra_coords[f"init_{name}"] = ("init", leaf)
 
     # -- configs ----------------------------------------------------------------------------
-    def configs(self, flat: np.ndarray, policy: Policy):
-        """Learning rates ``(k, G)`` and a parameter pytree with leaves ``(k, ...)`` for flat indices."""
-        idx = np.unravel_index(flat, self.shape)
-        lr = np.stack([v[idx[a]] for a, v in enumerate(self._lr_values)], axis=1)
+    def configs(self, idx: dict[str, np.ndarray], policy: Policy):
+        """``(lr (k, G), hyper (k, H), params)`` for configs at the per-dim indices ``idx``."""
+        lr = np.stack([self.coords[d].at(idx[d]) for d in self._lr_dims], axis=1)
+        hyper = np.stack([self.coords[f"opt_{h}"].at(idx[f"opt_{h}"]) for h in self.hyper_names], axis=1) \
+            if self.hyper_names else np.zeros((lr.shape[0], 0))
         if self._batch is not None:
-            pos = len(self._lr_values)
-            params = jax.tree_util.tree_map(lambda leaf: leaf[idx[pos]], self._batch)
+            params = jax.tree_util.tree_map(lambda leaf: leaf[idx["init"]], self._batch)
         else:
             leaves, treedef = jax.tree_util.tree_flatten(self.problem.init)
-            out = []
-            for k, leaf in enumerate(leaves):
-                if k in self._grid:
-                    out.append(self.coords[self.dims[self._grid[k]]][idx[self._grid[k]]])
-                else:
-                    out.append(np.broadcast_to(np.asarray(leaf), (flat.size, *np.shape(leaf))))
-            params = treedef.unflatten(out)
+            k = lr.shape[0]
+            params = treedef.unflatten([
+                self.coords[self._grid[i]].at(idx[self._grid[i]]) if i in self._grid
+                else np.broadcast_to(np.asarray(leaf), (k, *np.shape(leaf)))
+                for i, leaf in enumerate(leaves)
+            ])
         params = jax.tree_util.tree_map(lambda a: np.asarray(a, policy.param_dtype), params)
-        return lr.astype(policy.compute_dtype), params
+        return lr.astype(policy.compute_dtype), hyper.astype(policy.compute_dtype), params
+
+
+def _n_param(problem: Problem) -> int:
+    return sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(problem.init))
 
 
 def _work(problem: Problem, grad: str) -> int:
     """Rough cost of one config-epoch: parameters x examples x loss evaluations."""
-    n_param = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(problem.init))
+    n_param = _n_param(problem)
     evals = {"autodiff": 3, "forward": n_param + 1, "central": 2 * n_param + 1}[grad]
     return n_param * problem.n_data * evals
 
@@ -210,19 +237,90 @@ def _work(problem: Problem, grad: str) -> int:
 _LESSON_WORK = 24
 
 
-def _chunk_size(static: engine.Static, problem: Problem, requested: int | None) -> int:
-    """Configs per chunk: a function of the sweep's static settings only, never of its size."""
+def _bytes_per_config(static: engine.Static, problem: Problem) -> int:
+    """A generous estimate of the memory one config of a chunk takes, on device and on the host."""
+    item = static.policy.compute_dtype.itemsize
+    n_param = _n_param(problem)
+    width = int(np.prod(problem.x.shape[1:], dtype=np.int64)) + int(np.prod(problem.y.shape[1:], dtype=np.int64))
+    # Parameters, optimizer state and gradient copies, and the per-example activations of a batch.
+    state = item * (16 * n_param * 3 + 8 * problem.n_data * max(width, 1) + 64)
+    records = 0
+    if static.record == "trajectory":
+        leaves = jax.tree_util.tree_leaves(problem.init)
+        chosen = static.keep_leaves if static.keep_leaves is not None else range(len(leaves))
+        kept = (1 if static.keep_loss else 0) + sum(int(np.prod(np.shape(leaves[k]))) for k in chosen)
+        # The scan's output, its concatenation with the last epoch, and the host copy.
+        records = 3 * item * kept * len(static.recorded_epochs())
+    return int(state + records)
+
+
+def _pow2_floor(v: float) -> int:
+    return 2 ** int(np.floor(np.log2(max(1.0, v))))
+
+
+def default_memory() -> int:
+    """The default memory budget: half the machine's memory, at most 4 GiB.
+
+    The budget bounds what a sweep allocates for its data: the chunk in flight (on the device and
+    its host copy) and, without ``out``, the whole result. The runtime's own footprint (Python,
+    JAX and the libraries, about 250 MB on CPU) comes on top of it.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return int(min(4 * 2**30, total // 2))
+
+
+def _chunk_size(static: engine.Static, problem: Problem, memory: int, requested: int | None) -> int:
+    """Configs per chunk: from the problem's cost and the memory budget, never from the sweep's size."""
     if requested is not None:
         return _checks.integer("chunk_size", requested, 1)
-    pow2 = lambda v: 2 ** int(np.floor(np.log2(max(1, v))))  # noqa: E731
-    # Bigger problems get smaller chunks, so a chunk costs about what 65536 lesson configs do.
-    chunk = min(SUMMARY_CHUNK, pow2(SUMMARY_CHUNK * _LESSON_WORK // _work(problem, static.grad)))
-    if static.record == "trajectory":
-        n_param = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(problem.init))
-        # The scan's output, its concatenation with epoch 0 and the host copy: about 3 copies.
-        per_config = (static.epochs + 1) * (n_param + 1) * static.policy.compute_dtype.itemsize * 3
-        chunk = min(chunk, TRAJECTORY_CHUNK, pow2(TRAJECTORY_BUDGET // per_config))
-    return int(chunk)
+    by_work = _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad))
+    per_config = _bytes_per_config(static, problem)
+    chunk = min(MAX_CHUNK, by_work, _pow2_floor(memory / per_config) if memory >= per_config else 0)
+    if chunk < MIN_CHUNK:
+        raise ValueError(
+            f"memory={memory} bytes is too small for one chunk of {MIN_CHUNK} configs, which needs about "
+            f"{MIN_CHUNK * per_config / 1e6:.1f} MB; raise --memory, or record less (--record summary, "
+            "--every k, --variables)"
+        )
+    return chunk
+
+
+def _tile_shape(shape: tuple[int, ...], dims: list[str], chunk: int) -> tuple[int, ...]:
+    """A block of at most ``chunk`` configs: whole trailing dims first, never more than one problem seed."""
+    tile, room = [], chunk
+    for size in reversed(shape):
+        t = min(size, max(1, room))
+        tile.append(t)
+        room = room // t if t == size else 0
+    tile = tile[::-1]
+    if dims and dims[0] == "problem_seed":
+        tile[0] = 1  # each tile trains on one problem instance's data
+    return tuple(tile)
+
+
+def _layout(axes: _Axes, static: engine.Static, problem: Problem, attrs: dict) -> store.Layout:
+    dims = tuple(axes.dims)
+    traj = static.record == "trajectory"
+    lead = dims + (("epoch",) if traj else ())
+    n_rec = (len(static.recorded_epochs()),) if traj else ()
+    variables = {}
+    leaves = jax.tree_util.tree_leaves(problem.init)
+    if not traj or static.keep_loss:
+        variables["loss"] = store.Variable(lead, axes.shape + n_rec, static.policy.compute_dtype, np.nan)
+    kept = range(len(leaves)) if (not traj or static.keep_leaves is None) else static.keep_leaves
+    for k in kept:
+        name, shape = axes.names[k], np.shape(leaves[k])
+        extra = tuple(f"{name}_dim{i}" for i in range(len(shape)))
+        variables[name] = store.Variable(lead + extra, axes.shape + n_rec + shape, static.policy.param_dtype, np.nan)
+    variables["outcome"] = store.Variable(dims, axes.shape, np.dtype(np.int8), -1)
+    variables["event_epoch"] = store.Variable(dims, axes.shape, np.dtype(np.int32), -1)
+    return store.Layout(
+        dims=dims, shape=axes.shape, tile=axes.shape, coords=dict(axes.coords), extra_coords=dict(axes.extra_coords),
+        epochs=static.recorded_epochs() if traj else None, variables=variables, attrs=attrs,
+    )
 
 
 def sweep(
@@ -234,17 +332,24 @@ def sweep(
     grad: str = "autodiff",
     precision: str = "float32",
     record: str = "trajectory",
+    every: int = 1,
+    variables=None,
     optimizer="gd",
     optimizer_kwargs: dict | None = None,
+    optimizer_axes: dict | None = None,
     groups: dict | None = None,
     seed: int = 0,
+    problem_args: dict | None = None,
+    problem_seed=None,
     h: float = 1e-4,
     rtol: float = outcomes.DEFAULT_RTOL,
     stuck_window: int | None = None,
+    memory=None,
+    out=None,
     chunk_size: int | None = None,
     progress: bool | None = None,
 ) -> xr.Dataset:
-    """Train every (learning rate, initialisation) pair at once.
+    """Train every (learning rate, initialisation, ...) config at once.
 
     Args:
       problem: an :class:`lrsweep.Problem`, a built-in name (``"linear"``, ``"chapter_net"``,
@@ -260,29 +365,41 @@ def sweep(
       epochs: number of steps, >= 1.
       grad: ``"autodiff"``, ``"forward"`` (the lesson's) or ``"central"`` (``lrsweep.gradients``).
       precision: ``"float32"``, ``"float64"`` or ``"mixed"`` (``lrsweep.precision``).
-      record: ``"trajectory"`` keeps every epoch; ``"summary"`` keeps final values only, so memory
-        does not grow with ``epochs``.
+      record: ``"trajectory"`` keeps every ``every``-th epoch; ``"summary"`` keeps final values only,
+        so memory does not grow with ``epochs``.
+      every: a trajectory keeps epochs ``0, every, 2 every, ...`` and the last one.
+      variables: what a trajectory keeps: a list of ``"loss"`` and parameter names (default: all).
       optimizer: ``"gd"`` (the lesson's), ``"momentum"``, ``"nesterov"``, ``"adam"``, ``"rmsprop"``,
         or an optax factory taking ``learning_rate`` (``lrsweep.optimizers``).
       optimizer_kwargs: the optimizer's other hyperparameters, e.g. ``{"momentum": 0.5}``.
+      optimizer_axes: hyperparameters as sweep axes, e.g. ``{"momentum": [0.0, 0.5, 0.9]}``
+        (dims ``opt_<name>``; injected per config like the learning rate: one compile).
       groups: ``{group: [parameter, ...]}`` for per-group learning rates.
       seed: seed of the sampler when ``init`` is a count.
+      problem_args: keyword arguments for a problem given by name (``{"dim": 10, "cond": 100}``).
+      problem_seed: a count or a list of seeds: a sweep axis of problem instances (each built with
+        ``seed=``, e.g. a new data set for ``logistic``).
       h: finite-difference step.
       rtol: convergence tolerance relative to the initial loss gap (``lrsweep.outcomes``).
       stuck_window: epochs without a parameter change that make a run "stuck";
         default ``max(1, epochs // 10)``.
-      chunk_size: configs per compiled chunk; by default 65536 for the lesson's problem, fewer for
-        costlier problems and for long trajectories (a function of the settings, not of the sweep's
-        size, so results never depend on it).
-      progress: show a progress bar over chunks; default when there are several and stderr is a terminal.
+      memory: the memory budget for the sweep's data (``"2GB"``, ``"64MB"`` or bytes; default half
+        the machine, at most 4 GiB): it sets the chunk size, and without ``out`` the whole result
+        must fit in it too. The runtime's own footprint (about 250 MB) comes on top.
+      out: a Zarr store path: results stream there chunk by chunk, and the same call resumes an
+        interrupted run (``lrsweep.store``). The returned Dataset then reads from the store.
+      chunk_size: configs per compiled chunk, overriding the budget's choice. Results do not depend
+        on it (from ``MIN_CHUNK`` configs on).
+      progress: a progress bar (chunks, config-steps per second, ETA); default when there are
+        several chunks and stderr is a terminal.
 
     Returns:
-      An ``xarray.Dataset`` with the sweep's dims (``lr`` or ``lr_<group>``; ``init`` or
-      ``init_<name>``) and, for trajectories, ``epoch`` (``0..epochs``, epoch 0 being the state
-      before training). Variables: ``loss`` and one per parameter (``w``, ``b``) over the sweep's
-      dims [, epoch] and the parameter's own dims; ``outcome`` (strings "converged", "unfinished",
-      "diverged", "stuck") and ``event_epoch`` over the sweep's dims. With an ``init`` dim, scalar
-      parameters also get an ``init_<name>`` coordinate on it.
+      An ``xarray.Dataset`` with the sweep's dims (``problem_seed``; ``lr`` or ``lr_<group>``;
+      ``opt_<name>``; ``init`` or ``init_<name>``) and, for trajectories, ``epoch`` (the recorded
+      epochs; epoch 0 is the state before training). Variables: ``loss`` and one per parameter
+      (``w``, ``b``) over the sweep's dims [, epoch] and the parameter's own dims; ``outcome``
+      ("converged", "unfinished", "diverged", "stuck"; "pending" if never trained) and
+      ``event_epoch`` over the sweep's dims. ``attrs["spec"]`` is the spec, as JSON.
 
     Example:
       >>> import lrsweep
@@ -292,96 +409,138 @@ def sweep(
       >>> float(ds.w.sel(lr=1.0, init=0, epoch=1000))
       12755.16015625
     """
-    problem = _resolve_problem(problem)
+    # -- check the settings ----------------------------------------------------------------------
     epochs = _checks.integer("epochs", epochs, 1)
     if epochs > outcomes.MAX_EPOCHS:
         raise ValueError(f"epochs={epochs} is invalid: at most {outcomes.MAX_EPOCHS} epochs can be tracked")
     grad = gradients.check_name(grad)
     policy = get_policy(precision)
     record = _checks.choice("record", record, RECORDS)
+    every = _checks.integer("every", every, 1)
     opt = optimizers.get(optimizer, optimizer_kwargs)
     h = _checks.real("h", h, 0.0, closed_low=False)
     rtol = _checks.real("rtol", rtol, 0.0)
     window = outcomes.default_window(epochs) if stuck_window is None else _checks.integer("stuck_window", stuck_window, 1)
-    axes = _Axes(problem, lr, init, groups, seed)
-
-    static = engine.Static(
-        problem.loss, problem.n_data, grad, policy, epochs, record, window, opt, axes.groups, axes.leaf_group
-    )
-    chunk = _chunk_size(static, problem, chunk_size)
-    n = axes.size
-    total = engine.pad_to(n, chunk)
-    attrs = {
-        "problem": problem.name,
-        "grad": grad,
-        "precision": policy.name,
-        "optimizer": opt.name,
-        "optimizer_kwargs": repr(dict(opt.kwargs)),
-        "epochs": epochs,
-        "record": record,
-        "h": h,
-        "rtol": rtol,
-        "min_loss": problem.min_loss,
-        "stuck_window": window,
-        "chunk_size": chunk,
-    }
-    results = _Collector(static, problem, axes, attrs)
-    show = progress if progress is not None else (total // chunk > 1 and sys.stderr.isatty())
-    with policy.context():
-        x, y = engine.as_compute(static, problem.x, problem.y)
-        cd = policy.compute_dtype.type
-        args = (cd(h), cd(0.0), cd(rtol), cd(problem.min_loss))
+    memory = default_memory() if memory is None else spec_mod.parse_size(memory)
+    if optimizer_axes:
+        if opt.is_gd:
+            raise ValueError("optimizer_axes needs an optax optimizer: 'gd' has no hyperparameters")
+        clash = sorted(set(optimizer_axes) & set(optimizer_kwargs or {}))
+        if clash:
+            raise ValueError(f"optimizer_axes and optimizer_kwargs both set {clash}; sweep it or fix it, not both")
+        # The swept values replace the optimizer's defaults (e.g. momentum's 0.9); a trial call
+        # checks that the factory takes them.
         try:
-            for start in tqdm(range(0, total, chunk), disable=not show, unit="chunk", desc="sweep"):
-                # Pad the tail with copies of the last config; their results are dropped.
-                flat = np.minimum(np.arange(start, start + chunk), n - 1)
-                lr_c, p_c = axes.configs(flat, policy)
-                out = engine.run_chunk(lr_c, p_c, x, y, *args, static=static)
-                results.add(start, jax.tree_util.tree_map(np.asarray, out))
+            optimizers.get(optimizer, {**(optimizer_kwargs or {}), **{k: 0.5 for k in optimizer_axes}})
+        except ValueError:
+            raise ValueError(
+                f"optimizer_axes={optimizer_axes!r} is invalid: optimizer {opt.name!r} does not take {sorted(optimizer_axes)}"
+            ) from None
+        opt = dataclasses.replace(opt, kwargs=tuple((k, v) for k, v in opt.kwargs if k not in optimizer_axes))
+    seeds = None
+    if problem_seed is not None:
+        if isinstance(problem_seed, numbers.Integral) and not isinstance(problem_seed, bool):
+            seeds = list(range(_checks.integer("problem_seed", problem_seed, 1)))
+        else:
+            seeds = [_checks.integer("problem_seed[]", s, 0) for s in problem_seed]
+            if not seeds:
+                raise ValueError("problem_seed=[] is invalid: expected a count or a non-empty list of seeds")
+    instances = [_resolve_problem(problem, problem_args, s) for s in (seeds or [None])]
+    base = instances[0]
+    for other in instances[1:]:
+        if other.x.shape != base.x.shape or other.y.shape != base.y.shape:
+            raise ValueError("problem_seed: every instance must have data of the same shapes")
+
+    # -- lay out the axes and what is recorded ------------------------------------------------------
+    axes = _Axes(base, lr, init, groups, seed, optimizer_axes, seeds)
+    keep_loss, keep_leaves = True, None
+    if variables is not None:
+        if record != "trajectory":
+            raise ValueError("variables chooses what a trajectory keeps; use it with record='trajectory'")
+        wanted = [variables] if isinstance(variables, str) else list(variables)
+        unknown = [v for v in wanted if v != "loss" and v not in axes.names]
+        if unknown or not wanted:
+            raise ValueError(f"variables={wanted!r} is invalid: expected a non-empty list of 'loss' and {axes.names}")
+        keep_loss, keep_leaves = "loss" in wanted, tuple(k for k, n in enumerate(axes.names) if n in wanted)
+    statics = [
+        engine.Static(p.loss, p.n_data, grad, policy, epochs, record, window, opt, axes.groups, axes.leaf_group,
+                      axes.hyper_names, every, keep_loss, keep_leaves)
+        for p in instances
+    ]
+    settings = dict(problem=problem, problem_args=problem_args, problem_seed=seeds, lr=lr, groups=groups, init=init,
+                    seed=seed, epochs=epochs, grad=grad, precision=policy.name, record=record, every=every,
+                    variables=variables, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
+                    optimizer_axes=optimizer_axes, h=h, rtol=rtol, stuck_window=window)
+    chunk = _chunk_size(statics[0], base, memory, chunk_size)
+    attrs = {
+        "problem": base.name, "grad": grad, "precision": policy.name, "optimizer": opt.name,
+        "optimizer_kwargs": repr(dict(opt.kwargs)), "epochs": epochs, "record": record, "every": every,
+        "h": h, "rtol": rtol, "min_loss": base.min_loss, "stuck_window": window, "chunk_size": chunk,
+        "spec": json.dumps(spec_mod.canonical(settings), sort_keys=True),
+    }
+    layout = _layout(axes, statics[0], base, attrs)
+    layout.tile = _tile_shape(axes.shape, axes.dims, chunk)
+
+    # -- where results go ---------------------------------------------------------------------------
+    if out is not None:
+        sink = store.ZarrSink(layout, out)
+        chunk = int(layout.attrs["chunk_size"])  # a resumed store keeps its own
+    else:
+        if layout.nbytes() > memory:
+            raise ValueError(
+                f"the results need about {layout.nbytes() / 1e9:.2f} GB, more than memory={memory / 1e9:.2f} GB; "
+                "stream them to disk with out='sweep.zarr' (--out), or record less"
+            )
+        sink = store.MemorySink(layout)
+
+    # -- run the tiles ------------------------------------------------------------------------------
+    n_tiles = layout.n_tiles
+    todo = [k for k in range(n_tiles) if not sink.is_done(k)]
+    show = progress if progress is not None else (n_tiles > 1 and sys.stderr.isatty())
+    tile_configs = lambda k: int(np.prod([s.stop - s.start for s in layout.tile_region(k)]))  # noqa: E731
+    total = axes.size * epochs
+    done_steps = total - sum(tile_configs(k) for k in todo) * epochs
+    bar = tqdm(total=total, initial=done_steps, disable=not show, unit="config-step", unit_scale=True,
+               desc="sweep", smoothing=0.1)
+    with policy.context():
+        data = [engine.as_compute(st, p.x, p.y) for st, p in zip(statics, instances)]
+        cd = policy.compute_dtype.type
+        args = (cd(h), cd(0.0), cd(rtol))
+        try:
+            for n_done, k in enumerate(todo):
+                region = layout.tile_region(k)
+                tshape = tuple(s.stop - s.start for s in region)
+                grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in region], indexing="ij")
+                # Pad the tile to the chunk with copies of its last config; their results are dropped.
+                pad = lambda a: np.concatenate([a.ravel(), np.full(chunk - a.size, a.ravel()[-1])])  # noqa: E731
+                idx = {d: pad(g) for d, g in zip(axes.dims, grids)}
+                which = int(idx["problem_seed"][0]) if seeds is not None else 0
+                lr_c, hyper_c, p_c = axes.configs(idx, policy)
+                x, y = data[which]
+                result = engine.run_chunk(lr_c, hyper_c, p_c, x, y, *args, cd(instances[which].min_loss),
+                                          static=statics[which])
+                sink.write(k, _tile_values(result, layout, axes, statics[which], tshape))
+                sink.mark_done(k)
+                bar.update(int(np.prod(tshape)) * epochs)
+                bar.set_postfix_str(f"chunk {n_tiles - len(todo) + n_done + 1}/{n_tiles}", refresh=False)
         except KeyboardInterrupt:
-            raise SweepInterrupted(results.dataset()) from None
-    return results.dataset()
+            bar.close()
+            raise SweepInterrupted(sink.dataset()) from None
+    bar.close()
+    return sink.dataset()
 
 
-class _Collector:
-    """Host-side buffers for a sweep's results, filled chunk by chunk."""
-
-    def __init__(self, static: engine.Static, problem: Problem, axes: _Axes, attrs: dict):
-        self.static, self.axes, self.attrs, self.n = static, axes, attrs, axes.size
-        tail = (static.epochs + 1,) if static.record == "trajectory" else ()
-        self.loss = np.full((self.n, *tail), np.nan, static.policy.compute_dtype)
-        self.params = [
-            np.full((self.n, *tail, *np.shape(leaf)), np.nan, static.policy.param_dtype)
-            for leaf in jax.tree_util.tree_leaves(problem.init)
-        ]
-        self.outcome = np.full(self.n, -1, np.int8)
-        self.event = np.full(self.n, -1, np.int32)
-
-    def add(self, start: int, out: dict) -> None:
-        stop = min(start + out["loss"].shape[0], self.n)
-        k = stop - start
-        self.loss[start:stop] = out["loss"][:k]
-        for buf, v in zip(self.params, jax.tree_util.tree_leaves(out["params"])):
-            buf[start:stop] = v[:k]
-        self.outcome[start:stop] = out["outcome"][:k]
-        self.event[start:stop] = out["event_epoch"][:k]
-
-    def dataset(self) -> xr.Dataset:
-        st, axes = self.static, self.axes
-        dims = tuple(axes.dims)
-        lead = dims + (("epoch",) if st.record == "trajectory" else ())
-        shape = lambda a: a.reshape(*axes.shape, *a.shape[1:])  # noqa: E731
-        data = {"loss": (lead, shape(self.loss))}
-        for name, leaf in zip(axes.names, self.params):
-            extra = tuple(f"{name}_dim{k}" for k in range(leaf.ndim - (len(lead) - len(dims)) - 1))
-            data[name] = (lead + extra, shape(leaf))
-        codes = shape(self.outcome)
-        data["outcome"] = (dims, np.where(codes >= 0, outcomes.names(np.maximum(codes, 0)), "pending"))
-        data["event_epoch"] = (dims, shape(self.event))
-        coords = {**axes.coords, **axes.extra_coords}
-        if st.record == "trajectory":
-            coords["epoch"] = np.arange(st.epochs + 1)
-        return xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
+def _tile_values(result: dict, layout: store.Layout, axes: _Axes, static: engine.Static, tshape) -> dict:
+    """A chunk's outputs, the padding dropped, shaped like the tile."""
+    n = int(np.prod(tshape))
+    leaves = result["params"]
+    kept = range(len(axes.names)) if (static.record == "summary" or static.keep_leaves is None) else static.keep_leaves
+    values = {"outcome": result["outcome"], "event_epoch": result["event_epoch"]}
+    if result["loss"] is not None:
+        values["loss"] = result["loss"]
+    values.update({axes.names[k]: leaf for k, leaf in zip(kept, leaves)})
+    return {name: np.asarray(v)[:n].reshape(*tshape, *np.shape(v)[1:]) for name, v in values.items()
+            if name in layout.variables}
 
 
 def display_order(problem: Problem) -> list[int]:

@@ -19,7 +19,8 @@ import numpy as np
 
 import jax
 
-from . import api, optimizers, outcomes, problems, suggest, theory
+from . import api, optimizers, outcomes, problems, store, suggest, theory
+from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
 
@@ -29,18 +30,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a sweep and print a summary table")
-    run.add_argument(
-        "--problem", default="linear", help=f"built-in problem {sorted(problems.BUILTINS)} or 'package.module:function'"
-    )
-    run.add_argument("--lr", default=DEFAULT_LR, help="list '0.01,0.1,1' or space 'log:1e-4:10:256', 'lin:0.01:0.2:20'")
-    run.add_argument("--epochs", type=int, default=1000)
-    run.add_argument("--grad", default="autodiff", help="autodiff, forward or central")
-    run.add_argument("--precision", default="float32", help="float32, float64 or mixed")
-    run.add_argument("--record", default="summary", help="summary or trajectory")
-    run.add_argument("--optimizer", default="gd", help=f"one of {list(optimizers.NAMED)}")
-    run.add_argument("--init", type=int, default=None, help="number of inits drawn by the problem's sampler")
-    run.add_argument("--seed", type=int, default=0, help="seed for --init")
+    run.add_argument("spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it)")
+    run.add_argument("--problem", help=f"built-in problem {sorted(problems.BUILTINS)} or 'package.module:function'")
+    run.add_argument("--lr", help=f"list '0.01,0.1,1' or space 'log:1e-4:10:256', 'lin:0.01:0.2:20' (default {DEFAULT_LR})")
+    run.add_argument("--epochs", type=int, help="default 1000")
+    run.add_argument("--grad", help="autodiff (default), forward or central")
+    run.add_argument("--precision", help="float32 (default), float64 or mixed")
+    run.add_argument("--record", help="summary (default) or trajectory")
+    run.add_argument("--every", type=int, help="a trajectory keeps every k-th epoch (and the last)")
+    run.add_argument("--variables", help="what a trajectory keeps, e.g. 'loss,w' (default: all)")
+    run.add_argument("--optimizer", help=f"one of {list(optimizers.NAMED)} (default gd)")
+    run.add_argument("--init", type=int, help="number of inits drawn by the problem's sampler")
+    run.add_argument("--seed", type=int, help="seed for --init (default 0)")
+    run.add_argument("--memory", help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)")
+    run.add_argument("--out", help="a Zarr store: results stream there; the same command resumes an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    export = sub.add_parser("export", help="write a store's summary (one row per config) to CSV or Parquet")
+    export.add_argument("store", help="a store written by lrsweep run --out")
+    export.add_argument("table", help="the output file, .csv or .parquet")
 
     trace = sub.add_parser("trace", help="print the lesson's per-epoch lines for one learning rate")
     trace.add_argument("--problem", default="linear")
@@ -86,53 +94,108 @@ def final_params_line(problem: problems.Problem, table) -> str:
     return repr(arrays)
 
 
-def _summary(ds) -> str:
-    lr = np.broadcast_to(ds.lr.values[:, None], ds.outcome.shape)
-    outcome = ds.outcome.values
-    loss = ds.loss.values if "epoch" not in ds.loss.dims else ds.loss.isel(epoch=-1).values
-    lines = [f"{'outcome':<11} {'count':>7}  {'lr min':>10}  {'lr max':>10}"]
-    for name in outcomes.NAMES:
-        mask = outcome == name
-        if mask.any():
-            lines.append(f"{name:<11} {int(mask.sum()):>7}  {lr[mask].min():>10.4g}  {lr[mask].max():>10.4g}")
-    conv = outcome == "converged"
-    lines.append(
-        "largest lr that converged: " + (f"{lr[conv].max():.6g}" if conv.any() else "none converged")
-    )
-    finite = np.isfinite(loss)
-    if finite.any():
-        k = np.nanargmin(np.where(finite, loss, np.inf))
-        lines.append(f"lr with the lowest final loss: {lr.flat[k]:.6g} (loss {loss.flat[k]:.4g})")
-    else:
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Outcome codes (-1 pending) from strings or codes."""
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64)
+    lookup = {name: k for k, name in enumerate(outcomes.NAMES)}
+    return np.vectorize(lambda v: lookup.get(v, -1), otypes=[np.int64])(values)
+
+
+def _summary(ds, block: int = 2**22) -> str:
+    """Per outcome: count and lr range; the largest converged lr; the lr with the lowest final loss.
+
+    Streams over blocks of the first dim, so a store larger than memory is summarised too.
+    """
+    dims = ds["outcome"].dims
+    lr_dims = [d for d in dims if d == "lr" or d.startswith("lr_")]
+    first = dims[0]
+    per_row = max(1, int(np.prod([ds.sizes[d] for d in dims[1:]], dtype=np.int64)))
+    step = max(1, block // per_row)
+    count = np.zeros(len(outcomes.NAMES) + 1, np.int64)  # the last slot: pending
+    lo = {d: np.full(len(count), np.inf) for d in lr_dims}
+    hi = {d: np.full(len(count), -np.inf) for d in lr_dims}
+    best = (np.inf, None)
+    for start in range(0, ds.sizes[first], step):
+        part = ds.isel({first: slice(start, start + step)})
+        codes = _codes(np.asarray(part["outcome"].values))
+        loss = part["loss"] if "loss" in part else None
+        if loss is not None and "epoch" in loss.dims:
+            loss = loss.isel(epoch=-1)
+        lrs = {d: np.broadcast_to(part[d].values.reshape([-1 if x == d else 1 for x in dims]), codes.shape) for d in lr_dims}
+        for k in range(len(count)):
+            mask = codes == (k if k < len(outcomes.NAMES) else -1)
+            n = int(mask.sum())
+            count[k] += n
+            if n:
+                for d in lr_dims:
+                    lo[d][k], hi[d][k] = min(lo[d][k], lrs[d][mask].min()), max(hi[d][k], lrs[d][mask].max())
+        if loss is not None:
+            values = np.asarray(loss.values, dtype=np.float64)
+            values = np.where(np.isfinite(values), values, np.inf)
+            i = int(np.argmin(values))
+            if values.flat[i] < best[0]:
+                best = (values.flat[i], {d: lrs[d].flat[i] for d in lr_dims})
+    head = f"{'outcome':<11} {'count':>9}" + "".join(f"  {d + ' min':>12}  {d + ' max':>12}" for d in lr_dims)
+    lines = [head]
+    for k, name in enumerate((*outcomes.NAMES, "pending")):
+        if count[k]:
+            lines.append(f"{name:<11} {count[k]:>9}" + "".join(f"  {lo[d][k]:>12.4g}  {hi[d][k]:>12.4g}" for d in lr_dims))
+    conv = outcomes.CONVERGED
+    for d in lr_dims:
+        label = "lr" if d == "lr" else d
+        lines.append(f"largest {label} that converged: " + (f"{hi[d][conv]:.6g}" if count[conv] else "none converged"))
+    if best[1] is not None:
+        where = ", ".join(f"{v:.6g}" if d == "lr" else f"{d} {v:.6g}" for d, v in best[1].items())
+        lines.append(f"lr with the lowest final loss: {where} (loss {best[0]:.4g})")
+    elif "loss" in ds:
         lines.append("lr with the lowest final loss: none (every final loss is NaN or infinite)")
     return "\n".join(lines)
 
 
+def _run_settings(args) -> dict:
+    """The sweep's keyword arguments: defaults, then the TOML file, then the flags given."""
+    settings = {"problem": "linear", "lr": DEFAULT_LR, "record": "summary"}
+    if args.spec is not None:
+        settings.update(spec_mod.load_toml(args.spec))
+    flags = {k: getattr(args, k) for k in ("problem", "lr", "epochs", "grad", "precision", "record", "every",
+                                           "optimizer", "init", "seed", "memory", "out")}
+    if args.variables is not None:
+        flags["variables"] = [v.strip() for v in args.variables.split(",") if v.strip()]
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    return settings
+
+
 def _run(args) -> None:
-    problem = problems.get(args.problem)
+    settings = _run_settings(args)
     t0 = time.perf_counter()
-    ds = api.sweep(
-        problem,
-        args.lr,
-        init=args.init,
-        seed=args.seed,
-        epochs=args.epochs,
-        grad=args.grad,
-        precision=args.precision,
-        record=args.record,
-        optimizer=args.optimizer,
-        progress=False if args.quiet else None,
-    )
+    name = settings.pop("problem")
+    problem = problems.get(name) if not settings.get("problem_args") and not settings.get("problem_seed") else name
+    try:
+        ds = api.sweep(problem, settings.pop("lr"), progress=False if args.quiet else None, **settings)
+    except api.SweepInterrupted as stop:
+        done = stop.partial.attrs.get("chunks_done")
+        where = f"; {done} of {stop.partial.attrs['chunks_total']} chunks are done in {settings['out']}, run the same command again to resume" if done is not None else ""
+        raise KeyboardInterrupt(f"interrupted{where}") from None
     seconds = time.perf_counter() - t0
-    n = ds.sizes["lr"] * ds.sizes["init"]
+    sizes = " x ".join(f"{ds.sizes[d]} {d}" for d in ds["outcome"].dims)
+    epochs = ds.attrs["epochs"]
     print(
-        f"lrsweep run: problem {problem.name}, {ds.sizes['lr']} learning rates x {ds.sizes['init']} init, "
-        f"{args.epochs} epochs, grad {args.grad}, precision {args.precision}, record {args.record}, "
-        f"optimizer {args.optimizer}"
+        f"lrsweep run: problem {ds.attrs['problem']}, {sizes}, {epochs} epochs, grad {ds.attrs['grad']}, "
+        f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
     print(_summary(ds))
-    print(_advice(problem, ds, args.optimizer))
-    print(f"time: {seconds:.2f} s for {n * args.epochs:,} config-steps (compile included)")
+    advice_problem = problem if isinstance(problem, problems.Problem) else None
+    if advice_problem is not None and "lr" in ds.dims and ds["outcome"].size <= store.DECODE_MAX:
+        print(_advice(advice_problem, ds, ds.attrs["optimizer"]))
+    if "out" in settings:
+        print(f"results: {settings['out']} (lrsweep.open to read them; lrsweep export to write a table)")
+    print(f"time: {seconds:.2f} s for {ds['outcome'].size * epochs:,} config-steps (compile included)")
+
+
+def _export(args) -> None:
+    path = store.export(args.store, args.table)
+    print(f"wrote {path}")
 
 
 def _advice(problem: problems.Problem, ds, optimizer: str) -> str:
@@ -181,12 +244,12 @@ def _info(_args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "trace": _trace, "info": _info}[args.command](args)
+        {"run": _run, "trace": _trace, "info": _info, "export": _export}[args.command](args)
     except ValueError as err:
         print(f"lrsweep: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lrsweep: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"lrsweep: {stop or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

@@ -10,12 +10,14 @@ recompile.
 Shapes (``C`` configs in a chunk, ``G`` learning-rate groups, ``E`` epochs, ``n`` examples):
 
 - ``lr``: ``(C, G)``, compute dtype; parameter leaf ``k`` uses ``lr[:, static.leaf_group[k]]``;
+- ``hyper``: ``(C, H)``, swept optimizer hyperparameters (``H`` may be 0);
 - ``params0``: pytree whose leaves are ``(C, *leaf_shape)``, parameter dtype;
 - ``x``, ``y``: ``(n, ...)``, compute dtype, shared by all configs (never copied per config);
-- record ``"summary"``: ``loss (C,)``, params ``(C, *leaf_shape)``, ``outcome (C,) int8``,
-  ``event_epoch (C,) int32``;
-- record ``"trajectory"``: ``loss (C, E + 1)``, params ``(C, E + 1, *leaf_shape)``, outcome and
-  event as for a summary. Epoch 0 is the state before training.
+- record ``"summary"``: ``loss (C,)``, ``params`` a list of leaves ``(C, *leaf_shape)``,
+  ``outcome (C,) int8``, ``event_epoch (C,) int32``;
+- record ``"trajectory"``: ``loss (C, R)``, params ``(C, R, *leaf_shape)`` at the ``R`` epochs of
+  ``Static.recorded_epochs()`` (every epoch ``0..E`` by default), outcome and event as for a
+  summary. Epoch 0 is the state before training.
 
 One epoch on ``L(p) = (1/n) sum_i loss(p, x_i, y_i)``::
 
@@ -70,6 +72,9 @@ class Static:
       optimizer: ``lrsweep.optimizers.Optimizer`` (default: the lesson's gradient descent).
       groups: names of the learning-rate groups, ``G`` of them.
       leaf_group: for each parameter leaf (JAX flattening order), the index of its group.
+      hyper_names: optimizer hyperparameters swept per config (``H`` of them), injected into optax.
+      every: a trajectory keeps every ``every``-th epoch (and the last).
+      keep_loss, keep_leaves: what a trajectory keeps: the loss, and which parameter leaves.
     """
 
     loss: Callable
@@ -82,6 +87,14 @@ class Static:
     optimizer: Optimizer = optimizers.get("gd")
     groups: tuple[str, ...] = ("lr",)
     leaf_group: tuple[int, ...] | None = None  # None: every leaf in group 0
+    hyper_names: tuple[str, ...] = ()
+    every: int = 1
+    keep_loss: bool = True
+    keep_leaves: tuple[int, ...] | None = None  # None: every leaf
+
+    def recorded_epochs(self) -> np.ndarray:
+        """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
+        return np.append(np.arange(0, self.epochs, self.every), self.epochs)
 
 
 def pairwise_sum(terms: list) -> jax.Array:
@@ -146,7 +159,7 @@ def _labels(static: Static, params: PyTree) -> PyTree | None:
     return treedef.unflatten([static.groups[g] for g in static.leaf_group])
 
 
-def _epoch_fn(static: Static, lr, x, y, h, zero):
+def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
     """One epoch for one config, and how to start it.
 
     Returns ``(init, epoch, mean_loss)``: ``init(params) -> opt_state`` and
@@ -171,8 +184,10 @@ def _epoch_fn(static: Static, lr, x, y, h, zero):
     else:
         # Building the optax transformation is plain Python (it closes over this config's traced
         # lr), so init and update each build their own identical copy.
+        named = {} if hyper is None else dict(zip(static.hyper_names, [hyper[k] for k in range(len(static.hyper_names))]))
+
         def transformation(params):
-            return static.optimizer.transformation(lr, _labels(static, params), static.groups)
+            return static.optimizer.transformation(lr, _labels(static, params), static.groups, named)
 
         def init(params):
             return transformation(params).init(as_compute(params))
@@ -195,10 +210,16 @@ def _changed(old: PyTree, new: PyTree) -> jax.Array:
     return functools.reduce(jnp.logical_or, diffs)
 
 
-def train_one(static: Static, lr, params0, x, y, h, zero, rtol, min_loss) -> dict:
-    """Train one config (``lr (G,)``) for ``static.epochs`` epochs; outputs as in the module docstring."""
-    epochs = static.epochs
-    init, epoch, mean_loss = _epoch_fn(static, lr, x, y, h, zero)
+def train_one(static: Static, lr, hyper, params0, x, y, h, zero, rtol, min_loss) -> dict:
+    """Train one config (``lr (G,)``, ``hyper (H,)``) for ``static.epochs`` epochs.
+
+    Outputs as in the module docstring. A trajectory keeps the epochs ``static.recorded_epochs()``:
+    an outer scan over blocks of ``every`` epochs records the state at the start of each block (its
+    loss comes from the block's first step, so ``every = 1`` keeps exactly the losses the outcome
+    tracker saw), then the remaining epochs run, then the final state is recorded.
+    """
+    epochs, every = static.epochs, static.every
+    init, epoch, mean_loss = _epoch_fn(static, lr, x, y, h, zero, hyper)
     loss0 = mean_loss(params0)
     tol = min_loss + rtol * (loss0 - min_loss)
 
@@ -207,42 +228,71 @@ def train_one(static: Static, lr, params0, x, y, h, zero, rtol, min_loss) -> dic
         loss, _, _, new, state = epoch(params, state)
         track = outcomes.observe(track, e, loss, loss0, tol)
         track = outcomes.moved(track, e + 1, _changed(params, new))
-        out = (loss, new) if static.record == "trajectory" else None
-        return (new, state, track), out
+        return (new, state, track), loss
 
-    carry0 = (params0, init(params0), outcomes.start(loss0, tol))
-    (final, _, track), out = lax.scan(step, carry0, jnp.arange(epochs, dtype=jnp.int32), unroll=UNROLL_SCAN)
+    def run(carry, first_epoch, n):
+        """``n`` epochs from ``first_epoch``; returns the new carry and the first epoch's loss."""
+        carry, losses = lax.scan(step, carry, first_epoch + jnp.arange(n, dtype=jnp.int32), unroll=min(UNROLL_SCAN, n))
+        return carry, losses[0]
+
+    def keep(loss, params):
+        leaves = jax.tree_util.tree_leaves(params)
+        chosen = range(len(leaves)) if static.keep_leaves is None else static.keep_leaves
+        return {"loss": loss if static.keep_loss else None, "params": [leaves[k] for k in chosen]}
+
+    carry = (params0, init(params0), outcomes.start(loss0, tol))
+    if static.record == "trajectory":
+        n_blocks, rest = divmod(epochs, every)
+
+        def block(carry, b):
+            params = carry[0]
+            carry, first_loss = run(carry, b * every, every)
+            return carry, keep(first_loss, params)
+
+        carry, records = lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
+        if rest:
+            params = carry[0]
+            carry, first_loss = run(carry, n_blocks * every, rest)
+            records = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params))
+    else:
+        # Summaries keep no per-epoch output, so memory does not grow with epochs.
+        carry, _ = lax.scan(lambda c, e: (step(c, e)[0], None), carry, jnp.arange(epochs, dtype=jnp.int32), unroll=UNROLL_SCAN)
+    final, _, track = carry
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol)
     outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol)
     result = {"outcome": outcome, "event_epoch": event}
     if static.record == "trajectory":
-        losses, params_seq = out
-        result["loss"] = jnp.concatenate([losses, loss_final[None]])
-        result["params"] = jax.tree_util.tree_map(
-            lambda p0, seq: jnp.concatenate([p0[None], seq]), params0, params_seq
-        )
+        last = keep(loss_final, final)
+        result.update(jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last))
     else:
         result["loss"] = loss_final
-        result["params"] = final
+        result["params"] = jax.tree_util.tree_leaves(final)
     return result
 
 
 @functools.partial(jax.jit, static_argnames=("static",))
-def run_chunk(lr, params0, x, y, h, zero, rtol, min_loss, *, static: Static) -> dict:
-    """``jit(vmap(train_one))`` over a chunk of ``C`` configs; see the module docstring for shapes."""
+def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static: Static) -> dict:
+    """``jit(vmap(train_one))`` over a chunk of ``C`` configs; see the module docstring for shapes.
+
+    ``hyper`` is ``(C, H)``, the swept optimizer hyperparameters. The output's ``params`` is a list
+    of leaves in JAX flattening order (for a trajectory, the leaves in ``static.keep_leaves``).
+    """
     c = lr.shape[0]
-    dims = chex.Dimensions(C=c, E=static.epochs + 1, G=len(static.groups))
+    n_rec = len(static.recorded_epochs())
+    dims = chex.Dimensions(C=c, R=n_rec, G=len(static.groups), H=len(static.hyper_names))
     chex.assert_shape(lr, dims["CG"])
+    chex.assert_shape(hyper, dims["CH"])
     chex.assert_tree_shape_prefix(params0, dims["C"])
     chex.assert_shape([x, y], (static.n_data, ...))
     train = functools.partial(train_one, static)
-    out = jax.vmap(train, in_axes=(0, 0, None, None, None, None, None, None))(
-        lr, params0, x, y, h, zero, rtol, min_loss
+    out = jax.vmap(train, in_axes=(0, 0, 0, None, None, None, None, None, None))(
+        lr, hyper, params0, x, y, h, zero, rtol, min_loss
     )
-    prefix = dims["C"] if static.record == "summary" else dims["CE"]
+    prefix = dims["C"] if static.record == "summary" else dims["CR"]
     chex.assert_shape([out["outcome"], out["event_epoch"]], dims["C"])
-    chex.assert_shape(out["loss"], prefix)
+    if out["loss"] is not None:
+        chex.assert_shape(out["loss"], prefix)
     chex.assert_tree_shape_prefix(out["params"], prefix)
     return out
 

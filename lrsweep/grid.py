@@ -1,4 +1,4 @@
-"""Learning-rate axes: lists and spaces, validated.
+"""Sweep axes: lists and spaces, validated, computed index by index.
 
 A space is a string ``KIND:START:STOP:NUM``:
 
@@ -6,9 +6,16 @@ A space is a string ``KIND:START:STOP:NUM``:
 - ``lin:0.01:0.2:20``: 20 values evenly spaced from 0.01 to 0.2, both ends included.
 
 A list is comma-separated numbers (``0.01,0.1,1``), a number, or any 1-D array-like.
+
+An :class:`Axis` computes the value at any index without building the whole axis, so a sweep of
+1e8 learning rates never holds 1e8 coordinates in memory: value ``i`` of ``log:a:b:n`` is
+``10 ** (log10(a) + i * (log10(b) - log10(a)) / (n - 1))`` and of ``lin:a:b:n`` is
+``a + i * (b - a) / (n - 1)``, with both ends exact.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -17,10 +24,59 @@ def _error(arg: str, value, accepted: str) -> ValueError:
     return ValueError(f"{arg}={value!r} is invalid: {accepted}")
 
 
-def parse_space(text: str, arg: str = "lr") -> np.ndarray:
-    """Parse ``log:START:STOP:NUM`` or ``lin:START:STOP:NUM`` into a float64 array of NUM values."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Axis:
+    """One sweep axis.
+
+    Attributes:
+      kind: ``"list"``, ``"log"`` or ``"lin"``.
+      values: the values of a list axis (float64, 1-D), else None.
+      start, stop, num: the space of a log or lin axis.
+    """
+
+    kind: str
+    values: np.ndarray | None = None
+    start: float = 0.0
+    stop: float = 0.0
+    num: int = 0
+
+    def __len__(self) -> int:
+        return int(self.values.size) if self.kind == "list" else self.num
+
+    def at(self, index) -> np.ndarray:
+        """The values at integer ``index`` (any shape), float64."""
+        index = np.asarray(index, dtype=np.int64)
+        if self.kind == "list":
+            return self.values[index]
+        if self.num == 1:
+            return np.full(index.shape, self.start)
+        if self.kind == "log":
+            lo, hi = np.log10(self.start), np.log10(self.stop)
+            out = 10.0 ** (lo + index * ((hi - lo) / (self.num - 1)))
+        else:
+            out = self.start + index * ((self.stop - self.start) / (self.num - 1))
+        # Both ends exact, whatever the rounding above.
+        return np.where(index == 0, self.start, np.where(index == self.num - 1, self.stop, out))
+
+    def all(self) -> np.ndarray:
+        return self.at(np.arange(len(self)))
+
+    def spec(self):
+        """A JSON-able description: the space string, or the list of values."""
+        if self.kind == "list":
+            return self.values.tolist()
+        return f"{self.kind}:{self.start!r}:{self.stop!r}:{self.num}"
+
+
+def parse_space(text: str, arg: str = "lr", positive: bool = True) -> Axis:
+    """Parse ``log:START:STOP:NUM`` or ``lin:START:STOP:NUM``.
+
+    ``START <= STOP`` (equal only for ``NUM == 1``), ``NUM >= 1``; a log space, and any space when
+    ``positive``, needs ``START > 0``.
+    """
     parts = text.split(":")
-    accepted = "expected 'log:START:STOP:NUM' or 'lin:START:STOP:NUM' with 0 < START < STOP and NUM >= 1"
+    lower = "0 < START" if positive else "START"
+    accepted = f"expected 'log:START:STOP:NUM' or 'lin:START:STOP:NUM' with {lower} < STOP and NUM >= 1"
     if len(parts) != 4 or parts[0] not in ("log", "lin"):
         raise _error(arg, text, accepted)
     kind, start, stop, num = parts
@@ -28,13 +84,39 @@ def parse_space(text: str, arg: str = "lr") -> np.ndarray:
         start, stop, num = float(start), float(stop), int(num)
     except ValueError:
         raise _error(arg, text, accepted) from None
-    if not (np.isfinite(start) and np.isfinite(stop)) or num < 1 or start <= 0 or stop < start or (
-        num > 1 and stop == start
-    ):
-        raise _error(arg, text, accepted)
-    if kind == "log":
-        return np.geomspace(start, stop, num)
-    return np.linspace(start, stop, num)
+    bad = not (np.isfinite(start) and np.isfinite(stop)) or num < 1 or stop < start or (num > 1 and stop == start)
+    bad = bad or ((positive or kind == "log") and start <= 0)
+    if bad:
+        raise _error(arg, text, accepted + ("" if kind == "lin" else "; a log space needs START > 0"))
+    return Axis(kind, start=start, stop=stop, num=num)
+
+
+def parse_axis(value, arg: str, positive: bool = True, what: str = "value") -> Axis:
+    """Turn a number, a 1-D array-like, ``"a,b,c"`` or a space into a validated :class:`Axis`."""
+    if isinstance(value, Axis):
+        return value
+    if isinstance(value, str) and ":" in value:
+        return parse_space(value.strip(), arg, positive)
+    if isinstance(value, str):
+        try:
+            arr = np.array([float(v) for v in value.split(",") if v.strip()], dtype=np.float64)
+        except ValueError:
+            raise _error(arg, value, "expected comma-separated numbers ('0.01,0.1,1') or a space ('log:1e-4:10:256')") from None
+    else:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise _error(arg, value, "expected a number or a 1-D sequence of numbers") from None
+        arr = arr.reshape(1) if arr.ndim == 0 else arr
+    if arr.ndim != 1:
+        raise _error(arg, value, f"expected a 1-D sequence, got an array of shape {arr.shape}")
+    if arr.size == 0:
+        raise _error(arg, value, f"expected at least one {what}")
+    bad = ~np.isfinite(arr) | ((arr <= 0) if positive else False)
+    if np.any(bad):
+        first = float(arr[bad][0])
+        raise _error(arg, value, f"{what}s must be finite{' and > 0' if positive else ''}, got {first!r}")
+    return Axis("list", values=arr)
 
 
 def parse_lr(value, arg: str = "lr") -> np.ndarray:
@@ -48,46 +130,25 @@ def parse_lr(value, arg: str = "lr") -> np.ndarray:
     >>> parse_lr("lin:0.1:0.3:3")
     array([0.1, 0.2, 0.3])
     """
-    if isinstance(value, str):
-        text = value.strip()
-        if ":" in text:
-            lr = parse_space(text, arg)
-        else:
-            try:
-                lr = np.array([float(v) for v in text.split(",") if v.strip()], dtype=np.float64)
-            except ValueError:
-                raise _error(
-                    arg, value, "expected comma-separated numbers ('0.01,0.1,1') or a space ('log:1e-4:10:256')"
-                ) from None
-    else:
-        try:
-            lr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise _error(arg, value, "expected a number or a 1-D sequence of numbers") from None
-        lr = lr.reshape(1) if lr.ndim == 0 else lr
-    if lr.ndim != 1:
-        raise _error(arg, value, f"expected a 1-D sequence, got an array of shape {lr.shape}")
-    if lr.size == 0:
-        raise _error(arg, value, "expected at least one learning rate")
-    bad = ~np.isfinite(lr) | (lr <= 0)
-    if bad.any():
-        first = float(lr[bad][0])
-        raise _error(arg, value, f"learning rates must be finite and > 0, got {first!r}")
-    return lr
+    return parse_axis(value, arg, positive=True, what="learning rate").all()
 
 
 class InitGrid:
     """A Cartesian grid over chosen scalar parameters' initial values (see :func:`init_grid`).
 
     Attributes:
-      values: parameter name -> 1-D float64 array of initial values, in the order given.
+      axes: parameter name -> :class:`Axis` of initial values, in the order given.
     """
 
-    def __init__(self, values: dict[str, np.ndarray]):
-        self.values = values
+    def __init__(self, axes: dict[str, Axis]):
+        self.axes = axes
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        return {k: a.all() for k, a in self.axes.items()}
 
     def __repr__(self) -> str:
-        return f"init_grid({', '.join(f'{k}=<{v.size} values>' for k, v in self.values.items())})"
+        return f"init_grid({', '.join(f'{k}={a.spec()!r}' for k, a in self.axes.items())})"
 
 
 def init_grid(**values) -> InitGrid:
@@ -102,28 +163,4 @@ def init_grid(**values) -> InitGrid:
     """
     if not values:
         raise ValueError("init_grid() needs at least one parameter, e.g. init_grid(w=[0.0, 1.0])")
-    out = {}
-    for name, spec in values.items():
-        arg = f"init_grid({name}=...)"
-        if isinstance(spec, str) and ":" in spec:
-            kind = spec.split(":")[0]
-            if kind == "lin":  # linear spaces may cross zero for inits
-                parts = spec.split(":")
-                try:
-                    start, stop, num = float(parts[1]), float(parts[2]), int(parts[3])
-                except (ValueError, IndexError):
-                    raise _error(arg, spec, "expected 'lin:START:STOP:NUM'") from None
-                if len(parts) != 4 or num < 1 or not (np.isfinite(start) and np.isfinite(stop)) or stop < start:
-                    raise _error(arg, spec, "expected 'lin:START:STOP:NUM' with START <= STOP and NUM >= 1")
-                arr = np.linspace(start, stop, num)
-            else:
-                arr = parse_space(spec, arg)
-        else:
-            try:
-                arr = np.atleast_1d(np.asarray(spec, dtype=np.float64))
-            except (TypeError, ValueError):
-                raise _error(arg, spec, "expected numbers") from None
-        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-            raise _error(arg, spec, "expected a non-empty 1-D list of finite numbers")
-        out[name] = arr
-    return InitGrid(out)
+    return InitGrid({name: parse_axis(spec, f"init_grid({name}=...)", positive=False) for name, spec in values.items()})

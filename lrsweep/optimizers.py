@@ -53,12 +53,19 @@ class Optimizer:
     def is_gd(self) -> bool:
         return self.factory is None
 
-    def transformation(self, lr, labels: PyTree | None, groups: tuple[str, ...]) -> optax.GradientTransformation:
-        """The optax transformation for one config: ``lr`` has shape ``(G,)``, one per group."""
+    def transformation(
+        self, lr, labels: PyTree | None, groups: tuple[str, ...], hyper: dict | None = None
+    ) -> optax.GradientTransformation:
+        """The optax transformation for one config.
+
+        ``lr`` has shape ``(G,)``, one per group; ``hyper`` maps swept hyperparameter names to this
+        config's scalar values (injected like the learning rate, so they may be traced arrays).
+        """
         make = optax.inject_hyperparams(functools.partial(self.factory, **dict(self.kwargs)))
+        hyper = hyper or {}
         if labels is None:
-            return make(learning_rate=lr[0])
-        return optax.partition({g: make(learning_rate=lr[k]) for k, g in enumerate(groups)}, labels)
+            return make(learning_rate=lr[0], **hyper)
+        return optax.partition({g: make(learning_rate=lr[k], **hyper) for k, g in enumerate(groups)}, labels)
 
 
 def get(optimizer: str | Callable = "gd", kwargs: dict | None = None) -> Optimizer:

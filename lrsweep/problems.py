@@ -383,12 +383,33 @@ def get(name: str) -> Problem:
     return BUILTINS[name]()
 
 
-def _load(spec: str) -> Problem:
+def factory(name: str) -> Callable[..., Problem]:
+    """The function that makes the problem ``name`` (a built-in or ``package.module:function``)."""
+    if not isinstance(name, str):
+        raise ValueError(f"problem={name!r} is invalid: expected a built-in name or 'package.module:function'")
+    if ":" in name:
+        obj = _import(name)
+        if not callable(obj) or isinstance(obj, Problem):
+            raise ValueError(f"problem={name!r} is not a function, so it takes no arguments")
+        return obj
+    if name not in BUILTINS:
+        raise ValueError(
+            f"problem={name!r} is not a built-in problem; expected one of {sorted(BUILTINS)} or 'package.module:function'"
+        )
+    return BUILTINS[name]
+
+
+def _import(spec: str):
     module_name, _, attr = spec.partition(":")
     try:
-        obj = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as err:
         raise ValueError(f"problem={spec!r} could not be loaded: {type(err).__name__}: {err}") from None
+
+
+def _load(spec: str) -> Problem:
+    obj = _import(spec)
+    attr = spec.partition(":")[2]
     problem = obj if isinstance(obj, Problem) else obj() if callable(obj) else obj
     if not isinstance(problem, Problem):
         raise ValueError(f"problem={spec!r} is invalid: {attr} returned {type(problem).__name__}, not an lrsweep.Problem")

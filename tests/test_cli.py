@@ -19,7 +19,7 @@ def run_cli(capsys, *argv):
 def test_run_default_is_the_lesson_with_256_log_spaced_lrs(capsys):
     code, out, _ = run_cli(capsys, "run", "--quiet")
     assert code == 0
-    assert "problem linear, 256 learning rates x 1 init, 1000 epochs" in out
+    assert "problem linear, 256 lr x 1 init, 1000 epochs" in out
     counts = dict(re.findall(r"^(converged|unfinished|diverged|stuck)\s+(\d+)", out, re.M))
     assert sum(map(int, counts.values())) == 256
     # The largest lr that converged lies just below theory's critical lr 2 / 16.70 = 0.1198,
@@ -32,10 +32,10 @@ def test_run_default_is_the_lesson_with_256_log_spaced_lrs(capsys):
 
 def test_run_with_list_and_space(capsys):
     code, out, _ = run_cli(capsys, "run", "--lr", "0.01,0.1,1", "--grad", "forward", "--precision", "mixed", "--quiet")
-    assert code == 0 and "3 learning rates" in out
+    assert code == 0 and "3 lr x 1 init" in out
     assert re.search(r"^stuck\s+1\s+1\s+1$", out, re.M)
     code, out, _ = run_cli(capsys, "run", "--lr", "lin:0.01:0.2:20", "--epochs", "50", "--record", "trajectory", "--quiet")
-    assert code == 0 and "20 learning rates" in out and "50 epochs" in out
+    assert code == 0 and "20 lr x 1 init" in out and "50 epochs" in out
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_run_with_optimizer_inits_and_advice(capsys):
     code, out, _ = run_cli(capsys, "run", "--problem", "quadratic", "--lr", "log:0.01:1:30", "--epochs", "300",
                            "--optimizer", "momentum", "--init", "3", "--seed", "1", "--quiet")
     assert code == 0
-    assert "30 learning rates x 3 init" in out and "optimizer momentum" in out
+    assert "30 lr x 3 init" in out and "optimizer momentum" in out
     # quadratic(): lambda_max = cond = 10, heavy ball with beta = 0.9: critical lr (2 + 1.8) / 10.
     assert "theory: critical lr 0.38 " in out
     suggested = float(re.search(r"suggested lr \(largest stable\): (\S+)", out).group(1))

@@ -181,7 +181,7 @@ def test_user_problem_from_the_command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert cli.main(["run", "--problem", "myproblems:line", "--lr", "0.01,0.1,0.3", "--epochs", "200", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "problem line, 3 learning rates" in out
+    assert "problem line, 3 lr x 1 init" in out
     # L = (a - 2)^2 * mean(x^2) = (14/3)(a - 2)^2: GD is stable for lr < 2 / (28/3) = 0.214.
     assert "largest lr that converged: 0.1" in out
     assert cli.main(["run", "--problem", "myproblems:not_a_problem"]) == 2
