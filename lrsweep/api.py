@@ -14,6 +14,7 @@ import json
 import numbers
 import os
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 import jax
 
-from . import _checks, engine, gradients, grid, optimizers, outcomes, problems, store
+from . import _checks, engine, gradients, grid, kernels, optimizers, outcomes, problems, store
 from . import spec as spec_mod
 from .precision import Policy, get as get_policy
 from .problems import Problem
@@ -347,6 +348,7 @@ def sweep(
     memory=None,
     out=None,
     chunk_size: int | None = None,
+    kernel: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
     """Train every (learning rate, initialisation, ...) config at once.
@@ -390,6 +392,9 @@ def sweep(
         interrupted run (``lrsweep.store``). The returned Dataset then reads from the store.
       chunk_size: configs per compiled chunk, overriding the budget's choice. Results do not depend
         on it (from ``MIN_CHUNK`` configs on).
+      kernel: ``"auto"`` (the fused Pallas kernel of ``lrsweep.kernels`` on GPU for summaries of
+        small data sets, XLA otherwise), ``"xla"``, ``"pallas"`` or ``"pallas-interpret"`` (the
+        kernel interpreted on CPU, for tests). Results agree within float32 tolerance.
       progress: a progress bar (chunks, config-steps per second, ETA); default when there are
         several chunks and stderr is a terminal.
 
@@ -422,6 +427,7 @@ def sweep(
     rtol = _checks.real("rtol", rtol, 0.0)
     window = outcomes.default_window(epochs) if stuck_window is None else _checks.integer("stuck_window", stuck_window, 1)
     memory = default_memory() if memory is None else spec_mod.parse_size(memory)
+    kernel = _checks.choice("kernel", kernel, engine.KERNELS)
     if optimizer_axes:
         if opt.is_gd:
             raise ValueError("optimizer_axes needs an optax optimizer: 'gd' has no hyperparameters")
@@ -464,13 +470,16 @@ def sweep(
         keep_loss, keep_leaves = "loss" in wanted, tuple(k for k, n in enumerate(axes.names) if n in wanted)
     statics = [
         engine.Static(p.loss, p.n_data, grad, policy, epochs, record, window, opt, axes.groups, axes.leaf_group,
-                      axes.hyper_names, every, keep_loss, keep_leaves)
+                      axes.hyper_names, every, keep_loss, keep_leaves, kernel)
         for p in instances
     ]
     settings = dict(problem=problem, problem_args=problem_args, problem_seed=seeds, lr=lr, groups=groups, init=init,
                     seed=seed, epochs=epochs, grad=grad, precision=policy.name, record=record, every=every,
                     variables=variables, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
                     optimizer_axes=optimizer_axes, h=h, rtol=rtol, stuck_window=window)
+    if kernel.startswith("pallas") and not kernels.supported(statics[0]):
+        raise ValueError(f"kernel={kernel!r} is invalid here: the fused kernel takes summary records of data sets "
+                         f"of at most {engine.UNROLL_MAX} examples; use kernel='xla' or 'auto'")
     chunk = _chunk_size(statics[0], base, memory, chunk_size)
     attrs = {
         "problem": base.name, "grad": grad, "precision": policy.name, "optimizer": opt.name,
@@ -517,8 +526,16 @@ def sweep(
                 which = int(idx["problem_seed"][0]) if seeds is not None else 0
                 lr_c, hyper_c, p_c = axes.configs(idx, policy)
                 x, y = data[which]
-                result = engine.run_chunk(lr_c, hyper_c, p_c, x, y, *args, cd(instances[which].min_loss),
-                                          static=statics[which])
+                call = (lr_c, hyper_c, p_c, x, y, *args, cd(instances[which].min_loss))
+                try:
+                    result = engine.run_chunk(*call, static=statics[which])
+                except Exception as err:  # noqa: BLE001 - only the automatic GPU kernel choice is retried
+                    if not (kernel == "auto" and engine._use_kernel(statics[which], chunk) == "pallas"):
+                        raise
+                    warnings.warn(f"lrsweep: the fused GPU kernel failed to compile ({type(err).__name__}: {err}); "
+                                  "using the XLA path", RuntimeWarning, stacklevel=2)
+                    statics = [dataclasses.replace(st, kernel="xla") for st in statics]
+                    result = engine.run_chunk(*call, static=statics[which])
                 sink.write(k, _tile_values(result, layout, axes, statics[which], tshape))
                 sink.mark_done(k)
                 bar.update(int(np.prod(tshape)) * epochs)

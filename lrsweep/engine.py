@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import gradients, optimizers, outcomes
+from . import gradients, kernels, optimizers, outcomes
 from .optimizers import Optimizer
 from .precision import Policy
 
@@ -75,6 +75,9 @@ class Static:
       hyper_names: optimizer hyperparameters swept per config (``H`` of them), injected into optax.
       every: a trajectory keeps every ``every``-th epoch (and the last).
       keep_loss, keep_leaves: what a trajectory keeps: the loss, and which parameter leaves.
+      kernel: ``"xla"`` (``vmap`` of ``train_one``), ``"pallas"`` (the fused kernel of
+        ``lrsweep.kernels``), ``"pallas-interpret"`` (the same kernel interpreted, for tests on
+        CPU) or ``"auto"``: the fused kernel on GPU where it applies, XLA otherwise.
     """
 
     loss: Callable
@@ -91,6 +94,7 @@ class Static:
     every: int = 1
     keep_loss: bool = True
     keep_leaves: tuple[int, ...] | None = None  # None: every leaf
+    kernel: str = "auto"
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
@@ -271,6 +275,17 @@ def train_one(static: Static, lr, hyper, params0, x, y, h, zero, rtol, min_loss)
     return result
 
 
+KERNELS = ("auto", "xla", "pallas", "pallas-interpret")
+
+
+def _use_kernel(static: Static, chunk: int) -> str:
+    """The path ``run_chunk`` takes: the one asked for, or for "auto" the fused kernel on GPU."""
+    if static.kernel != "auto":
+        return static.kernel
+    fits = kernels.supported(static) and chunk % min(kernels.BLOCK, chunk) == 0
+    return "pallas" if fits and jax.default_backend() == "gpu" else "xla"
+
+
 @functools.partial(jax.jit, static_argnames=("static",))
 def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static: Static) -> dict:
     """``jit(vmap(train_one))`` over a chunk of ``C`` configs; see the module docstring for shapes.
@@ -285,10 +300,14 @@ def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static: Stat
     chex.assert_shape(hyper, dims["CH"])
     chex.assert_tree_shape_prefix(params0, dims["C"])
     chex.assert_shape([x, y], (static.n_data, ...))
-    train = functools.partial(train_one, static)
-    out = jax.vmap(train, in_axes=(0, 0, 0, None, None, None, None, None, None))(
-        lr, hyper, params0, x, y, h, zero, rtol, min_loss
-    )
+    if _use_kernel(static, c) == "xla":
+        train = functools.partial(train_one, static)
+        out = jax.vmap(train, in_axes=(0, 0, 0, None, None, None, None, None, None))(
+            lr, hyper, params0, x, y, h, zero, rtol, min_loss
+        )
+    else:
+        interpret = _use_kernel(static, c) == "pallas-interpret"
+        out = kernels.run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, static=static, interpret=interpret)
     prefix = dims["C"] if static.record == "summary" else dims["CR"]
     chex.assert_shape([out["outcome"], out["event_epoch"]], dims["C"])
     if out["loss"] is not None:

@@ -1,0 +1,97 @@
+"""A fused Pallas kernel for summary sweeps: a block of configs stays on-chip for all epochs.
+
+Part of the engine. ``engine.run_chunk`` (XLA) runs each epoch as a pass over the chunk's configs
+in memory; on a GPU that round trip through memory every epoch dominates (DESIGN.md: 214 G
+config-steps/s for the lesson on an H200, where a register-resident kernel reaches 1,600 G). Here a
+grid of programs each takes ``BLOCK`` configs, loads their learning rates and parameters once,
+runs every epoch (the same ``engine.train_one``, vmapped over the block inside the kernel) and
+writes only the summary: final loss and parameters, outcome, event epoch.
+
+Where it applies (``supported``): summary records, with the data summed term by term (small data
+sets, ``engine.UNROLL_MAX``). ``engine.run_chunk`` chooses it on GPU and falls back to XLA
+otherwise. On CPU, Pallas's interpret mode runs the same kernel for tests (slowly); results equal
+the XLA path within float32 tolerance (the two compile the same arithmetic into different
+programs, so the last bits may differ).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+#: Configs per kernel program. The chunk sizes the API picks are powers of two >= 8.
+BLOCK = 128
+
+
+def supported(static) -> bool:
+    """Whether the fused kernel handles these settings (else the XLA path runs)."""
+    from . import engine  # engine imports this module: import it late
+
+    return static.record == "summary" and static.n_data <= engine.UNROLL_MAX
+
+
+def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static, interpret: bool = False) -> dict:
+    """Same inputs and outputs as ``engine.run_chunk`` for a summary (not jitted here: the caller is)."""
+    from . import engine  # engine imports this module: import it late
+
+    c = lr.shape[0]
+    block = min(BLOCK, c)
+    if c % block:
+        raise ValueError(f"the fused kernel needs a chunk that is a multiple of {block} configs, got {c}")
+    leaves, treedef = jax.tree_util.tree_flatten(params0)
+    shapes = [leaf.shape[1:] for leaf in leaves]
+    flat = [leaf.reshape(c, -1) for leaf in leaves]  # (C, size): 2-D blocks for every leaf
+    cdt = lr.dtype
+    scalars = jnp.stack([jnp.asarray(v, cdt) for v in (h, zero, rtol, min_loss)])[None, :]  # (1, 4)
+    hyper2 = hyper if hyper.shape[1] else jnp.zeros((c, 1), cdt)  # Pallas blocks need a non-empty axis
+
+    def rows(width):  # a block of configs, all of a row
+        return pl.BlockSpec((block, width), lambda i: (i, 0))
+
+    def whole(arr):  # shared by every program
+        return pl.BlockSpec(arr.shape, lambda i: (0,) * arr.ndim)
+
+    in_specs = [rows(lr.shape[1]), rows(hyper2.shape[1])] + [rows(f.shape[1]) for f in flat]
+    in_specs += [whole(x), whole(y), whole(scalars)]
+    out_shape = [
+        jax.ShapeDtypeStruct((c, 1), cdt),  # loss
+        *[jax.ShapeDtypeStruct(f.shape, f.dtype) for f in flat],
+        jax.ShapeDtypeStruct((c, 1), jnp.int32),  # outcome
+        jax.ShapeDtypeStruct((c, 1), jnp.int32),  # event epoch
+    ]
+    out_specs = [rows(1)] + [rows(f.shape[1]) for f in flat] + [rows(1), rows(1)]
+    n_leaves = len(flat)
+
+    def kernel(*refs):
+        lr_ref, hyper_ref = refs[0], refs[1]
+        leaf_refs = refs[2 : 2 + n_leaves]
+        x_ref, y_ref, s_ref = refs[2 + n_leaves : 5 + n_leaves]
+        outs = refs[5 + n_leaves :]
+        params = treedef.unflatten([r[...].reshape(block, *shape) for r, shape in zip(leaf_refs, shapes)])
+        s = s_ref[...]
+        hyp = hyper_ref[...][:, : hyper.shape[1]]
+        train = functools.partial(engine.train_one, static)
+        out = jax.vmap(train, in_axes=(0, 0, 0, None, None, None, None, None, None))(
+            lr_ref[...], hyp, params, x_ref[...], y_ref[...], s[0, 0], s[0, 1], s[0, 2], s[0, 3]
+        )
+        outs[0][...] = out["loss"].reshape(block, 1)
+        for ref, leaf in zip(outs[1 : 1 + n_leaves], out["params"]):
+            ref[...] = leaf.reshape(block, -1)
+        outs[1 + n_leaves][...] = out["outcome"].astype(jnp.int32).reshape(block, 1)
+        outs[2 + n_leaves][...] = out["event_epoch"].reshape(block, 1)
+
+    results = pl.pallas_call(
+        kernel, out_shape=out_shape, grid=(c // block,), in_specs=in_specs, out_specs=out_specs, interpret=interpret
+    )(lr, hyper2, *flat, x, y, scalars)
+    loss, *leaf_out = results[: 1 + n_leaves]
+    outcome, event = results[1 + n_leaves :]
+    return {
+        "loss": loss[:, 0],
+        "params": [leaf.reshape(c, *shape) for leaf, shape in zip(leaf_out, shapes)],
+        "outcome": outcome[:, 0].astype(jnp.int8),
+        "event_epoch": event[:, 0],
+    }
+
