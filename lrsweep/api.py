@@ -503,48 +503,49 @@ def sweep(
         sink = store.MemorySink(layout)
 
     # -- run the tiles ------------------------------------------------------------------------------
-    n_tiles = layout.n_tiles
+    show = progress if progress is not None else (layout.n_tiles > 1 and sys.stderr.isatty())
+    try:
+        _run_tiles(layout, axes, statics, instances, sink, chunk, (h, rtol), show)
+    except KeyboardInterrupt:
+        raise SweepInterrupted(sink.dataset()) from None
+    return sink.dataset()
+
+
+def _run_tiles(layout: store.Layout, axes: _Axes, statics, instances, sink, chunk: int, hr, show: bool) -> None:
+    """Train every tile not done yet and write it to ``sink``, with a progress bar."""
+    n_tiles, epochs = layout.n_tiles, statics[0].epochs
+    policy = statics[0].policy
     todo = [k for k in range(n_tiles) if not sink.is_done(k)]
-    show = progress if progress is not None else (n_tiles > 1 and sys.stderr.isatty())
-    tile_configs = lambda k: int(np.prod([s.stop - s.start for s in layout.tile_region(k)]))  # noqa: E731
+    size = lambda k: int(np.prod([s.stop - s.start for s in layout.tile_region(k)]))  # noqa: E731
     total = axes.size * epochs
-    done_steps = total - sum(tile_configs(k) for k in todo) * epochs
-    bar = tqdm(total=total, initial=done_steps, disable=not show, unit="config-step", unit_scale=True,
-               desc="sweep", smoothing=0.1)
-    with policy.context():
+    bar = tqdm(total=total, initial=total - sum(size(k) for k in todo) * epochs, disable=not show,
+               unit="config-step", unit_scale=True, desc="sweep", smoothing=0.1)
+    with bar, policy.context():
         data = [engine.as_compute(st, p.x, p.y) for st, p in zip(statics, instances)]
         cd = policy.compute_dtype.type
-        args = (cd(h), cd(0.0), cd(rtol))
-        try:
-            for n_done, k in enumerate(todo):
-                region = layout.tile_region(k)
-                tshape = tuple(s.stop - s.start for s in region)
-                grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in region], indexing="ij")
-                # Pad the tile to the chunk with copies of its last config; their results are dropped.
-                pad = lambda a: np.concatenate([a.ravel(), np.full(chunk - a.size, a.ravel()[-1])])  # noqa: E731
-                idx = {d: pad(g) for d, g in zip(axes.dims, grids)}
-                which = int(idx["problem_seed"][0]) if seeds is not None else 0
-                lr_c, hyper_c, p_c = axes.configs(idx, policy)
-                x, y = data[which]
-                call = (lr_c, hyper_c, p_c, x, y, *args, cd(instances[which].min_loss))
-                try:
-                    result = engine.run_chunk(*call, static=statics[which])
-                except Exception as err:  # noqa: BLE001 - only the automatic GPU kernel choice is retried
-                    if not (kernel == "auto" and engine._use_kernel(statics[which], chunk) == "pallas"):
-                        raise
-                    warnings.warn(f"lrsweep: the fused GPU kernel failed to compile ({type(err).__name__}: {err}); "
-                                  "using the XLA path", RuntimeWarning, stacklevel=2)
-                    statics = [dataclasses.replace(st, kernel="xla") for st in statics]
-                    result = engine.run_chunk(*call, static=statics[which])
-                sink.write(k, _tile_values(result, layout, axes, statics[which], tshape))
-                sink.mark_done(k)
-                bar.update(int(np.prod(tshape)) * epochs)
-                bar.set_postfix_str(f"chunk {n_tiles - len(todo) + n_done + 1}/{n_tiles}", refresh=False)
-        except KeyboardInterrupt:
-            bar.close()
-            raise SweepInterrupted(sink.dataset()) from None
-    bar.close()
-    return sink.dataset()
+        for n_done, k in enumerate(todo):
+            region = layout.tile_region(k)
+            tshape = tuple(s.stop - s.start for s in region)
+            grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in region], indexing="ij")
+            # Pad the tile to the chunk with copies of its last config; their results are dropped.
+            idx = {d: np.concatenate([g.ravel(), np.full(chunk - g.size, g.ravel()[-1])]) for d, g in zip(axes.dims, grids)}
+            which = int(idx["problem_seed"][0]) if "problem_seed" in idx else 0
+            lr_c, hyper_c, p_c = axes.configs(idx, policy)
+            x, y = data[which]
+            call = (lr_c, hyper_c, p_c, x, y, cd(hr[0]), cd(0.0), cd(hr[1]), cd(instances[which].min_loss))
+            try:
+                result = engine.run_chunk(*call, static=statics[which])
+            except Exception as err:  # noqa: BLE001 - only the automatic GPU kernel choice is retried
+                if not (statics[which].kernel == "auto" and engine._use_kernel(statics[which], chunk) == "pallas"):
+                    raise
+                warnings.warn(f"lrsweep: the fused GPU kernel failed to compile ({type(err).__name__}: {err}); "
+                              "using the XLA path", RuntimeWarning, stacklevel=3)
+                statics[:] = [dataclasses.replace(st, kernel="xla") for st in statics]
+                result = engine.run_chunk(*call, static=statics[which])
+            sink.write(k, _tile_values(result, layout, axes, statics[which], tshape))
+            sink.mark_done(k)
+            bar.update(int(np.prod(tshape)) * epochs)
+            bar.set_postfix_str(f"chunk {n_tiles - len(todo) + n_done + 1}/{n_tiles}", refresh=False)
 
 
 def _tile_values(result: dict, layout: store.Layout, axes: _Axes, static: engine.Static, tshape) -> dict:
