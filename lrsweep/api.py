@@ -36,10 +36,17 @@ RECORDS = ("summary", "trajectory")
 #: (``_chunk_size``). Large chunks keep the per-epoch loop overhead small (throughput is about 2x
 #: that of 4096-config chunks); the memory budget may ask for fewer.
 MAX_CHUNK = 65536
+#: Trajectory chunks are at most this many configs: a small trajectory sweep then pads to a few
+#: thousand configs, not tens of thousands.
+MAX_TRAJECTORY_CHUNK = 4096
 #: Chunks are powers of two, at least this many configs. XLA:CPU compiles a chunk of one config
-#: differently (scalar code) and rounds differently; from a few configs on, every config's result
-#: is the same bit for bit whatever the chunk size, so results never depend on the budget, on how
-#: a grid is split into tiles, or on resuming (tests check this).
+#: differently (scalar code) and rounds differently. From a few configs on, for problems whose data
+#: are summed term by term (``engine.UNROLL_MAX`` examples or fewer: the lesson, chapter_net,
+#: small bowls) every config's result is the same bit for bit whatever the chunk size, so results
+#: never depend on the budget or on how a grid is split (tests check this). For larger data sets,
+#: autodiff leaves a sum over examples to XLA, whose order can change with the chunk's shape: other
+#: budgets then agree to rounding. A resumed store always keeps its chunk size, so resuming never
+#: changes a bit.
 MIN_CHUNK = 8
 
 
@@ -279,7 +286,8 @@ def _chunk_size(static: engine.Static, problem: Problem, memory: int, requested:
         return _checks.integer("chunk_size", requested, 1)
     by_work = _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad))
     per_config = _bytes_per_config(static, problem)
-    chunk = min(MAX_CHUNK, by_work, _pow2_floor(memory / per_config) if memory >= per_config else 0)
+    cap = MAX_TRAJECTORY_CHUNK if static.record == "trajectory" else MAX_CHUNK
+    chunk = min(cap, by_work, _pow2_floor(memory / per_config) if memory >= per_config else 0)
     if chunk < MIN_CHUNK:
         raise ValueError(
             f"memory={memory} bytes is too small for one chunk of {MIN_CHUNK} configs, which needs about "

@@ -3,6 +3,8 @@
     lrsweep run                               # the built-in default sweep
     lrsweep run --lr 0.01,0.1,1 --grad forward --precision mixed
     lrsweep trace --lr 0.01 --epochs 10       # the lesson notebook's printed lines
+    lrsweep export sweep.zarr summary.csv     # a store's summary as a table
+    lrsweep figures --out figures             # the lecture gallery
     lrsweep info                              # versions, backend, devices
 
 Bad input prints one line ``lrsweep: error: ...`` naming the argument and exits with status 2.
@@ -57,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--grad", default="forward")
     trace.add_argument("--precision", default="mixed")
     trace.add_argument("--param", default=None, help="parameter to print (default: the first, 'w')")
+
+    figures = sub.add_parser("figures", help="regenerate the lecture figure gallery from real sweeps")
+    figures.add_argument("--out", default="figures", help="the folder to write (default: figures)")
 
     sub.add_parser("info", help="print versions, backend and devices")
     return parser
@@ -193,6 +198,12 @@ def _run(args) -> None:
     print(f"time: {seconds:.2f} s for {ds['outcome'].size * epochs:,} config-steps (compile included)")
 
 
+def _figures(args) -> None:
+    from . import figures  # matplotlib loads only for this command
+
+    figures.main(["--out", args.out])
+
+
 def _export(args) -> None:
     path = store.export(args.store, args.table)
     print(f"wrote {path}")
@@ -244,7 +255,7 @@ def _info(_args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "trace": _trace, "info": _info, "export": _export}[args.command](args)
+        {"run": _run, "trace": _trace, "info": _info, "export": _export, "figures": _figures}[args.command](args)
     except ValueError as err:
         print(f"lrsweep: error: {err}", file=sys.stderr)
         return 2

@@ -127,6 +127,21 @@ def pairwise_sum(terms: list) -> jax.Array:
     return pairwise_sum(terms[:half]) + pairwise_sum(terms[half:])
 
 
+def tree_sum(values: jax.Array) -> jax.Array:
+    """Sum ``values (n, ...)`` over its first axis by halving: ``v[:h] + v[h:2h]`` (an odd last
+    element carried along).
+
+    Every addition is elementwise, in an order fixed by ``n`` alone, so under ``vmap`` the sum of
+    each config is the same bit for bit whatever the chunk's size. ``jnp.sum`` lets XLA pick the
+    reduction order, and it picks differently for different chunk shapes.
+    """
+    while values.shape[0] > 1:
+        half = values.shape[0] // 2
+        head = values[:half] + values[half : 2 * half]
+        values = jnp.concatenate([head, values[2 * half :]]) if values.shape[0] % 2 else head
+    return values[0]
+
+
 def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
     """``L(params) = (1/n) sum_i loss(params, x_i, y_i)`` in the compute dtype."""
     dtype = static.policy.compute_dtype
@@ -142,7 +157,7 @@ def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
             terms = [separate(static.loss(p, x[i], y[i])) for i in range(static.n_data)]
             total = pairwise_sum(terms)
         else:
-            total = jnp.sum(jax.vmap(static.loss, in_axes=(None, 0, 0))(p, x, y))
+            total = tree_sum(jax.vmap(static.loss, in_axes=(None, 0, 0))(p, x, y))
         return total / static.n_data
 
     return mean_loss

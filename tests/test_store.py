@@ -256,3 +256,23 @@ def test_ctrl_c_on_the_command_line_keeps_finished_chunks(tmp_path):
     assert "run the same command again to resume" in err and "Traceback" not in err
     ds = lrsweep.open(out)
     assert 2 <= ds.attrs["chunks_done"] < ds.attrs["chunks_total"]
+
+
+@pytest.mark.parametrize(
+    "make,grad,exact",
+    [
+        (lambda: lrsweep.problems.quadratic(dim=10, cond=100.0), "autodiff", True),  # summed term by term
+        (lambda: lrsweep.problems.logistic(n=16), "autodiff", True),
+        (lambda: lrsweep.problems.logistic(n=64), "forward", True),  # losses summed by halving
+        (lambda: lrsweep.problems.logistic(n=64), "autodiff", False),  # XLA sums the gradient: rounding
+    ],
+)
+def test_chunk_size_independence_beyond_the_lesson(make, grad, exact):
+    problem = make()
+    runs = [lrsweep.sweep(problem, "log:1e-3:1:100", epochs=80, grad=grad, record="summary", chunk_size=c)
+            for c in (8, 128, 1024)]
+    for other in runs[1:]:
+        if exact:
+            assert_same(other, runs[0], variables=("loss", *problem.init, "outcome", "event_epoch"))
+        else:
+            np.testing.assert_allclose(other.loss.values, runs[0].loss.values, rtol=1e-5)
