@@ -40,13 +40,12 @@ MAX_CHUNK = 65536
 #: thousand configs, not tens of thousands.
 MAX_TRAJECTORY_CHUNK = 4096
 #: Chunks are powers of two, at least this many configs. XLA:CPU compiles a chunk of one config
-#: differently (scalar code) and rounds differently. From a few configs on, for problems whose data
-#: are summed term by term (``engine.UNROLL_MAX`` examples or fewer: the lesson, chapter_net,
-#: small bowls) every config's result is the same bit for bit whatever the chunk size, so results
-#: never depend on the budget or on how a grid is split (tests check this). For larger data sets,
-#: autodiff leaves a sum over examples to XLA, whose order can change with the chunk's shape: other
-#: budgets then agree to rounding. A resumed store always keeps its chunk size, so resuming never
-#: changes a bit.
+#: differently (scalar code) and rounds differently. From a few configs on, where
+#: ``chunk_invariant`` holds (the lesson, chapter_net, small bowls, any finite difference) every
+#: config's result is the same bit for bit whatever the chunk size, so results never depend on the
+#: budget, on the sweep's size or on how a grid is split (tests check this). Otherwise (autodiff on
+#: more than ``engine.UNROLL_MAX`` examples) the chunk size is fixed by the problem and the budget,
+#: and other budgets agree to rounding. A resumed store always keeps its chunk size.
 MIN_CHUNK = 8
 
 
@@ -262,6 +261,10 @@ def _bytes_per_config(static: engine.Static, problem: Problem) -> int:
     return int(state + records)
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
 def _pow2_floor(v: float) -> int:
     return 2 ** int(np.floor(np.log2(max(1.0, v))))
 
@@ -280,21 +283,37 @@ def default_memory() -> int:
     return int(min(4 * 2**30, total // 2))
 
 
-def _chunk_size(static: engine.Static, problem: Problem, memory: int, requested: int | None) -> int:
-    """Configs per chunk: from the problem's cost and the memory budget, never from the sweep's size."""
+def _chunk_size(static: engine.Static, problem: Problem, memory: int, requested: int | None, n_configs: int) -> int:
+    """Configs per chunk: a power of two from ``MIN_CHUNK`` up, set by the problem's cost and the
+    memory budget, and by the sweep's size only where that cannot change a bit (``chunk_invariant``)."""
     if requested is not None:
         return _checks.integer("chunk_size", requested, 1)
-    by_work = _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad))
     per_config = _bytes_per_config(static, problem)
-    cap = MAX_TRAJECTORY_CHUNK if static.record == "trajectory" else MAX_CHUNK
-    chunk = min(cap, by_work, _pow2_floor(memory / per_config) if memory >= per_config else 0)
-    if chunk < MIN_CHUNK:
+    by_memory = _pow2_floor(memory / per_config) if memory >= per_config else 0
+    if by_memory < MIN_CHUNK:
         raise ValueError(
             f"memory={memory} bytes is too small for one chunk of {MIN_CHUNK} configs, which needs about "
-            f"{MIN_CHUNK * per_config / 1e6:.1f} MB; raise --memory, or record less (--record summary, "
+            f"{_size(MIN_CHUNK * per_config)}; raise --memory, or record less (--record summary, "
             "--every k, --variables)"
         )
+    # Costlier problems get fewer configs per chunk, so a chunk costs about what 65536 lesson configs do.
+    by_work = max(MIN_CHUNK, _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad)))
+    cap = MAX_TRAJECTORY_CHUNK if static.record == "trajectory" else MAX_CHUNK
+    chunk = min(cap, by_work, by_memory)
+    if chunk_invariant(static):  # a small sweep need not pad to a big chunk
+        chunk = min(chunk, max(MIN_CHUNK, 2 ** int(np.ceil(np.log2(max(1, n_configs))))))
     return chunk
+
+
+def chunk_invariant(static: engine.Static) -> bool:
+    """Whether every config's result is the same bit for bit in any chunk of ``MIN_CHUNK`` or more.
+
+    True where no sum is left to XLA: data summed term by term (``engine.UNROLL_MAX`` examples or
+    fewer), or finite differences, whose losses ``engine.tree_sum`` adds in a fixed order. Autodiff
+    on a larger data set leaves the sum of per-example gradients to XLA, whose order can change with
+    the chunk's shape (tests/test_store.py checks both).
+    """
+    return static.n_data <= engine.UNROLL_MAX or static.grad != "autodiff"
 
 
 def _tile_shape(shape: tuple[int, ...], dims: list[str], chunk: int) -> tuple[int, ...]:
@@ -488,7 +507,7 @@ def sweep(
     if kernel.startswith("pallas") and not kernels.supported(statics[0]):
         raise ValueError(f"kernel={kernel!r} is invalid here: the fused kernel takes summary records of data sets "
                          f"of at most {engine.UNROLL_MAX} examples; use kernel='xla' or 'auto'")
-    chunk = _chunk_size(statics[0], base, memory, chunk_size)
+    chunk = _chunk_size(statics[0], base, memory, chunk_size, axes.size)
     attrs = {
         "problem": base.name, "grad": grad, "precision": policy.name, "optimizer": opt.name,
         "optimizer_kwargs": repr(dict(opt.kwargs)), "epochs": epochs, "record": record, "every": every,
@@ -505,7 +524,7 @@ def sweep(
     else:
         if layout.nbytes() > memory:
             raise ValueError(
-                f"the results need about {layout.nbytes() / 1e9:.2f} GB, more than memory={memory / 1e9:.2f} GB; "
+                f"the results need about {_size(layout.nbytes())}, more than memory={_size(memory)}; "
                 "stream them to disk with out='sweep.zarr' (--out), or record less"
             )
         sink = store.MemorySink(layout)

@@ -5,6 +5,7 @@
     lrsweep trace --lr 0.01 --epochs 10       # the lesson notebook's printed lines
     lrsweep export sweep.zarr summary.csv     # a store's summary as a table
     lrsweep figures --out figures             # the lecture gallery
+    lrsweep bench --quick                     # the benchmark suite
     lrsweep info                              # versions, backend, devices
 
 Bad input prints one line ``lrsweep: error: ...`` naming the argument and exits with status 2.
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--grad", default="forward")
     trace.add_argument("--precision", default="mixed")
     trace.add_argument("--param", default=None, help="parameter to print (default: the first, 'w')")
+
+    # `lrsweep bench ...` hands its arguments to lrsweep.bench (see main); listed here for --help.
+    sub.add_parser("bench", help="the benchmark suite (lrsweep bench --help for its options)", add_help=False)
 
     figures = sub.add_parser("figures", help="regenerate the lecture figure gallery from real sweeps")
     figures.add_argument("--out", default="figures", help="the folder to write (default: figures)")
@@ -253,6 +257,15 @@ def _info(_args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from . import bench  # numpy baselines and plotting load only for this command
+
+        try:
+            return bench.main(argv[1:])
+        except ValueError as err:
+            print(f"lrsweep: error: {err}", file=sys.stderr)
+            return 2
     args = _parser().parse_args(argv)
     try:
         {"run": _run, "trace": _trace, "info": _info, "export": _export, "figures": _figures}[args.command](args)

@@ -106,8 +106,15 @@ def _problem_id(problem) -> Any:
     return {"name": problem.name, "loss": loss, "data": fingerprint(problem.x, problem.y, *leaves)}
 
 
+#: Explicit axes longer than this are identified by a fingerprint in the spec, not value by value.
+LIST_MAX = 256
+
+
 def _axis_id(value, arg: str, positive: bool) -> Any:
-    return grid.parse_axis(value, arg, positive).spec()
+    axis = grid.parse_axis(value, arg, positive)
+    if axis.kind == "list" and len(axis) > LIST_MAX:
+        return {"n": len(axis), "values": fingerprint(axis.values)}
+    return axis.spec()
 
 
 def canonical(settings: dict[str, Any]) -> dict[str, Any]:

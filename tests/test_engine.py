@@ -135,12 +135,17 @@ def test_no_retracing_when_only_values_change():
     kw = dict(epochs=17, grad="forward", precision="float32", record="summary")
     lrsweep.sweep("linear", [0.1, 0.2], **kw)
     before = engine.run_chunk._cache_size()
-    lrsweep.sweep("linear", np.geomspace(1e-3, 1, 33), **kw)
-    lrsweep.sweep("linear", 0.05, init={"w": np.arange(5.0), "b": -np.arange(5.0)}, **kw)
+    lrsweep.sweep("linear", [0.3, 0.05], **kw)  # new values
+    lrsweep.sweep("linear", 0.05, init={"w": np.arange(5.0), "b": -np.arange(5.0)}, **kw)  # new inits
+    lrsweep.sweep("linear", np.geomspace(1e-3, 1, 7), **kw)  # another count, the same chunk of 8
     assert engine.run_chunk._cache_size() == before
-    # ...and the check can fail: a new epoch count is a new program.
-    lrsweep.sweep("linear", 0.05, **{**kw, "epochs": 18})
+    # ...and the check can fail: a bigger sweep gets a bigger chunk (one compile, then reused),
+    # and a new epoch count is a new program.
+    lrsweep.sweep("linear", np.geomspace(1e-3, 1, 33), **kw)
+    lrsweep.sweep("linear", np.geomspace(1e-2, 1, 40), **kw)
     assert engine.run_chunk._cache_size() == before + 1
+    lrsweep.sweep("linear", 0.05, **{**kw, "epochs": 18})
+    assert engine.run_chunk._cache_size() == before + 2
 
 
 @pytest.mark.parametrize("precision,param,compute", [

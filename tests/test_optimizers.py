@@ -81,9 +81,10 @@ def test_optimizer_state_follows_the_precision_policy(precision_name):
 
 def test_one_compile_for_every_learning_rate():
     kw = dict(epochs=7, optimizer="adam", record="summary")
-    lrsweep.sweep(PROBLEM, [0.1], **kw)
+    lrsweep.sweep(PROBLEM, np.geomspace(1e-2, 1, 50), **kw)
     before = engine.run_chunk._cache_size()
     lrsweep.sweep(PROBLEM, np.geomspace(1e-3, 1, 50), **kw)
+    lrsweep.sweep(PROBLEM, np.geomspace(1e-3, 1, 40), **kw)  # the same chunk of 64
     assert engine.run_chunk._cache_size() == before
 
 
