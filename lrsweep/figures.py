@@ -476,6 +476,12 @@ def fig_tables(data: _Data, out: Path) -> list[Path]:
 # --- figure 3: a fan of trajectories -----------------------------------------------------------
 
 
+def _note(ax, x: float, y: float, text: str, va: str = "bottom") -> None:
+    """A boxed note, right-aligned at (x, y) in axes coordinates."""
+    ax.text(x, y, text, transform=ax.transAxes, ha="right", va=va, fontsize=14,
+            bbox=dict(boxstyle="round", fc="white", ec="0.6"))
+
+
 def _lr_colorbar(fig, ax, mappable, data: _Data, label="learning rate (log scale)"):
     cb = fig.colorbar(mappable, ax=ax, pad=0.01, aspect=30)
     cb.set_label(label)
@@ -511,16 +517,7 @@ def fig_fan(data: _Data, out: Path) -> list[Path]:
     ax.set_xlabel("epoch (log scale)")
     ax.set_ylabel("weight w")
     ax.set_title(f"{stable.sum()} lrs below the critical {data.critical:.4f}", fontsize=17)
-    ax.text(
-        0.98,
-        0.04,
-        "small lrs crawl,\nlarger ones overshoot,\noscillate and settle",
-        transform=ax.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=14,
-        bbox=dict(boxstyle="round", fc="white", ec="0.6"),
-    )
+    _note(ax, 0.98, 0.04, "small lrs crawl,\nlarger ones overshoot,\noscillate and settle")
     up = ~stable
     lc2 = LineCollection(
         [np.column_stack([epochs, np.abs(row)]) for row in w[up]], cmap=LR_CMAP, norm=norm, linewidths=1.6
@@ -544,16 +541,7 @@ def fig_fan(data: _Data, out: Path) -> list[Path]:
     ax2.set_xlabel("epoch (log scale)")
     ax2.set_ylabel("|w| (log scale)")
     ax2.set_title(f"{up.sum()} lrs above it", fontsize=17)
-    ax2.text(
-        0.96,
-        0.04,
-        "|w| explodes; most\nthen freeze (stuck)",
-        transform=ax2.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=14,
-        bbox=dict(boxstyle="round", fc="white", ec="0.6"),
-    )
+    _note(ax2, 0.96, 0.04, "|w| explodes; most\nthen freeze (stuck)")
     fig.suptitle(f"The weight over 1000 epochs at {lrs.size} learning rates from 0.001 to 1")
     _lr_colorbar(fig, [ax, ax2], lc, data)
     return _save(fig, out, "03-weight-fan")
@@ -1076,16 +1064,7 @@ def fig_chapter_net(data: _Data, out: Path) -> list[Path]:
     outcome = ds.outcome.isel(init=0).values
     counts = ", ".join(f"{(outcome == n).sum()} {n}" for n in lrsweep.OUTCOMES if (outcome == n).any())
     ax.legend(loc="upper left", fontsize=14)
-    ax.text(
-        0.985,
-        0.66,
-        f"{counts}\n(forward difference, 100 epochs)",
-        transform=ax.transAxes,
-        ha="right",
-        va="center",
-        fontsize=14,
-        bbox=dict(boxstyle="round", fc="white", ec="0.6"),
-    )
+    _note(ax, 0.985, 0.66, f"{counts}\n(forward difference, 100 epochs)", va="center")
     cb = fig.colorbar(lc, ax=ax, pad=0.01, aspect=30)
     cb.set_label("learning rate (log scale)")
     cb.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_log_formatter))
