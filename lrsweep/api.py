@@ -232,13 +232,9 @@ class _Axes:
         return lr.astype(policy.compute_dtype), hyper.astype(policy.compute_dtype), params
 
 
-def _n_param(problem: Problem) -> int:
-    return sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(problem.init))
-
-
 def _work(problem: Problem, grad: str) -> int:
     """Rough cost of one config-epoch: parameters x examples x loss evaluations."""
-    n_param = _n_param(problem)
+    n_param = gradients.n_elements(problem.init)
     evals = {"autodiff": 3, "forward": n_param + 1, "central": 2 * n_param + 1}[grad]
     return n_param * problem.n_data * evals
 
@@ -250,7 +246,7 @@ _LESSON_WORK = 24
 def _bytes_per_config(static: engine.Static, problem: Problem) -> int:
     """A generous estimate of the memory one config of a chunk takes, on device and on the host."""
     item = static.policy.compute_dtype.itemsize
-    n_param = _n_param(problem)
+    n_param = gradients.n_elements(problem.init)
     width = int(np.prod(problem.x.shape[1:], dtype=np.int64)) + int(np.prod(problem.y.shape[1:], dtype=np.int64))
     # Parameters, optimizer state and gradient copies, and the per-example activations of a batch.
     state = item * (16 * n_param * 3 + 8 * problem.n_data * max(width, 1) + 64)

@@ -71,7 +71,7 @@ import numpy as np
 
 import jax
 
-from . import __version__, api, problems
+from . import __version__, api, gradients, problems
 
 GRADS = ("autodiff", "forward")
 RECORDS = ("summary", "trajectory")
@@ -564,10 +564,6 @@ TRAJECTORY_BYTES = 512 * 2**20
 MAX_EPOCH_S = 8.0
 
 
-def _n_params(problem: problems.Problem) -> int:
-    return sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(problem.init))
-
-
 class Suite:
     """Runs the cases. Per problem: the notebook loop, lrsweep's compile probes, then one size at a
     time every implementation back to back, so that a ratio compares measurements taken seconds
@@ -640,7 +636,7 @@ class Suite:
     def _lrsweep_plan(self, name, spec, problem, sizes, epochs) -> dict:
         """``{(backend, grad, record, epochs): [sizes]}`` within the caps."""
         args, plan = self.args, {}
-        per_step = (_n_params(problem) + 1) * 4
+        per_step = (gradients.n_elements(problem.init) + 1) * 4
         for backend in args.backends:
             for grad in args.grads:
                 for record in args.records:

@@ -368,11 +368,6 @@ def sample_inits(sampler: Callable, seed: int, n: int) -> PyTree:
     return jax.jit(jax.vmap(sampler))(keys)
 
 
-def pad_to(n: int, chunk: int) -> int:
-    """Smallest multiple of ``chunk`` that holds ``n`` configs."""
-    return -(-n // chunk) * chunk
-
-
 def as_compute(static: Static, *arrays) -> list[np.ndarray]:
     """Cast numpy inputs to the compute dtype (host side, before they reach the jitted program)."""
     return [np.asarray(a, dtype=static.policy.compute_dtype) for a in arrays]

@@ -476,6 +476,16 @@ def fig_tables(data: _Data, out: Path) -> list[Path]:
 # --- figure 3: a fan of trajectories -----------------------------------------------------------
 
 
+def _loss_curve(ax, lrs, loss, style: dict, floor: float, top: float, ms: float, label: str | None = None) -> None:
+    """Final loss against lr (clipped below at ``floor``); non-finite losses as markers at ``top``."""
+    finite = np.isfinite(loss)
+    ax.plot(lrs[finite], np.maximum(loss[finite], floor), **style)
+    if (~finite).any():
+        extra = {} if label is None else {"label": label}
+        ax.plot(lrs[~finite], np.full((~finite).sum(), top), marker="^", ls="none", ms=ms,
+                color=style["color"], clip_on=False, **extra)
+
+
 def _note(ax, x: float, y: float, text: str, va: str = "bottom") -> None:
     """A boxed note, right-aligned at (x, y) in axes coordinates."""
     ax.text(x, y, text, transform=ax.transAxes, ha="right", va=va, fontsize=14,
@@ -564,19 +574,7 @@ def fig_final_loss(data: _Data, out: Path) -> list[Path]:
     for grad, ds in data.final.items():
         lrs = ds.lr.values
         loss = ds.loss.isel(init=0, epoch=-1).values.astype(np.float64)
-        finite = np.isfinite(loss)
-        ax.plot(lrs[finite], np.maximum(loss[finite], floor), **styles[grad])
-        if (~finite).any():
-            ax.plot(
-                lrs[~finite],
-                np.full((~finite).sum(), top),
-                marker="^",
-                ls="none",
-                ms=7,
-                color=styles[grad]["color"],
-                label=f"{grad}: final loss overflowed (inf or NaN)",
-                clip_on=False,
-            )
+        _loss_curve(ax, lrs, loss, styles[grad], floor, top, ms=7, label=f"{grad}: final loss overflowed (inf or NaN)")
     sug = lrsweep.suggest_lr(data.final["autodiff"], "largest_stable")
     marks = [
         (data.critical, "black", "-", f"theory: critical lr 2/λmax = {data.critical:.4f}"),
@@ -1086,18 +1084,7 @@ def fig_optimizers(data: _Data, out: Path) -> list[Path]:
     for opt, ds in data.bowl_runs.items():
         lrs = ds.lr.values
         loss = ds.loss.isel(init=0).values.astype(np.float64)
-        finite = np.isfinite(loss)
-        ax.plot(lrs[finite], np.maximum(loss[finite], floor), **styles[opt])
-        if (~finite).any():
-            ax.plot(
-                lrs[~finite],
-                np.full((~finite).sum(), top),
-                marker="^",
-                ls="none",
-                ms=6,
-                color=styles[opt]["color"],
-                clip_on=False,
-            )
+        _loss_curve(ax, lrs, loss, styles[opt], floor, top, ms=6)
     for opt, ls in (("gd", "-"), ("momentum", "--")):
         crit = data.bowl_critical[opt]
         ax.axvline(crit, color=styles[opt]["color"], ls=ls, lw=1.8, alpha=0.8)

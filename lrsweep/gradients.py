@@ -42,14 +42,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def _nudged(params: PyTree, delta) -> list[tuple[int, tuple, PyTree]]:
-    """Every copy of ``params`` with one scalar element moved by ``delta``: ``(leaf, index, params)``."""
+def _nudged(params: PyTree, delta) -> list[PyTree]:
+    """Every copy of ``params`` with one scalar element moved by ``delta``, leaf by leaf, C order."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
     out = []
     for i, leaf in enumerate(leaves):
         for idx in np.ndindex(leaf.shape):
             moved = leaf + delta if leaf.ndim == 0 else leaf.at[idx].add(delta)
-            out.append((i, idx, treedef.unflatten(leaves[:i] + [moved] + leaves[i + 1 :])))
+            out.append(treedef.unflatten(leaves[:i] + [moved] + leaves[i + 1 :]))
     return out
 
 
@@ -110,7 +110,7 @@ def n_elements(params: PyTree) -> int:
 
 def _probe_unrolled(loss: LossFn, params: PyTree, delta) -> PyTree:
     """``L(p + delta e_j)`` for every element ``j``, a pytree like ``params``."""
-    return _assemble(params, [loss(p) for _, _, p in _nudged(params, delta)])
+    return _assemble(params, [loss(p) for p in _nudged(params, delta)])
 
 
 def _probe_mapped(loss: LossFn, params: PyTree, delta) -> PyTree:
