@@ -33,10 +33,9 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import lrsweep
 from lrsweep import engine, gradients
@@ -124,8 +123,9 @@ def _chapter_elementwise_loss(params, x, y):
 
 def chapter_elementwise() -> lrsweep.Problem:
     p = lrsweep.problems.chapter_net()
-    return lrsweep.Problem(name="chapter_net_elementwise", loss=_chapter_elementwise_loss, x=p.x, y=p.y,
-                           init=p.init, min_loss=p.min_loss)
+    return lrsweep.Problem(
+        name="chapter_net_elementwise", loss=_chapter_elementwise_loss, x=p.x, y=p.y, init=p.init, min_loss=p.min_loss
+    )
 
 
 # -- a generic rewrite: small contractions written out, for any per-example loss ----------------
@@ -169,7 +169,7 @@ def _eval(jaxpr, consts, args, max_k):
     from jax.extend import core as jcore
 
     env = {}
-    read = lambda v: v.val if isinstance(v, jcore.Literal) else env[v]  # noqa: E731
+    read = lambda v: v.val if isinstance(v, jcore.Literal) else env[v]
     for v, c in zip(jaxpr.constvars, consts):
         env[v] = c
     for v, a in zip(jaxpr.invars, args):
@@ -213,8 +213,15 @@ def unroll_small_contractions(loss, max_k: int = 8):
 def rewritten(make):
     def problem():
         p = make()
-        return lrsweep.Problem(name=p.name + "_unrolled", loss=_cached_rewrite(p.loss), x=p.x, y=p.y, init=p.init,
-                               min_loss=p.min_loss, sampler=p.sampler)
+        return lrsweep.Problem(
+            name=p.name + "_unrolled",
+            loss=_cached_rewrite(p.loss),
+            x=p.x,
+            y=p.y,
+            init=p.init,
+            min_loss=p.min_loss,
+            sampler=p.sampler,
+        )
 
     return problem
 
@@ -237,21 +244,31 @@ def hlo(problem_name: str, grad: str, epochs: int, out: Path, chunk: int | None)
 
     engine.run_chunk = spy
     try:
-        lrsweep.sweep(PROBLEMS[problem_name](), [0.01], epochs=epochs, grad=grad, record="summary",
-                      progress=False, chunk_size=chunk)
+        lrsweep.sweep(
+            PROBLEMS[problem_name](),
+            [0.01],
+            epochs=epochs,
+            grad=grad,
+            record="summary",
+            progress=False,
+            chunk_size=chunk,
+        )
     finally:
         engine.run_chunk = original
     text = original.lower(*captured["a"], **captured["k"]).compile().as_text()
     out.write_text(text)
-    counts = {op: len(re.findall(rf"\s{op}\(", text)) for op in ("dot", "reduce", "fusion", "while", "exponential",
-                                                                   "tanh", "copy", "transpose")}
+    counts = {
+        op: len(re.findall(rf"\s{op}\(", text))
+        for op in ("dot", "reduce", "fusion", "while", "exponential", "tanh", "copy", "transpose")
+    }
     print(f"{problem_name} {grad}: {len(text.splitlines())} lines of HLO in {out}; ops: {counts}")
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("experiment", choices=["chunk", "unroll-scan", "chapter-elementwise", "small-contractions",
-                                          "mlp-unroll", "hlo"])
+    p.add_argument(
+        "experiment", choices=["chunk", "unroll-scan", "chapter-elementwise", "small-contractions", "mlp-unroll", "hlo"]
+    )
     p.add_argument("--problem", default="linear", choices=list(PROBLEMS))
     p.add_argument("--grad", default=None, choices=["autodiff", "forward"])
     p.add_argument("--configs", type=int, default=None)
@@ -277,23 +294,29 @@ def main(argv=None) -> None:
     elif a.experiment == "unroll-scan":
         configs, epochs = a.configs or 1_000_000, a.epochs or 200
         for g in grads:
-            variants = {f"UNROLL_SCAN={k}": ((lambda k=k: patched(engine, UNROLL_SCAN=k)), PROBLEMS[a.problem], {})
-                        for k in (engine.UNROLL_SCAN, 1, 2, 8)}
+            variants = {
+                f"UNROLL_SCAN={k}": ((lambda k=k: patched(engine, UNROLL_SCAN=k)), PROBLEMS[a.problem], {})
+                for k in (engine.UNROLL_SCAN, 1, 2, 8)
+            }
             compare(variants, a.problem, configs, epochs, g, a.repeat)
     elif a.experiment == "chapter-elementwise":
         configs, epochs = a.configs or 262_144, a.epochs or 100
         for g in grads:
-            variants = {"chapter_net (x @ W1, hidden @ W2)": (nothing, PROBLEMS["chapter_net"], {}),
-                        "same loss, products written out": (nothing, chapter_elementwise, {})}
+            variants = {
+                "chapter_net (x @ W1, hidden @ W2)": (nothing, PROBLEMS["chapter_net"], {}),
+                "same loss, products written out": (nothing, chapter_elementwise, {}),
+            }
             for c in (4096, 65536):
                 variants[f"written out, chunk_size={c}"] = (nothing, chapter_elementwise, {"chunk_size": c})
             compare(variants, "chapter_net", configs, epochs, g, a.repeat)
     elif a.experiment == "small-contractions":
         configs, epochs = a.configs or 262_144, a.epochs or 100
         for g in grads:
-            variants = {"chapter_net as built in": (nothing, PROBLEMS["chapter_net"], {}),
-                        "unroll_small_contractions(loss)": (nothing, rewritten(PROBLEMS["chapter_net"]), {}),
-                        "products written out by hand": (nothing, chapter_elementwise, {})}
+            variants = {
+                "chapter_net as built in": (nothing, PROBLEMS["chapter_net"], {}),
+                "unroll_small_contractions(loss)": (nothing, rewritten(PROBLEMS["chapter_net"]), {}),
+                "products written out by hand": (nothing, chapter_elementwise, {}),
+            }
             compare(variants, "chapter_net", configs, epochs, g, a.repeat)
     elif a.experiment == "mlp-unroll":
         for g in grads:
@@ -302,7 +325,10 @@ def main(argv=None) -> None:
             variants = {"chunk_size=8": (nothing, PROBLEMS["mlp"], small)}
             if g == "forward":
                 variants["UNROLL_PARAMS=512 (probes written out)"] = (
-                    lambda: patched(gradients, UNROLL_PARAMS=512), PROBLEMS["mlp"], small)
+                    lambda: patched(gradients, UNROLL_PARAMS=512),
+                    PROBLEMS["mlp"],
+                    small,
+                )
             for c in (64, 512):
                 variants[f"chunk_size={c}"] = (nothing, PROBLEMS["mlp"], {"chunk_size": c})
             compare(variants, "mlp", configs, epochs, g, a.repeat)

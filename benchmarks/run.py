@@ -9,7 +9,7 @@ from pathlib import Path
 # Run from a source checkout without installing: the package is the folder next to this one.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lrsweep.bench import main  # noqa: E402
+from lrsweep.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,16 +20,16 @@ import sys
 import warnings
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-import jax
-
 from . import _checks, engine, gradients, grid, kernels, optimizers, outcomes, problems, store
 from . import spec as spec_mod
-from .precision import Policy, get as get_policy
+from .precision import Policy
+from .precision import get as get_policy
 from .problems import Problem
 
 PyTree = Any
@@ -81,7 +81,9 @@ def _resolve_problem(problem, problem_args=None, seed=None) -> Problem:
             return factory(**kwargs)
         except TypeError as err:
             raise ValueError(f"problem={problem!r} does not take {kwargs}: {err}") from None
-    raise ValueError(f"problem={problem!r} is invalid: expected an lrsweep.Problem, a built-in name or 'module:function'")
+    raise ValueError(
+        f"problem={problem!r} is invalid: expected an lrsweep.Problem, a built-in name or 'module:function'"
+    )
 
 
 def _check_batch(problem: Problem, init) -> PyTree:
@@ -172,7 +174,9 @@ class _Axes:
                 owner[key] = g
         missing = sorted(set(top) - set(owner))
         if missing:
-            raise ValueError(f"lr={list(lr)} leaves parameters {missing} without a learning rate; give every parameter a group")
+            raise ValueError(
+                f"lr={list(lr)} leaves parameters {missing} without a learning rate; give every parameter a group"
+            )
         self.groups = tuple(lr)
         self.leaf_group = tuple(self.groups.index(owner[t]) for t in top)
         for g in self.groups:
@@ -186,12 +190,16 @@ class _Axes:
             leaves = jax.tree_util.tree_leaves(problem.init)
             for name, axis in init.axes.items():
                 if name not in self.names:
-                    raise ValueError(f"init_grid names {name!r}, which is not a parameter of problem "
-                                     f"{problem.name!r}; its parameters are {self.names}")
+                    raise ValueError(
+                        f"init_grid names {name!r}, which is not a parameter of problem "
+                        f"{problem.name!r}; its parameters are {self.names}"
+                    )
                 k = self.names.index(name)
                 if np.shape(leaves[k]) != ():
-                    raise ValueError(f"init_grid({name}=...) is invalid: {name!r} has shape "
-                                     f"{np.shape(leaves[k])}; a grid takes scalar parameters")
+                    raise ValueError(
+                        f"init_grid({name}=...) is invalid: {name!r} has shape "
+                        f"{np.shape(leaves[k])}; a grid takes scalar parameters"
+                    )
                 self._grid[k] = f"init_{name}"
                 self._add(f"init_{name}", axis)
             return
@@ -200,9 +208,13 @@ class _Axes:
         elif isinstance(init, numbers.Integral) and not isinstance(init, bool):
             n = _checks.integer("init", init, 1)
             if problem.sampler is None:
-                raise ValueError(f"init={n} is invalid: problem {problem.name!r} has no init sampler; "
-                                 "pass a batch of inits or lrsweep.init_grid(...)")
-            batch = jax.tree_util.tree_map(np.asarray, engine.sample_inits(problem.sampler, _checks.integer("seed", seed, 0), n))
+                raise ValueError(
+                    f"init={n} is invalid: problem {problem.name!r} has no init sampler; "
+                    "pass a batch of inits or lrsweep.init_grid(...)"
+                )
+            batch = jax.tree_util.tree_map(
+                np.asarray, engine.sample_inits(problem.sampler, _checks.integer("seed", seed, 0), n)
+            )
         else:
             batch = _check_batch(problem, init)
         self._batch = batch
@@ -216,18 +228,24 @@ class _Axes:
     def configs(self, idx: dict[str, np.ndarray], policy: Policy):
         """``(lr (k, G), hyper (k, H), params)`` for configs at the per-dim indices ``idx``."""
         lr = np.stack([self.coords[d].at(idx[d]) for d in self._lr_dims], axis=1)
-        hyper = np.stack([self.coords[f"opt_{h}"].at(idx[f"opt_{h}"]) for h in self.hyper_names], axis=1) \
-            if self.hyper_names else np.zeros((lr.shape[0], 0))
+        hyper = (
+            np.stack([self.coords[f"opt_{h}"].at(idx[f"opt_{h}"]) for h in self.hyper_names], axis=1)
+            if self.hyper_names
+            else np.zeros((lr.shape[0], 0))
+        )
         if self._batch is not None:
             params = jax.tree_util.tree_map(lambda leaf: leaf[idx["init"]], self._batch)
         else:
             leaves, treedef = jax.tree_util.tree_flatten(self.problem.init)
             k = lr.shape[0]
-            params = treedef.unflatten([
-                self.coords[self._grid[i]].at(idx[self._grid[i]]) if i in self._grid
-                else np.broadcast_to(np.asarray(leaf), (k, *np.shape(leaf)))
-                for i, leaf in enumerate(leaves)
-            ])
+            params = treedef.unflatten(
+                [
+                    self.coords[self._grid[i]].at(idx[self._grid[i]])
+                    if i in self._grid
+                    else np.broadcast_to(np.asarray(leaf), (k, *np.shape(leaf)))
+                    for i, leaf in enumerate(leaves)
+                ]
+            )
         params = jax.tree_util.tree_map(lambda a: np.asarray(a, policy.param_dtype), params)
         return lr.astype(policy.compute_dtype), hyper.astype(policy.compute_dtype), params
 
@@ -345,8 +363,14 @@ def _layout(axes: _Axes, static: engine.Static, problem: Problem, attrs: dict) -
     variables["outcome"] = store.Variable(dims, axes.shape, np.dtype(np.int8), -1)
     variables["event_epoch"] = store.Variable(dims, axes.shape, np.dtype(np.int32), -1)
     return store.Layout(
-        dims=dims, shape=axes.shape, tile=axes.shape, coords=dict(axes.coords), extra_coords=dict(axes.extra_coords),
-        epochs=static.recorded_epochs() if traj else None, variables=variables, attrs=attrs,
+        dims=dims,
+        shape=axes.shape,
+        tile=axes.shape,
+        coords=dict(axes.coords),
+        extra_coords=dict(axes.extra_coords),
+        epochs=static.recorded_epochs() if traj else None,
+        variables=variables,
+        attrs=attrs,
     )
 
 
@@ -451,7 +475,9 @@ def sweep(
     opt = optimizers.get(optimizer, optimizer_kwargs)
     h = _checks.real("h", h, 0.0, closed_low=False)
     rtol = _checks.real("rtol", rtol, 0.0)
-    window = outcomes.default_window(epochs) if stuck_window is None else _checks.integer("stuck_window", stuck_window, 1)
+    window = (
+        outcomes.default_window(epochs) if stuck_window is None else _checks.integer("stuck_window", stuck_window, 1)
+    )
     memory = default_memory() if memory is None else spec_mod.parse_size(memory)
     kernel = _checks.choice("kernel", kernel, engine.KERNELS)
     if optimizer_axes:
@@ -495,22 +521,66 @@ def sweep(
             raise ValueError(f"variables={wanted!r} is invalid: expected a non-empty list of 'loss' and {axes.names}")
         keep_loss, keep_leaves = "loss" in wanted, tuple(k for k, n in enumerate(axes.names) if n in wanted)
     statics = [
-        engine.Static(p.loss, p.n_data, grad, policy, epochs, record, window, opt, axes.groups, axes.leaf_group,
-                      axes.hyper_names, every, keep_loss, keep_leaves, kernel)
+        engine.Static(
+            p.loss,
+            p.n_data,
+            grad,
+            policy,
+            epochs,
+            record,
+            window,
+            opt,
+            axes.groups,
+            axes.leaf_group,
+            axes.hyper_names,
+            every,
+            keep_loss,
+            keep_leaves,
+            kernel,
+        )
         for p in instances
     ]
-    settings = dict(problem=problem, problem_args=problem_args, problem_seed=seeds, lr=lr, groups=groups, init=init,
-                    seed=seed, epochs=epochs, grad=grad, precision=policy.name, record=record, every=every,
-                    variables=variables, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
-                    optimizer_axes=optimizer_axes, h=h, rtol=rtol, stuck_window=window)
+    settings = dict(
+        problem=problem,
+        problem_args=problem_args,
+        problem_seed=seeds,
+        lr=lr,
+        groups=groups,
+        init=init,
+        seed=seed,
+        epochs=epochs,
+        grad=grad,
+        precision=policy.name,
+        record=record,
+        every=every,
+        variables=variables,
+        optimizer=optimizer,
+        optimizer_kwargs=optimizer_kwargs,
+        optimizer_axes=optimizer_axes,
+        h=h,
+        rtol=rtol,
+        stuck_window=window,
+    )
     if kernel.startswith("pallas") and not kernels.supported(statics[0]):
-        raise ValueError(f"kernel={kernel!r} is invalid here: the fused kernel takes summary records of data sets "
-                         f"of at most {engine.UNROLL_MAX} examples; use kernel='xla' or 'auto'")
+        raise ValueError(
+            f"kernel={kernel!r} is invalid here: the fused kernel takes summary records of data sets "
+            f"of at most {engine.UNROLL_MAX} examples; use kernel='xla' or 'auto'"
+        )
     chunk = _chunk_size(statics[0], base, memory, chunk_size, axes.size)
     attrs = {
-        "problem": base.name, "grad": grad, "precision": policy.name, "optimizer": opt.name,
-        "optimizer_kwargs": repr(dict(opt.kwargs)), "epochs": epochs, "record": record, "every": every,
-        "h": h, "rtol": rtol, "min_loss": base.min_loss, "stuck_window": window, "chunk_size": chunk,
+        "problem": base.name,
+        "grad": grad,
+        "precision": policy.name,
+        "optimizer": opt.name,
+        "optimizer_kwargs": repr(dict(opt.kwargs)),
+        "epochs": epochs,
+        "record": record,
+        "every": every,
+        "h": h,
+        "rtol": rtol,
+        "min_loss": base.min_loss,
+        "stuck_window": window,
+        "chunk_size": chunk,
         "spec": json.dumps(spec_mod.canonical(settings), sort_keys=True),
     }
     layout = _layout(axes, statics[0], base, attrs)
@@ -557,7 +627,7 @@ def _run_tiles(layout: store.Layout, axes: _Axes, statics, instances, sink, chun
     n_tiles, epochs = layout.n_tiles, statics[0].epochs
     policy = statics[0].policy
     todo = [k for k in range(n_tiles) if not sink.is_done(k)]
-    size = lambda k: int(np.prod([s.stop - s.start for s in layout.tile_region(k)]))  # noqa: E731
+    size = lambda k: int(np.prod([s.stop - s.start for s in layout.tile_region(k)]))
     total = axes.size * epochs
     with policy.context():
         data = [engine.as_compute(st, p.x, p.y) for st, p in zip(statics, instances)]
@@ -577,18 +647,29 @@ def _run_tiles(layout: store.Layout, axes: _Axes, statics, instances, sink, chun
             static = statics[which]
             try:
                 result = engine.run_chunk(*call, static=static)
-            except Exception as err:  # noqa: BLE001 - only the automatic GPU kernel choice is retried
+            except Exception as err:
                 if not (static.kernel == "auto" and engine._use_kernel(static, chunk) == "pallas"):
                     raise
-                warnings.warn(f"lrsweep: the fused GPU kernel failed to compile ({type(err).__name__}: {err}); "
-                              "using the XLA path", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"lrsweep: the fused GPU kernel failed to compile ({type(err).__name__}: {err}); "
+                    "using the XLA path",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 statics[:] = [dataclasses.replace(st, kernel="xla") for st in statics]
                 result = engine.run_chunk(*call, static=statics[which])
             result = jax.tree_util.tree_map(np.asarray, result)
         return tshape, _tile_values(result, layout, axes, statics[which], tshape)
 
-    bar = tqdm(total=total, initial=total - sum(size(k) for k in todo) * epochs, disable=not show,
-               unit="config-step", unit_scale=True, desc="sweep", smoothing=0.1)
+    bar = tqdm(
+        total=total,
+        initial=total - sum(size(k) for k in todo) * epochs,
+        disable=not show,
+        unit="config-step",
+        unit_scale=True,
+        desc="sweep",
+        smoothing=0.1,
+    )
     pool = concurrent.futures.ThreadPoolExecutor(_workers())
     try:
         queue = iter(todo)
@@ -620,8 +701,11 @@ def _tile_values(result: dict, layout: store.Layout, axes: _Axes, static: engine
     if result["loss"] is not None:
         values["loss"] = result["loss"]
     values.update({axes.names[k]: leaf for k, leaf in zip(kept, leaves)})
-    return {name: np.asarray(v)[:n].reshape(*tshape, *np.shape(v)[1:]) for name, v in values.items()
-            if name in layout.variables}
+    return {
+        name: np.asarray(v)[:n].reshape(*tshape, *np.shape(v)[1:])
+        for name, v in values.items()
+        if name in layout.variables
+    }
 
 
 def display_order(problem: Problem) -> list[int]:
@@ -675,7 +759,7 @@ def trace(
         rows = jax.tree_util.tree_map(np.asarray, rows)
 
     names = problems.param_names(problem.init)
-    leaf = lambda key: jax.tree_util.tree_leaves(rows[key]) if key in rows else None  # noqa: E731
+    leaf = lambda key: jax.tree_util.tree_leaves(rows[key]) if key in rows else None
     columns = {k: leaf(k) for k in ("params", "grad", "updated", "loss_plus", "loss_minus")}
     frames = []
     for i in display_order(problem):

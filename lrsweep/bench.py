@@ -62,14 +62,13 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
 
 import jax
+import numpy as np
 
 from . import __version__, api, gradients, problems
 
@@ -291,7 +290,7 @@ class TorchBaseline:
         base = BASELINES[problem]["numpy plain"](np.dtype(dtype))
         self.np_base = base
         self.chunk = base.chunk
-        t = lambda a: torch.as_tensor(np.asarray(a, np.dtype(dtype)))  # noqa: E731
+        t = lambda a: torch.as_tensor(np.asarray(a, np.dtype(dtype)))
         self.x, self.y = t(base.x), t(base.y)
         if problem == "mlp":
             self.width = base.width
@@ -395,8 +394,12 @@ def _mlp_feed_forward(inputs, outputs, weights):
 def _notebook_setup(problem: str):
     """``(inputs, outputs, initial weights list, feed_forward)`` of the notebook for ``problem``."""
     if problem == "linear":  # the lesson: Python int data, float32 weights
-        return ([[1], [2], [3], [4]], [[3], [6], [9], [12]],
-                [np.array([[0.0]], np.float32), np.array([[0.0]], np.float32)], _lesson_feed_forward)
+        return (
+            [[1], [2], [3], [4]],
+            [[3], [6], [9], [12]],
+            [np.array([[0.0]], np.float32), np.array([[0.0]], np.float32)],
+            _lesson_feed_forward,
+        )
     if problem == "chapter_net":  # the back-propagation notebook
         p = problems.chapter_net()
         weights = [p.init["W1"], p.init["b1"], p.init["W2"], p.init["b2"]]
@@ -502,7 +505,8 @@ def machine(backends: list[str]) -> dict:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-        if hasattr(os, "sysconf") else None,
+        if hasattr(os, "sysconf")
+        else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "jax": jax.__version__,
@@ -512,7 +516,7 @@ def machine(backends: list[str]) -> dict:
         "lrsweep": __version__,
         "backends": backends,
         "devices": {b: [str(d) for d in jax.devices(b)] for b in backends},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -551,12 +555,33 @@ class Spec:
 
 
 SPECS = {
-    "linear": Spec(problems.linear, (1, 100, 10_000, 100_000, 1_000_000, 10_000_000), (100, 1000),
-                   {"autodiff": 2e9, "forward": 2e9}, (1e-4, 0.1), (1, 1000, 100_000), (100,)),
-    "chapter_net": Spec(problems.chapter_net, (1, 100, 10_000, 100_000, 1_000_000), (10, 100),
-                        {"autodiff": 3e7, "forward": 1e7}, (1e-3, 1.0), (1, 1000), (10,)),
-    "mlp": Spec(lambda: problems.mlp(width=16), (1, 100, 1000, 10_000), (2, 10),
-                {"autodiff": 1e5, "forward": 2e3}, (1e-2, 1.0), (1, 10), (2,)),
+    "linear": Spec(
+        problems.linear,
+        (1, 100, 10_000, 100_000, 1_000_000, 10_000_000),
+        (100, 1000),
+        {"autodiff": 2e9, "forward": 2e9},
+        (1e-4, 0.1),
+        (1, 1000, 100_000),
+        (100,),
+    ),
+    "chapter_net": Spec(
+        problems.chapter_net,
+        (1, 100, 10_000, 100_000, 1_000_000),
+        (10, 100),
+        {"autodiff": 3e7, "forward": 1e7},
+        (1e-3, 1.0),
+        (1, 1000),
+        (10,),
+    ),
+    "mlp": Spec(
+        lambda: problems.mlp(width=16),
+        (1, 100, 1000, 10_000),
+        (2, 10),
+        {"autodiff": 1e5, "forward": 2e3},
+        (1e-2, 1.0),
+        (1, 10),
+        (2,),
+    ),
 }
 #: The most bytes a trajectory case may record (loss and parameters per epoch per config).
 TRAJECTORY_BYTES = 512 * 2**20
@@ -589,9 +614,11 @@ class Suite:
             row.setdefault(key, None)
         self.rows.append(row)
         extra = f"  compile {row['compile_s']:.2f}s" if row["compile_s"] is not None else ""
-        self.log(f"{row['problem']:<11} {row['impl']:<13} {row['backend'] or '':<6} {row['grad']:<8} "
-                 f"{row['record'] or '':<10} {row['configs']:>10,} x {row['epochs']:>5}  "
-                 f"{row['config_steps_per_s']:>15,.0f} config-steps/s  {row['peak_mb']:8.1f} MB{extra}")
+        self.log(
+            f"{row['problem']:<11} {row['impl']:<13} {row['backend'] or '':<6} {row['grad']:<8} "
+            f"{row['record'] or '':<10} {row['configs']:>10,} x {row['epochs']:>5}  "
+            f"{row['config_steps_per_s']:>15,.0f} config-steps/s  {row['peak_mb']:8.1f} MB{extra}"
+        )
         return row
 
     def _adaptive(self, run: Callable[[int], object], max_epochs: int) -> tuple[int, float, float, float]:
@@ -619,19 +646,30 @@ class Suite:
         # Predict one epoch's time from the last size run (linear in configs; sizes below 64 are
         # overhead, not a guide).
         if key in prev and prev[key][0] >= 64 and prev[key][1] * n / prev[key][0] > MAX_EPOCH_S:
-            self.skip(f"{name} {label} {grad} {n:,} configs: one epoch would take about "
-                      f"{prev[key][1] * n / prev[key][0]:.0f} s")
+            self.skip(
+                f"{name} {label} {grad} {n:,} configs: one epoch would take about "
+                f"{prev[key][1] * n / prev[key][0]:.0f} s"
+            )
             return
         lr = np.geomspace(*spec.lr, n).astype(np.float32)
         params = base.init(n)
         if kind == "torch":
-            run = lambda k: base.train(lr, params, k, grad)  # noqa: E731
+            run = lambda k: base.train(lr, params, k, grad)
         else:
-            run = lambda k: numpy_train(base, lr, params, k, grad)  # noqa: E731
+            run = lambda k: numpy_train(base, lr, params, k, grad)
         e, seconds, cpu, peak = self._adaptive(run, max_epochs)
         prev[key] = (n, seconds / e)
-        self.add(problem=name, impl=label, backend=kind, grad=grad, configs=n, epochs=e, seconds=seconds,
-                 cpu_s=cpu, peak_mb=peak)
+        self.add(
+            problem=name,
+            impl=label,
+            backend=kind,
+            grad=grad,
+            configs=n,
+            epochs=e,
+            seconds=seconds,
+            cpu_s=cpu,
+            peak_mb=peak,
+        )
 
     def _lrsweep_plan(self, name, spec, problem, sizes, epochs) -> dict:
         """``{(backend, grad, record, epochs): [sizes]}`` within the caps."""
@@ -657,8 +695,14 @@ class Suite:
 
     def _sweep_kw(self, name, grad, record, e) -> dict:
         chunks = self.args.chunk_size or {}
-        return dict(epochs=e, grad=grad, precision="float32", record=record, progress=False,
-                    chunk_size=chunks.get(name, chunks.get(None)))
+        return dict(
+            epochs=e,
+            grad=grad,
+            precision="float32",
+            record=record,
+            progress=False,
+            chunk_size=chunks.get(name, chunks.get(None)),
+        )
 
     def _compile(self, name, spec, problem, plan) -> dict:
         """Compile time per static setting: a one-config sweep run twice, the difference."""
@@ -678,8 +722,10 @@ class Suite:
                 self.skip(f"{name} lrsweep {backend} {grad} {record} {e} epochs failed: {type(err).__name__}: {err}")
                 continue
             compiled[key] = (max(0.0, first - again), int(ds.attrs["chunk_size"]))
-            self.log(f"{name:<11} lrsweep {backend} {grad} {record} {e} epochs: compile {compiled[key][0]:.2f} s, "
-                     f"chunk {compiled[key][1]:,}")
+            self.log(
+                f"{name:<11} lrsweep {backend} {grad} {record} {e} epochs: compile {compiled[key][0]:.2f} s, "
+                f"chunk {compiled[key][1]:,}"
+            )
         return compiled
 
     def run(self) -> None:
@@ -692,8 +738,17 @@ class Suite:
             if "notebook" in args.impls and "forward" in args.grads:
                 lr = float(np.sqrt(spec.lr[0] * spec.lr[1]))
                 e, seconds, cpu, peak = self._adaptive(lambda k: notebook_train(name, lr, k), max(epochs))
-                self.add(problem=name, impl="notebook loop", backend="python", grad="forward", configs=1,
-                         epochs=e, seconds=seconds, cpu_s=cpu, peak_mb=peak)
+                self.add(
+                    problem=name,
+                    impl="notebook loop",
+                    backend="python",
+                    grad="forward",
+                    configs=1,
+                    epochs=e,
+                    seconds=seconds,
+                    cpu_s=cpu,
+                    peak_mb=peak,
+                )
             baselines = self._baselines(name)
             plan = self._lrsweep_plan(name, spec, problem, sizes, epochs) if "lrsweep" in args.impls else {}
             compiled = self._compile(name, spec, problem, plan)
@@ -714,12 +769,25 @@ class Suite:
                             with jax.default_device(jax.devices(backend)[0]):
                                 seconds, cpu, peak = measure(lambda: api.sweep(problem, lr, **kw), args.repeat)
                         except Exception as err:  # noqa: BLE001 - report the engine's failure and go on
-                            self.skip(f"{name} lrsweep {backend} {grad} {record} {n:,} x {e:,} failed: "
-                                      f"{type(err).__name__}: {err}")
+                            self.skip(
+                                f"{name} lrsweep {backend} {grad} {record} {n:,} x {e:,} failed: "
+                                f"{type(err).__name__}: {err}"
+                            )
                             continue
-                        self.add(problem=name, impl="lrsweep", backend=backend, grad=grad, record=record,
-                                 configs=n, epochs=e, seconds=seconds, cpu_s=cpu, compile_s=compiled[key][0],
-                                 chunk_size=compiled[key][1], peak_mb=peak)
+                        self.add(
+                            problem=name,
+                            impl="lrsweep",
+                            backend=backend,
+                            grad=grad,
+                            record=record,
+                            configs=n,
+                            epochs=e,
+                            seconds=seconds,
+                            cpu_s=cpu,
+                            compile_s=compiled[key][0],
+                            chunk_size=compiled[key][1],
+                            peak_mb=peak,
+                        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -728,14 +796,28 @@ class Suite:
 
 BASELINE_ORDER = ("notebook loop", "numpy plain", "numpy tuned", "torch")
 #: The issue's targets (lesson problem, float32, summary record, CPU).
-TARGETS = {"throughput": 1e9, "vs numpy plain": 60.0, "vs notebook loop": 40_000.0, "others vs numpy plain": 10.0,
-           "compile_s": 5.0, "memory_growth": 0.25}
+TARGETS = {
+    "throughput": 1e9,
+    "vs numpy plain": 60.0,
+    "vs notebook loop": 40_000.0,
+    "others vs numpy plain": 10.0,
+    "compile_s": 5.0,
+    "memory_growth": 0.25,
+}
 
 
 def _lrsweep_best(rows, problem, grad, backend, n=None, record="summary"):
     """The lrsweep row at ``n`` configs (default: the largest) with the most epochs."""
-    cands = [r for r in rows if r["impl"] == "lrsweep" and r["problem"] == problem and r["grad"] == grad
-             and r["backend"] == backend and r["record"] == record and (n is None or r["configs"] == n)]
+    cands = [
+        r
+        for r in rows
+        if r["impl"] == "lrsweep"
+        and r["problem"] == problem
+        and r["grad"] == grad
+        and r["backend"] == backend
+        and r["record"] == record
+        and (n is None or r["configs"] == n)
+    ]
     if not cands:
         return None
     return max(cands, key=lambda r: (r["epochs"], r["configs"]))
@@ -755,13 +837,25 @@ def _baseline_rate(rows, problem, impl, grad, n):
 def ratios(rows: list[dict]) -> list[dict]:
     """lrsweep (summary, most epochs at each size) over every baseline at the same problem, gradient and size."""
     out = []
-    keys = sorted({(r["problem"], r["grad"], r["backend"], r["configs"]) for r in rows
-                   if r["impl"] == "lrsweep" and r["record"] == "summary"},
-                  key=lambda k: (list(SPECS).index(k[0]) if k[0] in SPECS else 99, k[1], k[2], k[3]))
+    keys = sorted(
+        {
+            (r["problem"], r["grad"], r["backend"], r["configs"])
+            for r in rows
+            if r["impl"] == "lrsweep" and r["record"] == "summary"
+        },
+        key=lambda k: (list(SPECS).index(k[0]) if k[0] in SPECS else 99, k[1], k[2], k[3]),
+    )
     for problem, grad, backend, n in keys:
         ref = _lrsweep_best(rows, problem, grad, backend, n)
-        entry = {"problem": problem, "grad": grad, "backend": backend, "configs": n, "epochs": ref["epochs"],
-                 "lrsweep": ref["config_steps_per_s"], "vs": {}}
+        entry = {
+            "problem": problem,
+            "grad": grad,
+            "backend": backend,
+            "configs": n,
+            "epochs": ref["epochs"],
+            "lrsweep": ref["config_steps_per_s"],
+            "vs": {},
+        }
         for impl in BASELINE_ORDER:
             rate = _baseline_rate(rows, problem, impl, grad, n)
             if rate:
@@ -772,8 +866,15 @@ def ratios(rows: list[dict]) -> list[dict]:
 
 def headline(rows: list[dict], problem: str, grad: str, backend: str):
     """The size a problem is judged at: the largest size run with the most epochs (the lesson: 1e6 x 1000)."""
-    cands = [r for r in rows if r["impl"] == "lrsweep" and r["problem"] == problem and r["grad"] == grad
-             and r["backend"] == backend and r["record"] == "summary"]
+    cands = [
+        r
+        for r in rows
+        if r["impl"] == "lrsweep"
+        and r["problem"] == problem
+        and r["grad"] == grad
+        and r["backend"] == backend
+        and r["record"] == "summary"
+    ]
     if not cands:
         return None
     top = max(r["epochs"] for r in cands)
@@ -788,14 +889,26 @@ def _mem_check(rows, backend="cpu"):
         for record in RECORDS:
             by_n = {}
             for r in rows:
-                if (r["impl"], r["problem"], r["grad"], r["backend"], r["record"]) == ("lrsweep", "linear", grad,
-                                                                                       backend, record):
+                if (r["impl"], r["problem"], r["grad"], r["backend"], r["record"]) == (
+                    "lrsweep",
+                    "linear",
+                    grad,
+                    backend,
+                    record,
+                ):
                     by_n.setdefault(r["configs"], []).append(r)
             both = [n for n, rs in by_n.items() if len({r["epochs"] for r in rs}) >= 2]
             if both:
                 rs = sorted(by_n[max(both)], key=lambda r: r["epochs"])
-                out.append({"grad": grad, "record": record, "configs": max(both),
-                            "epochs": [rs[0]["epochs"], rs[-1]["epochs"]], "peak_mb": [rs[0]["peak_mb"], rs[-1]["peak_mb"]]})
+                out.append(
+                    {
+                        "grad": grad,
+                        "record": record,
+                        "configs": max(both),
+                        "epochs": [rs[0]["epochs"], rs[-1]["epochs"]],
+                        "peak_mb": [rs[0]["peak_mb"], rs[-1]["peak_mb"]],
+                    }
+                )
     return out
 
 
@@ -815,8 +928,13 @@ def targets(rows: list[dict]) -> list[dict]:
         if ref is None or ref["epochs"] < 1000:
             continue
         rate = ref["config_steps_per_s"]
-        add(f"lesson {grad}: config-steps/s at 1e6 x {ref['epochs']:,}", "rate", rate, TARGETS["throughput"],
-            rate >= TARGETS["throughput"])
+        add(
+            f"lesson {grad}: config-steps/s at 1e6 x {ref['epochs']:,}",
+            "rate",
+            rate,
+            TARGETS["throughput"],
+            rate >= TARGETS["throughput"],
+        )
         for impl, key in (("numpy plain", "vs numpy plain"), ("notebook loop", "vs notebook loop")):
             base = _baseline_rate(rows, "linear", impl, grad, 1_000_000)
             if base:
@@ -833,20 +951,39 @@ def targets(rows: list[dict]) -> list[dict]:
             if base:
                 ratio = ref["config_steps_per_s"] / base
                 goal = TARGETS["others vs numpy plain"]
-                add(f"{problem} {grad}: lrsweep / numpy plain at {ref['configs']:,} x {ref['epochs']:,}", "ratio",
-                    ratio, goal, ratio >= goal)
+                add(
+                    f"{problem} {grad}: lrsweep / numpy plain at {ref['configs']:,} x {ref['epochs']:,}",
+                    "ratio",
+                    ratio,
+                    goal,
+                    ratio >= goal,
+                )
     comp = [r for r in rows if r["impl"] == "lrsweep" and r["problem"] == "linear" and r["backend"] == "cpu"]
     if comp:
         worst = max(comp, key=lambda r: r["compile_s"])
-        add("lesson: compile time, worst static setting", "seconds", worst["compile_s"], TARGETS["compile_s"],
-            worst["compile_s"] < TARGETS["compile_s"], f"{worst['grad']}, {worst['record']}, {worst['epochs']:,} epochs")
+        add(
+            "lesson: compile time, worst static setting",
+            "seconds",
+            worst["compile_s"],
+            TARGETS["compile_s"],
+            worst["compile_s"] < TARGETS["compile_s"],
+            f"{worst['grad']}, {worst['record']}, {worst['epochs']:,} epochs",
+        )
     for m in _mem_check(rows):
         a, b = m["peak_mb"]
-        what = (f"lesson {m['grad']}: {m['record']} memory at {m['configs']:,} configs, "
-                f"{m['epochs'][0]:,} vs {m['epochs'][1]:,} epochs")
+        what = (
+            f"lesson {m['grad']}: {m['record']} memory at {m['configs']:,} configs, "
+            f"{m['epochs'][0]:,} vs {m['epochs'][1]:,} epochs"
+        )
         if m["record"] == "summary":
-            add(what, "memory", [a, b], "independent of epochs", abs(b - a) <= max(TARGETS["memory_growth"] * a, 16.0),
-                "peak RSS growth during the sweep")
+            add(
+                what,
+                "memory",
+                [a, b],
+                "independent of epochs",
+                abs(b - a) <= max(TARGETS["memory_growth"] * a, 16.0),
+                "peak RSS growth during the sweep",
+            )
         else:
             add(what, "memory", [a, b], None, True, "no target; grows with epochs, for contrast")
     return out
@@ -883,8 +1020,12 @@ def markdown(result: dict) -> str:
     ]
     targets_ = result["targets"]
     if targets_:
-        lines += ["## Targets (lesson problem, float32, summary, CPU)", "", "| target | measured | goal | met |",
-                  "|---|---:|---:|:---:|"]
+        lines += [
+            "## Targets (lesson problem, float32, summary, CPU)",
+            "",
+            "| target | measured | goal | met |",
+            "|---|---:|---:|:---:|",
+        ]
         for t in targets_:
             v, g, kind = t["value"], t["goal"], t["kind"]
             if kind == "rate":
@@ -899,27 +1040,40 @@ def markdown(result: dict) -> str:
             met = "-" if g is None else "yes" if t["met"] else "**no**"
             lines.append(f"| {t['target']}{note} | {vs} | {gs} | {met} |")
         lines.append("")
-    lines += ["## Ratios: lrsweep (summary, most epochs run at that size) / baseline, same problem, gradient and size", "",
-              "| problem | gradient | backend | configs | epochs | lrsweep config-steps/s | "
-              + " | ".join(f"/ {b}" for b in BASELINE_ORDER) + " |",
-              "|---|---|---|---:|---:|---:|" + "---:|" * len(BASELINE_ORDER)]
+    lines += [
+        "## Ratios: lrsweep (summary, most epochs run at that size) / baseline, same problem, gradient and size",
+        "",
+        "| problem | gradient | backend | configs | epochs | lrsweep config-steps/s | "
+        + " | ".join(f"/ {b}" for b in BASELINE_ORDER)
+        + " |",
+        "|---|---|---|---:|---:|---:|" + "---:|" * len(BASELINE_ORDER),
+    ]
     for r in result["ratios"]:
         cells = " | ".join(_fmt_ratio(r["vs"][b]) if b in r["vs"] else "" for b in BASELINE_ORDER)
-        lines.append(f"| {r['problem']} | {r['grad']} | {r['backend']} | {r['configs']:,} | {r['epochs']:,} | "
-                     f"{_fmt_rate(r['lrsweep'])} | {cells} |")
+        lines.append(
+            f"| {r['problem']} | {r['grad']} | {r['backend']} | {r['configs']:,} | {r['epochs']:,} | "
+            f"{_fmt_rate(r['lrsweep'])} | {cells} |"
+        )
     lines.append("")
     for problem in dict.fromkeys(r["problem"] for r in result["rows"]):
-        lines += [f"## {problem}", "", "| implementation | backend | gradient | record | configs | epochs | "
-                  "config-steps/s | compile (s) | chunk | peak MB | CPU use |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {problem}",
+            "",
+            "| implementation | backend | gradient | record | configs | epochs | "
+            "config-steps/s | compile (s) | chunk | peak MB | CPU use |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in result["rows"]:
             if r["problem"] != problem:
                 continue
             comp = "" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
             chunk = "" if r["chunk_size"] is None else f"{r['chunk_size']:,}"
             use = "" if r["cpu_s"] is None else f"{r['cpu_s'] / r['seconds']:.2f}"
-            lines.append(f"| {r['impl']} | {r['backend']} | {r['grad']} | {r['record'] or ''} | {r['configs']:,} | "
-                         f"{r['epochs']:,} | {_fmt_rate(r['config_steps_per_s'])} | {comp} | {chunk} | {r['peak_mb']:.1f} "
-                         f"| {use} |")
+            lines.append(
+                f"| {r['impl']} | {r['backend']} | {r['grad']} | {r['record'] or ''} | {r['configs']:,} | "
+                f"{r['epochs']:,} | {_fmt_rate(r['config_steps_per_s'])} | {comp} | {chunk} | {r['peak_mb']:.1f} "
+                f"| {use} |"
+            )
         lines.append("")
     if result["skipped"]:
         lines += ["## Skipped", ""] + [f"- {s}" for s in result["skipped"]] + [""]
@@ -937,8 +1091,12 @@ def plot(result: dict, path: Path) -> None:
     probs = list(dict.fromkeys(r["problem"] for r in rows))
     grads = [g for g in GRADS if any(r["grad"] == g for r in rows)]
     fig, axes = plt.subplots(len(probs), len(grads), figsize=(6.2 * len(grads), 4.3 * len(probs)), squeeze=False)
-    styles = {"notebook loop": ("tab:gray", "s"), "numpy plain": ("tab:blue", "o"),
-              "numpy tuned": ("tab:cyan", "D"), "torch": ("tab:orange", "^")}
+    styles = {
+        "notebook loop": ("tab:gray", "s"),
+        "numpy plain": ("tab:blue", "o"),
+        "numpy tuned": ("tab:cyan", "D"),
+        "torch": ("tab:orange", "^"),
+    }
     lr_colors = iter(["tab:red", "tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive"] * 4)
     lr_color = {}
     for i, problem in enumerate(probs):
@@ -953,23 +1111,51 @@ def plot(result: dict, path: Path) -> None:
                     continue
                 if impl == "notebook loop":  # one config; a loop over N configs runs at the same rate
                     ax.plot([lo, max(hi, 2 * lo)], [rs[0]["config_steps_per_s"]] * 2, ls=":", color=color)
-                    ax.plot([1], [rs[0]["config_steps_per_s"]], marker=marker, color=color, ls="",
-                            label="notebook loop, forward (one config; dotted: looped)")
+                    ax.plot(
+                        [1],
+                        [rs[0]["config_steps_per_s"]],
+                        marker=marker,
+                        color=color,
+                        ls="",
+                        label="notebook loop, forward (one config; dotted: looped)",
+                    )
                     continue
-                ax.plot([r["configs"] for r in rs], [r["config_steps_per_s"] for r in rs], marker=marker,
-                        color=color, label=impl)
-            series = sorted({(r["backend"], r["record"], r["epochs"]) for r in sel if r["impl"] == "lrsweep"},
-                            key=lambda k: (k[0], k[1], -k[2]))
+                ax.plot(
+                    [r["configs"] for r in rs],
+                    [r["config_steps_per_s"] for r in rs],
+                    marker=marker,
+                    color=color,
+                    label=impl,
+                )
+            series = sorted(
+                {(r["backend"], r["record"], r["epochs"]) for r in sel if r["impl"] == "lrsweep"},
+                key=lambda k: (k[0], k[1], -k[2]),
+            )
             for backend, record, epochs in series:
-                rs = sorted((r for r in sel if r["impl"] == "lrsweep" and r["backend"] == backend
-                             and r["record"] == record and r["epochs"] == epochs), key=lambda r: r["configs"])
+                rs = sorted(
+                    (
+                        r
+                        for r in sel
+                        if r["impl"] == "lrsweep"
+                        and r["backend"] == backend
+                        and r["record"] == record
+                        and r["epochs"] == epochs
+                    ),
+                    key=lambda r: r["configs"],
+                )
                 key = (backend, epochs)
                 if key not in lr_color:
                     lr_color[key] = next(lr_colors)
-                ax.plot([r["configs"] for r in rs], [r["config_steps_per_s"] for r in rs],
-                        marker="*" if record == "summary" else "x", ms=8 if record == "summary" else 6,
-                        ls="-" if record == "summary" else "--", lw=2 if record == "summary" else 1.2,
-                        color=lr_color[key], label=f"lrsweep {backend} {record}, {epochs:,} epochs")
+                ax.plot(
+                    [r["configs"] for r in rs],
+                    [r["config_steps_per_s"] for r in rs],
+                    marker="*" if record == "summary" else "x",
+                    ms=8 if record == "summary" else 6,
+                    ls="-" if record == "summary" else "--",
+                    lw=2 if record == "summary" else 1.2,
+                    color=lr_color[key],
+                    label=f"lrsweep {backend} {record}, {epochs:,} epochs",
+                )
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"{problem}, {grad} gradient")
@@ -979,8 +1165,11 @@ def plot(result: dict, path: Path) -> None:
             ax.grid(True, which="minor", alpha=0.1)
             ax.legend(fontsize=7, loc="best")
     m = result["machine"]
-    fig.suptitle(f"lrsweep benchmark: throughput vs configs, float32 ({m['cpu']}, {m['cores']} cores; "
-                 f"jax {m['jax']}, {m['date'][:10]})", fontsize=11)
+    fig.suptitle(
+        f"lrsweep benchmark: throughput vs configs, float32 ({m['cpu']}, {m['cores']} cores; "
+        f"jax {m['jax']}, {m['date'][:10]})",
+        fontsize=11,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1028,32 +1217,48 @@ def _chunks(text: str) -> dict:
                 raise ValueError(name)
             out[name or None] = int(float(value))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or PROBLEM=N[,PROBLEM=N...] with problems from {list(SPECS)}, "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected N or PROBLEM=N[,PROBLEM=N...] with problems from {list(SPECS)}, got {text!r}"
+        ) from None
     if not out or min(out.values()) < 1:
         raise argparse.ArgumentTypeError(f"expected chunk sizes >= 1, got {text!r}")
     return out
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lrsweep bench", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="lrsweep bench", description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="a small subset that runs in well under a minute (CI)")
     p.add_argument("--problems", type=_list(str, list(SPECS)), default=list(SPECS), help="linear,chapter_net,mlp")
     p.add_argument("--sizes", type=_list(int), default=None, help="configs, e.g. 1,1e4,1e6 (default: per problem)")
-    p.add_argument("--epochs", type=_list(int), default=None, help="lrsweep epoch counts, e.g. 100,1000 (default: per problem)")
+    p.add_argument(
+        "--epochs", type=_list(int), default=None, help="lrsweep epoch counts, e.g. 100,1000 (default: per problem)"
+    )
     p.add_argument("--grads", type=_list(str, GRADS), default=list(GRADS))
     p.add_argument("--records", type=_list(str, RECORDS), default=list(RECORDS))
     p.add_argument("--impls", type=_list(str, IMPLS), default=list(IMPLS), help="notebook,numpy,torch,lrsweep")
-    p.add_argument("--backends", type=_list(str, ("cpu", "gpu", "tpu")), default=None,
-                   help="JAX backends (default: every one available)")
+    p.add_argument(
+        "--backends",
+        type=_list(str, ("cpu", "gpu", "tpu")),
+        default=None,
+        help="JAX backends (default: every one available)",
+    )
     p.add_argument("--repeat", type=int, default=None, help="timed calls per case, best kept (default 2; quick 1)")
-    p.add_argument("--target-s", type=float, default=None,
-                   help="seconds a baseline case aims at, choosing its epochs (default 0.3; quick 0.05)")
+    p.add_argument(
+        "--target-s",
+        type=float,
+        default=None,
+        help="seconds a baseline case aims at, choosing its epochs (default 0.3; quick 0.05)",
+    )
     p.add_argument("--cap-scale", type=float, default=1.0, help="scale the per-problem config-step caps")
-    p.add_argument("--chunk-size", type=_chunks, default=None,
-                   help="lrsweep configs per compiled chunk: N for every problem, or per problem 'mlp=16,linear=4096' "
-                        "(default: lrsweep's own choice)")
+    p.add_argument(
+        "--chunk-size",
+        type=_chunks,
+        default=None,
+        help="lrsweep configs per compiled chunk: N for every problem, or per problem 'mlp=16,linear=4096' "
+        "(default: lrsweep's own choice)",
+    )
     p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results of a checkout)")
     p.add_argument("--name", default=None, help="file stem (default: <cpu>-<cores>c-<backends>[-quick])")

@@ -18,9 +18,8 @@ import platform
 import sys
 import time
 
-import numpy as np
-
 import jax
+import numpy as np
 
 from . import api, optimizers, outcomes, problems, store, suggest, theory
 from . import spec as spec_mod
@@ -35,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a sweep and print a summary table")
     run.add_argument("spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it)")
     run.add_argument("--problem", help=f"built-in problem {sorted(problems.BUILTINS)} or 'package.module:function'")
-    run.add_argument("--lr", help=f"list '0.01,0.1,1' or space 'log:1e-4:10:256', 'lin:0.01:0.2:20' (default {DEFAULT_LR})")
+    run.add_argument(
+        "--lr", help=f"list '0.01,0.1,1' or space 'log:1e-4:10:256', 'lin:0.01:0.2:20' (default {DEFAULT_LR})"
+    )
     run.add_argument("--epochs", type=int, help="default 1000")
     run.add_argument("--grad", help="autodiff (default), forward or central")
     run.add_argument("--precision", help="float32 (default), float64 or mixed")
@@ -131,7 +132,10 @@ def _summary(ds, block: int = 2**22) -> str:
         loss = part["loss"] if "loss" in part else None
         if loss is not None and "epoch" in loss.dims:
             loss = loss.isel(epoch=-1)
-        lrs = {d: np.broadcast_to(part[d].values.reshape([-1 if x == d else 1 for x in dims]), codes.shape) for d in lr_dims}
+        lrs = {
+            d: np.broadcast_to(part[d].values.reshape([-1 if x == d else 1 for x in dims]), codes.shape)
+            for d in lr_dims
+        }
         for k in range(len(count)):
             mask = codes == (k if k < len(outcomes.NAMES) else -1)
             n = int(mask.sum())
@@ -149,7 +153,9 @@ def _summary(ds, block: int = 2**22) -> str:
     lines = [head]
     for k, name in enumerate((*outcomes.NAMES, "pending")):
         if count[k]:
-            lines.append(f"{name:<11} {count[k]:>9}" + "".join(f"  {lo[d][k]:>12.4g}  {hi[d][k]:>12.4g}" for d in lr_dims))
+            lines.append(
+                f"{name:<11} {count[k]:>9}" + "".join(f"  {lo[d][k]:>12.4g}  {hi[d][k]:>12.4g}" for d in lr_dims)
+            )
     conv = outcomes.CONVERGED
     for d in lr_dims:
         label = "lr" if d == "lr" else d
@@ -167,8 +173,23 @@ def _run_settings(args) -> dict:
     settings = {"problem": "linear", "lr": DEFAULT_LR, "record": "summary"}
     if args.spec is not None:
         settings.update(spec_mod.load_toml(args.spec))
-    flags = {k: getattr(args, k) for k in ("problem", "lr", "epochs", "grad", "precision", "record", "every",
-                                           "optimizer", "init", "seed", "memory", "out")}
+    flags = {
+        k: getattr(args, k)
+        for k in (
+            "problem",
+            "lr",
+            "epochs",
+            "grad",
+            "precision",
+            "record",
+            "every",
+            "optimizer",
+            "init",
+            "seed",
+            "memory",
+            "out",
+        )
+    }
     if args.variables is not None:
         flags["variables"] = [v.strip() for v in args.variables.split(",") if v.strip()]
     settings.update({k: v for k, v in flags.items() if v is not None})
@@ -184,7 +205,11 @@ def _run(args) -> None:
         ds = api.sweep(problem, settings.pop("lr"), progress=False if args.quiet else None, **settings)
     except api.SweepInterrupted as stop:
         done = stop.partial.attrs.get("chunks_done")
-        where = f"; {done} of {stop.partial.attrs['chunks_total']} chunks are done in {settings['out']}, run the same command again to resume" if done is not None else ""
+        where = (
+            f"; {done} of {stop.partial.attrs['chunks_total']} chunks are done in {settings['out']}, run the same command again to resume"
+            if done is not None
+            else ""
+        )
         raise KeyboardInterrupt(f"interrupted{where}") from None
     seconds = time.perf_counter() - t0
     sizes = " x ".join(f"{ds.sizes[d]} {d}" for d in ds["outcome"].dims)

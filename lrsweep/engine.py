@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import chex
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from . import gradients, kernels, optimizers, outcomes
@@ -187,8 +187,8 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
     policy = static.policy
     mean_loss = _mean_loss(static, x, y, zero)
     separate = (lambda v: v + zero) if policy.exact else (lambda v: v)
-    as_compute = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.compute_dtype), tree)  # noqa: E731
-    as_param = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.param_dtype), tree)  # noqa: E731
+    as_compute = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.compute_dtype), tree)
+    as_param = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.param_dtype), tree)
 
     if static.optimizer.is_gd:
 
@@ -197,13 +197,15 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
 
         def update(params, grad, state):
             lrs = _leaf_lrs(static, lr, params)
-            step = lambda p, g, r: p.astype(policy.compute_dtype) - separate(g * r)  # noqa: E731
+            step = lambda p, g, r: p.astype(policy.compute_dtype) - separate(g * r)
             return as_param(jax.tree_util.tree_map(step, params, grad, lrs)), state
 
     else:
         # Building the optax transformation is plain Python (it closes over this config's traced
         # lr), so init and update each build their own identical copy.
-        named = {} if hyper is None else dict(zip(static.hyper_names, [hyper[k] for k in range(len(static.hyper_names))]))
+        named = (
+            {} if hyper is None else dict(zip(static.hyper_names, [hyper[k] for k in range(len(static.hyper_names))]))
+        )
 
         def transformation(params):
             return static.optimizer.transformation(lr, _labels(static, params), static.groups, named)
@@ -272,10 +274,14 @@ def train_one(static: Static, lr, hyper, params0, x, y, h, zero, rtol, min_loss)
         if rest:
             params = carry[0]
             carry, first_loss = run(carry, n_blocks * every, rest)
-            records = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params))
+            records = jax.tree_util.tree_map(
+                lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params)
+            )
     else:
         # Summaries keep no per-epoch output, so memory does not grow with epochs.
-        carry, _ = lax.scan(lambda c, e: (step(c, e)[0], None), carry, jnp.arange(epochs, dtype=jnp.int32), unroll=UNROLL_SCAN)
+        carry, _ = lax.scan(
+            lambda c, e: (step(c, e)[0], None), carry, jnp.arange(epochs, dtype=jnp.int32), unroll=UNROLL_SCAN
+        )
     final, _, track = carry
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol)

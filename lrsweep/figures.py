@@ -38,11 +38,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import PIL.Image
-
 import matplotlib
 import matplotlib.ticker
+import numpy as np
+import PIL.Image
 from matplotlib import colors as mcolors
 from matplotlib.animation import PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -482,14 +481,30 @@ def _loss_curve(ax, lrs, loss, style: dict, floor: float, top: float, ms: float,
     ax.plot(lrs[finite], np.maximum(loss[finite], floor), **style)
     if (~finite).any():
         extra = {} if label is None else {"label": label}
-        ax.plot(lrs[~finite], np.full((~finite).sum(), top), marker="^", ls="none", ms=ms,
-                color=style["color"], clip_on=False, **extra)
+        ax.plot(
+            lrs[~finite],
+            np.full((~finite).sum(), top),
+            marker="^",
+            ls="none",
+            ms=ms,
+            color=style["color"],
+            clip_on=False,
+            **extra,
+        )
 
 
 def _note(ax, x: float, y: float, text: str, va: str = "bottom") -> None:
     """A boxed note, right-aligned at (x, y) in axes coordinates."""
-    ax.text(x, y, text, transform=ax.transAxes, ha="right", va=va, fontsize=14,
-            bbox=dict(boxstyle="round", fc="white", ec="0.6"))
+    ax.text(
+        x,
+        y,
+        text,
+        transform=ax.transAxes,
+        ha="right",
+        va=va,
+        fontsize=14,
+        bbox=dict(boxstyle="round", fc="white", ec="0.6"),
+    )
 
 
 def _lr_colorbar(fig, ax, mappable, data: _Data, label="learning rate (log scale)"):
@@ -612,7 +627,7 @@ def fig_final_loss(data: _Data, out: Path) -> list[Path]:
     ins.set_xticks([0.11, 0.12, 0.13])
     ins.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_log_formatter))
     ins.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    names, cmap, norm = _outcome_cmap()
+    _names, cmap, norm = _outcome_cmap()
     present = set()
     for strip, (grad, ds) in zip(strips, data.final.items()):
         lrs = ds.lr.values
@@ -756,7 +771,7 @@ def fig_landscape(data: _Data, out: Path) -> list[Path]:
     ax, ax2 = fig.subplots(1, 2)
     _landscape_background(fig, ax, data, colorbar=False)
     _landscape_background(fig, ax2, data, colorbar=[ax, ax2])
-    outcome = lambda lr: str(data.lesson.outcome.sel(lr=lr, init=0).values)  # noqa: E731
+    outcome = lambda lr: str(data.lesson.outcome.sel(lr=lr, init=0).values)
     for lr in (0.01, 0.1):
         w, b = data.run(data.lesson, lr), data.run(data.lesson, lr, "b")
         ax.plot(
@@ -840,7 +855,7 @@ def fig_outcome_map(data: _Data, out: Path) -> list[Path]:
     pos = data.init_w[data.init_w > 0]
     e = _lr_edges(pos)
     x_edges = np.concatenate([-e[::-1], e])  # the zero cell spans (-e[0], e[0])
-    names, cmap, norm = _outcome_cmap()
+    _names, cmap, norm = _outcome_cmap()
     fig = _figure((12.8, 7.6))
     ax = fig.add_subplot()
     ax.pcolormesh(x_edges, _lr_edges(lrs), _outcome_codes(outcome), cmap=cmap, norm=norm, rasterized=True)

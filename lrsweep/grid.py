@@ -101,7 +101,9 @@ def parse_axis(value, arg: str, positive: bool = True, what: str = "value") -> A
         try:
             arr = np.array([float(v) for v in value.split(",") if v.strip()], dtype=np.float64)
         except ValueError:
-            raise _error(arg, value, "expected comma-separated numbers ('0.01,0.1,1') or a space ('log:1e-4:10:256')") from None
+            raise _error(
+                arg, value, "expected comma-separated numbers ('0.01,0.1,1') or a space ('log:1e-4:10:256')"
+            ) from None
     else:
         try:
             arr = np.asarray(value, dtype=np.float64)

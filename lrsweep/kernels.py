@@ -94,4 +94,3 @@ def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static, inte
         "outcome": outcome[:, 0].astype(jnp.int8),
         "event_epoch": event[:, 0],
     }
-

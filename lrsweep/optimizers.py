@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
-
-import optax
+from collections.abc import Callable
+from typing import Any
 
 import jax
+import optax
 
 PyTree = Any
 

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 import jax.numpy as jnp
+import numpy as np
 
 CONVERGED, UNFINISHED, DIVERGED, STUCK = 0, 1, 2, 3
 #: Outcome names indexed by their integer code.

@@ -22,9 +22,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 
-import numpy as np
-
 import jax
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable
-
-import numpy as np
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _checks
 
@@ -109,14 +109,16 @@ def _draw(sampler, seed: int, where: str) -> PyTree:
     try:
         return jax.tree_util.tree_map(np.asarray, sampler(jax.random.key(seed)))
     except Exception as err:  # noqa: BLE001 - report any failure of user code with the problem's name
-        raise ValueError(f"{where}: its init sampler failed on jax.random.key({seed}): {type(err).__name__}: {err}") from None
+        raise ValueError(
+            f"{where}: its init sampler failed on jax.random.key({seed}): {type(err).__name__}: {err}"
+        ) from None
 
 
 def _shapes(tree: PyTree):
     return jax.tree_util.tree_map(lambda a: tuple(a.shape), tree)
 
 
-def _check_loss(problem: "Problem", where: str) -> None:
+def _check_loss(problem: Problem, where: str) -> None:
     """The loss must return a float scalar for the init and one example (checked abstractly, no FLOPs)."""
     try:
         out = jax.eval_shape(problem.loss, problem.init, problem.x[0], problem.y[0])
@@ -200,7 +202,7 @@ def chapter_net() -> Problem:
     >>> {k: v.shape for k, v in p.init.items()}
     {'W1': (2, 3), 'b1': (3,), 'W2': (3, 1), 'b2': (1,)}
     """
-    f32 = lambda a: np.array(a, dtype=np.float32)  # noqa: E731
+    f32 = lambda a: np.array(a, dtype=np.float32)
     return Problem(
         name="chapter_net",
         loss=_chapter_net_loss,
@@ -416,5 +418,7 @@ def _load(spec: str) -> Problem:
     attr = spec.partition(":")[2]
     problem = obj if isinstance(obj, Problem) else obj() if callable(obj) else obj
     if not isinstance(problem, Problem):
-        raise ValueError(f"problem={spec!r} is invalid: {attr} returned {type(problem).__name__}, not an lrsweep.Problem")
+        raise ValueError(
+            f"problem={spec!r} is invalid: {attr} returned {type(problem).__name__}, not an lrsweep.Problem"
+        )
     return problem

@@ -31,9 +31,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import jax
+import numpy as np
 
 from . import grid
 
@@ -83,7 +82,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     if isinstance(data.get("init"), dict):
         init = data["init"]
         if set(init) != {"grid"} or not isinstance(init["grid"], dict):
-            raise ValueError(f"{path.name}: init = {init!r} is invalid: expected a count or {{grid = {{name = values}}}}")
+            raise ValueError(
+                f"{path.name}: init = {init!r} is invalid: expected a count or {{grid = {{name = values}}}}"
+            )
         data["init"] = grid.init_grid(**init["grid"])
     return data
 
@@ -137,7 +138,9 @@ def canonical(settings: dict[str, Any]) -> dict[str, Any]:
         "problem": _problem_id(settings["problem"]),
         "problem_args": settings.get("problem_args") or {},
         "problem_seed": settings.get("problem_seed"),
-        "lr": {g: _axis_id(v, f"lr[{g!r}]", True) for g, v in lr.items()} if isinstance(lr, dict) else _axis_id(lr, "lr", True),
+        "lr": {g: _axis_id(v, f"lr[{g!r}]", True) for g, v in lr.items()}
+        if isinstance(lr, dict)
+        else _axis_id(lr, "lr", True),
         "groups": settings.get("groups"),
         "init": init_id,
         "seed": settings["seed"],
@@ -149,7 +152,9 @@ def canonical(settings: dict[str, Any]) -> dict[str, Any]:
         "variables": list(settings["variables"]) if settings.get("variables") is not None else None,
         "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__qualname__", repr(optimizer)),
         "optimizer_kwargs": settings.get("optimizer_kwargs") or {},
-        "optimizer_axes": {k: _axis_id(v, f"optimizer_axes[{k!r}]", False) for k, v in (settings.get("optimizer_axes") or {}).items()},
+        "optimizer_axes": {
+            k: _axis_id(v, f"optimizer_axes[{k!r}]", False) for k, v in (settings.get("optimizer_axes") or {}).items()
+        },
         "h": settings["h"],
         "rtol": settings["rtol"],
         "stuck_window": settings["stuck_window"],
@@ -177,8 +182,21 @@ def parse_size(value, arg: str = "memory") -> int:
         size = int(value)
     elif isinstance(value, str):
         text = value.strip().upper().replace(" ", "")
-        units = {"TIB": 2**40, "GIB": 2**30, "MIB": 2**20, "KIB": 2**10, "TB": 10**12, "GB": 10**9, "MB": 10**6,
-                 "KB": 10**3, "T": 10**12, "G": 10**9, "M": 10**6, "K": 10**3, "B": 1}
+        units = {
+            "TIB": 2**40,
+            "GIB": 2**30,
+            "MIB": 2**20,
+            "KIB": 2**10,
+            "TB": 10**12,
+            "GB": 10**9,
+            "MB": 10**6,
+            "KB": 10**3,
+            "T": 10**12,
+            "G": 10**9,
+            "M": 10**6,
+            "K": 10**3,
+            "B": 1,
+        }
         for unit, factor in units.items():
             if text.endswith(unit):
                 number = text[: -len(unit)]
@@ -188,7 +206,9 @@ def parse_size(value, arg: str = "memory") -> int:
         try:
             size = int(float(number) * factor)
         except ValueError:
-            raise ValueError(f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes") from None
+            raise ValueError(
+                f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes"
+            ) from None
     else:
         raise ValueError(f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes")
     if size <= 0:

@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 import xarray as xr
 import zarr
 
-from . import outcomes, spec as spec_mod
+from . import outcomes
+from . import spec as spec_mod
 
 FORMAT = "lrsweep-store/1"
 #: Stores with at most this many configs get ``outcome`` as strings on :func:`open` (like an
@@ -169,8 +170,14 @@ class ZarrSink:
         lay = self.layout
         try:
             group = zarr.open_group(self.path, mode="w")
-            group.attrs.update({**_jsonable_attrs(lay.attrs), "format": FORMAT, "tile": list(lay.tile),
-                                "extra_coords": list(lay.extra_coords)})
+            group.attrs.update(
+                {
+                    **_jsonable_attrs(lay.attrs),
+                    "format": FORMAT,
+                    "tile": list(lay.tile),
+                    "extra_coords": list(lay.extra_coords),
+                }
+            )
             for d, t, s in zip(lay.dims, lay.tile, lay.shape):
                 values0 = lay.coord_values(d, slice(0, 1))
                 arr = group.create_array(d, shape=(s,), chunks=(t,), dtype=values0.dtype, dimension_names=[d])
@@ -179,19 +186,34 @@ class ZarrSink:
                     arr[start : start + block] = lay.coord_values(d, slice(start, start + block))
             for name, (d, values) in lay.extra_coords.items():
                 t = lay.tile[lay.dims.index(d)]
-                group.create_array(name, shape=values.shape, chunks=(t,), dtype=values.dtype, dimension_names=[d])[:] = values
+                group.create_array(name, shape=values.shape, chunks=(t,), dtype=values.dtype, dimension_names=[d])[
+                    :
+                ] = values
             if lay.epochs is not None:
-                group.create_array("epoch", shape=lay.epochs.shape, dtype=lay.epochs.dtype, dimension_names=["epoch"])[:] = lay.epochs
+                group.create_array("epoch", shape=lay.epochs.shape, dtype=lay.epochs.dtype, dimension_names=["epoch"])[
+                    :
+                ] = lay.epochs
             for name, v in lay.variables.items():
-                chunks = tuple(lay.tile) + tuple(v.shape[len(lay.dims):])
+                chunks = tuple(lay.tile) + tuple(v.shape[len(lay.dims) :])
                 attrs = {}
                 if name == "outcome":
-                    attrs = {"flag_values": list(range(len(outcomes.NAMES))), "flag_meanings": " ".join(outcomes.NAMES),
-                             "comment": "-1: pending (not trained yet)"}
-                group.create_array(name, shape=v.shape, chunks=chunks, dtype=v.dtype, fill_value=v.fill,
-                                   dimension_names=list(v.dims), attributes=attrs)
-            group.create_array("chunk_done", shape=(lay.n_tiles,), chunks=(1,), dtype="uint8", fill_value=0,
-                               dimension_names=["chunk"])
+                    attrs = {
+                        "flag_values": list(range(len(outcomes.NAMES))),
+                        "flag_meanings": " ".join(outcomes.NAMES),
+                        "comment": "-1: pending (not trained yet)",
+                    }
+                group.create_array(
+                    name,
+                    shape=v.shape,
+                    chunks=chunks,
+                    dtype=v.dtype,
+                    fill_value=v.fill,
+                    dimension_names=list(v.dims),
+                    attributes=attrs,
+                )
+            group.create_array(
+                "chunk_done", shape=(lay.n_tiles,), chunks=(1,), dtype="uint8", fill_value=0, dimension_names=["chunk"]
+            )
         except OSError as err:
             raise ValueError(f"--out={str(self.path)!r} cannot be written: {err.strerror or err}") from None
         return group
@@ -206,14 +228,18 @@ class ZarrSink:
             for name, value in values.items():
                 self.group[name][region] = value
         except OSError as err:
-            raise ValueError(f"--out={str(self.path)!r}: writing chunk {k} failed: {err.strerror or err}; "
-                             "the finished chunks are kept, run the same command again to resume") from None
+            raise ValueError(
+                f"--out={str(self.path)!r}: writing chunk {k} failed: {err.strerror or err}; "
+                "the finished chunks are kept, run the same command again to resume"
+            ) from None
 
     def mark_done(self, k: int) -> None:
         try:
             self.done[k] = 1  # written after the tile's data: a crash before it redoes the tile
         except OSError as err:
-            raise ValueError(f"--out={str(self.path)!r}: marking chunk {k} done failed: {err.strerror or err}") from None
+            raise ValueError(
+                f"--out={str(self.path)!r}: marking chunk {k} done failed: {err.strerror or err}"
+            ) from None
         self._done_now[k] = True
 
     def dataset(self) -> xr.Dataset:

@@ -40,12 +40,12 @@ that compiles).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
-
-import numpy as np
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import _checks, engine, precision, problems
@@ -95,8 +95,7 @@ def _resolve_params(problem: Problem, params: PyTree | None) -> PyTree:
             raise ValueError(f"{arg}[{name!r}]={leaf!r} is invalid: expected a float array") from None
         if arr.shape != np.shape(ref):
             raise ValueError(
-                f"{arg}[{name!r}] has shape {arr.shape}: expected {np.shape(ref)}, the shape of "
-                f"problem.init[{name!r}]"
+                f"{arg}[{name!r}] has shape {arr.shape}: expected {np.shape(ref)}, the shape of problem.init[{name!r}]"
             )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{arg}[{name!r}]={arr!r} is invalid: expected finite values")

@@ -40,11 +40,16 @@ def notebook_update_weights(inputs, outputs, weights, lr, log=None, feed_forward
                     " ".join(
                         str(v)
                         for v in (
-                            "weight value:", np.round(original_weights[i][index], 2),
-                            "original loss:", np.round(org_loss, 2),
-                            "loss_plus:", np.round(_loss_plus, 2),
-                            "gradient:", np.round(grad, 2),
-                            "updated_weights:", np.round(updated_weights[i][index], 2),
+                            "weight value:",
+                            np.round(original_weights[i][index], 2),
+                            "original loss:",
+                            np.round(org_loss, 2),
+                            "loss_plus:",
+                            np.round(_loss_plus, 2),
+                            "gradient:",
+                            np.round(grad, 2),
+                            "updated_weights:",
+                            np.round(updated_weights[i][index], 2),
                         )
                     )
                 )
@@ -90,7 +95,6 @@ def _gd_linear_f64_loop(x, y, lr, w, b, ws, bs, ls, epochs):
     r = w[..., None] * x + b[..., None] - y
     ls.append(np.mean(r**2, axis=-1))
     return np.stack(ws), np.stack(bs), np.stack(ls)
-
 
 
 # The chapter's back-propagation notebook, as it writes it (int data, float32 weights).

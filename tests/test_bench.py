@@ -9,11 +9,10 @@ import json
 
 import numpy as np
 import pytest
+import reference
 
 import lrsweep
 from lrsweep import bench
-
-import reference
 
 PROBLEM_NAMES = ["linear", "chapter_net", "mlp"]
 
@@ -28,8 +27,16 @@ CHUNK = 8
 
 
 def _lrsweep_final(name, lr, epochs, grad, precision):
-    return lrsweep.sweep(bench.SPECS[name].make(), lr, epochs=epochs, grad=grad, precision=precision,
-                         record="summary", progress=False, chunk_size=CHUNK)
+    return lrsweep.sweep(
+        bench.SPECS[name].make(),
+        lr,
+        epochs=epochs,
+        grad=grad,
+        precision=precision,
+        record="summary",
+        progress=False,
+        chunk_size=CHUNK,
+    )
 
 
 @pytest.mark.parametrize("grad", bench.GRADS)
@@ -47,9 +54,13 @@ def test_numpy_baselines_match_lrsweep_float64(name, grad):
         params, loss = bench.numpy_train(base, lr, base.init(lr.size), epochs, grad)
         np.testing.assert_allclose(loss, expected, rtol=1e-9, err_msg=f"{name} {label} {grad}")
         for key, value in params.items():
-            np.testing.assert_allclose(value.reshape(lr.size, -1), ds[key].values.reshape(lr.size, -1),
-                                       rtol=1e-9, atol=1e-12 if grad == "autodiff" else 1e-9,
-                                       err_msg=f"{name} {label} {grad} {key}")
+            np.testing.assert_allclose(
+                value.reshape(lr.size, -1),
+                ds[key].values.reshape(lr.size, -1),
+                rtol=1e-9,
+                atol=1e-12 if grad == "autodiff" else 1e-9,
+                err_msg=f"{name} {label} {grad} {key}",
+            )
 
 
 @pytest.mark.parametrize("grad", bench.GRADS)
@@ -62,8 +73,9 @@ def test_numpy_baselines_match_lrsweep_float32(name, grad):
         base = make()
         params, loss = bench.numpy_train(base, lr.astype(np.float32), base.init(lr.size), epochs, grad)
         assert loss.dtype == np.float32 and all(v.dtype == np.float32 for v in params.values())
-        np.testing.assert_allclose(loss, expected, rtol=1e-4 if grad == "autodiff" else 2e-2,
-                                   err_msg=f"{name} {label} {grad}")
+        np.testing.assert_allclose(
+            loss, expected, rtol=1e-4 if grad == "autodiff" else 2e-2, err_msg=f"{name} {label} {grad}"
+        )
 
 
 def test_numpy_train_chunks_configs_independently():
@@ -103,16 +115,42 @@ def test_notebook_loop_mlp_is_lrsweeps_mixed_forward():
     """The notebook's update on the mlp computes what lrsweep's mixed-precision forward difference does."""
     lr, epochs = 0.1, 3
     _, losses = bench.notebook_train("mlp", lr, epochs)
-    ds = lrsweep.sweep(bench.SPECS["mlp"].make(), lr, epochs=epochs, grad="forward", precision="mixed",
-                       record="trajectory", progress=False, chunk_size=CHUNK)
+    ds = lrsweep.sweep(
+        bench.SPECS["mlp"].make(),
+        lr,
+        epochs=epochs,
+        grad="forward",
+        precision="mixed",
+        record="trajectory",
+        progress=False,
+        chunk_size=CHUNK,
+    )
     np.testing.assert_allclose(losses, ds.loss.values.ravel()[:epochs], rtol=1e-6)
 
 
 def test_quick_suite_writes_json_markdown_and_png(tmp_path):
     # mlp's chunk is given (as in the committed full run): this test checks the suite's outputs, not
     # api's chunk sizing, which refuses mlp(width=16) by default at the time of writing.
-    result = bench.run(["--quick", "--sizes", "1,16", "--epochs", "4", "--repeat", "1", "--target-s", "0.005",
-                        "--chunk-size", f"mlp={CHUNK}", "--out", str(tmp_path), "--name", "t", "--quiet"])
+    result = bench.run(
+        [
+            "--quick",
+            "--sizes",
+            "1,16",
+            "--epochs",
+            "4",
+            "--repeat",
+            "1",
+            "--target-s",
+            "0.005",
+            "--chunk-size",
+            f"mlp={CHUNK}",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "t",
+            "--quiet",
+        ]
+    )
     paths = {k: tmp_path / f"t.{ext}" for k, ext in (("json", "json"), ("markdown", "md"), ("png", "png"))}
     assert result["paths"] == {k: str(v) for k, v in paths.items()}
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths["png"].stat().st_size > 10_000
@@ -122,8 +160,21 @@ def test_quick_suite_writes_json_markdown_and_png(tmp_path):
     assert {"cpu", "cores", "jax", "numpy", "lrsweep", "backends", "date", "python"} <= set(data["machine"])
     assert data["machine"]["backends"][0] == "cpu"
     assert not [s for s in data["skipped"] if "failed" in s], data["skipped"]  # every lrsweep case ran
-    keys = {"problem", "impl", "backend", "grad", "record", "configs", "epochs", "seconds", "cpu_s",
-            "config_steps_per_s", "compile_s", "chunk_size", "peak_mb"}
+    keys = {
+        "problem",
+        "impl",
+        "backend",
+        "grad",
+        "record",
+        "configs",
+        "epochs",
+        "seconds",
+        "cpu_s",
+        "config_steps_per_s",
+        "compile_s",
+        "chunk_size",
+        "peak_mb",
+    }
     for row in data["rows"]:
         assert keys <= set(row)
         assert row["config_steps_per_s"] > 0 and row["seconds"] > 0

@@ -34,7 +34,9 @@ def test_run_with_list_and_space(capsys):
     code, out, _ = run_cli(capsys, "run", "--lr", "0.01,0.1,1", "--grad", "forward", "--precision", "mixed", "--quiet")
     assert code == 0 and "3 lr x 1 init" in out
     assert re.search(r"^stuck\s+1\s+1\s+1$", out, re.M)
-    code, out, _ = run_cli(capsys, "run", "--lr", "lin:0.01:0.2:20", "--epochs", "50", "--record", "trajectory", "--quiet")
+    code, out, _ = run_cli(
+        capsys, "run", "--lr", "lin:0.01:0.2:20", "--epochs", "50", "--record", "trajectory", "--quiet"
+    )
     assert code == 0 and "20 lr x 1 init" in out and "50 epochs" in out
 
 
@@ -52,7 +54,7 @@ def test_run_with_list_and_space(capsys):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
-    code, out, err = run_cli(capsys, *argv)
+    code, _out, err = run_cli(capsys, *argv)
     assert code == 2
     assert err.startswith("lrsweep: error: ") and fragment in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -75,8 +77,23 @@ def test_python_dash_m_and_console_script_agree():
 
 
 def test_run_with_optimizer_inits_and_advice(capsys):
-    code, out, _ = run_cli(capsys, "run", "--problem", "quadratic", "--lr", "log:0.01:1:30", "--epochs", "300",
-                           "--optimizer", "momentum", "--init", "3", "--seed", "1", "--quiet")
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        "--problem",
+        "quadratic",
+        "--lr",
+        "log:0.01:1:30",
+        "--epochs",
+        "300",
+        "--optimizer",
+        "momentum",
+        "--init",
+        "3",
+        "--seed",
+        "1",
+        "--quiet",
+    )
     assert code == 0
     assert "30 lr x 3 init" in out and "optimizer momentum" in out
     # quadratic(): lambda_max = cond = 10, heavy ball with beta = 0.9: critical lr (2 + 1.8) / 10.

@@ -1,14 +1,13 @@
 """The engine: sweeps equal single runs and an independent float64 reference; no retracing."""
 
-import numpy as np
-import pytest
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference as R
 
 import lrsweep
 from lrsweep import engine, gradients
-import reference as R
 
 N_LR, N_INIT, EPOCHS = 1000, 3, 300
 
@@ -148,8 +147,10 @@ def test_no_retracing_when_only_values_change():
     assert engine.run_chunk._cache_size() == before + 2
 
 
-@pytest.mark.parametrize("precision,param,compute", [
-    ("float32", np.float32, np.float32), ("float64", np.float64, np.float64), ("mixed", np.float32, np.float64)])
+@pytest.mark.parametrize(
+    "precision,param,compute",
+    [("float32", np.float32, np.float32), ("float64", np.float64, np.float64), ("mixed", np.float32, np.float64)],
+)
 def test_precision_dtypes(precision, param, compute):
     ds = lrsweep.sweep("linear", 0.01, epochs=3, precision=precision)
     assert ds.w.dtype == param and ds.loss.dtype == compute
@@ -166,7 +167,7 @@ def test_pairwise_sum_matches_numpy_order():
     for n in (1, 3, 7, 8, 9, 16, 23, 130, 300):
         terms = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, size=n)
         with jax.enable_x64(True):
-            ours = float(jax.jit(lambda t: engine.pairwise_sum([t[i] for i in range(n)]))(terms))
+            ours = float(jax.jit(lambda t, n=n: engine.pairwise_sum([t[i] for i in range(n)]))(terms))
         assert ours == float(np.sum(terms)), n
 
 

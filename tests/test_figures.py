@@ -73,7 +73,7 @@ def test_gallery_is_complete(gallery):
 
 
 def test_rebuild_writes_identical_bytes(gallery, tmp_path, capsys):
-    out, paths = gallery
+    _out, paths = gallery
     assert figures.main(["--out", str(tmp_path)]) == 0
     assert "lrsweep figures: wrote" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
@@ -95,7 +95,7 @@ def test_pngs_match_the_committed_baseline(gallery):
 def test_committed_explorer_matches_the_build(gallery):
     out, _ = gallery
     new, old = _explorer_json(out / "explorer.html"), _explorer_json(BASELINE / "explorer.html")
-    strip = lambda p: re.sub(r'(id="lrsweep-data">).*?(</script>)', r"\1\2", p.read_text(encoding="utf-8"), flags=re.S)  # noqa: E731
+    strip = lambda p: re.sub(r'(id="lrsweep-data">).*?(</script>)', r"\1\2", p.read_text(encoding="utf-8"), flags=re.S)
     assert strip(out / "explorer.html") == strip(BASELINE / "explorer.html"), "figures/explorer.html is stale"
     for key in ("lr", "outcome", "event_epoch", "epochs", "grad", "precision"):
         assert new[key] == old[key], key
@@ -137,7 +137,7 @@ def test_explorer_embeds_the_lessons_runs(gallery):
     def run(lr):
         i = lrs.index(lr)
         w, b, loss = _f32(data["w"][i]), _f32(data["b"][i]), _f32(data["loss"][i])
-        at = lambda a, k: a[min(k, a.size - 1)]  # noqa: E731 - constant after the last stored epoch
+        at = lambda a, k: a[min(k, a.size - 1)]
         return w, b, loss, at, data["outcome"][i], data["event_epoch"][i]
 
     # The notebook's printout: lr 0.01 takes w from 0 to 0.45, then 0.82, 1.14; lr 0.1 to 4.5, 1.5, 3.53.

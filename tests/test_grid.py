@@ -1,9 +1,8 @@
 """Sweep axes: per-group learning rates, inits drawn from a seed, init grids."""
 
+import jax
 import numpy as np
 import pytest
-
-import jax
 
 import lrsweep
 from lrsweep import problems
@@ -24,19 +23,26 @@ def test_per_group_lrs_make_one_dim_per_group():
 def test_equal_group_lrs_equal_a_single_lr(optimizer):
     p = problems.mlp(width=3, depth=1)
     lrs = [0.05, 0.2]
-    grouped = lrsweep.sweep(p, {"W0": lrs, "Wout": lrs}, epochs=30, optimizer=optimizer, record="summary",
-                            precision="float64")
+    grouped = lrsweep.sweep(
+        p, {"W0": lrs, "Wout": lrs}, epochs=30, optimizer=optimizer, record="summary", precision="float64"
+    )
     single = lrsweep.sweep(p, lrs, epochs=30, optimizer=optimizer, record="summary", precision="float64")
     for k in range(2):
         for name in ("W0", "Wout", "loss"):
-            np.testing.assert_allclose(grouped[name].isel(lr_W0=k, lr_Wout=k).values,
-                                       single[name].isel(lr=k).values, rtol=1e-12)
+            np.testing.assert_allclose(
+                grouped[name].isel(lr_W0=k, lr_Wout=k).values, single[name].isel(lr=k).values, rtol=1e-12
+            )
 
 
 def test_groups_map_names_to_parameters():
     p = problems.chapter_net()
-    ds = lrsweep.sweep(p, {"hidden": [0.1], "output": [0.0001, 1.0]}, epochs=5, record="summary",
-                       groups={"hidden": ["W1", "b1"], "output": ["W2", "b2"]})
+    ds = lrsweep.sweep(
+        p,
+        {"hidden": [0.1], "output": [0.0001, 1.0]},
+        epochs=5,
+        record="summary",
+        groups={"hidden": ["W1", "b1"], "output": ["W2", "b2"]},
+    )
     # With a tiny output lr the output layer barely moves; the hidden layer moves the same.
     moved = np.abs(ds.W2.isel(lr_hidden=0, init=0).values - p.init["W2"]).max(axis=(1, 2))
     assert moved[0] < 1e-3 < moved[1]

@@ -6,7 +6,6 @@ import pytest
 import lrsweep
 from lrsweep import engine, kernels, problems
 
-
 CASES = {
     "lesson forward mixed": ("linear", dict(grad="forward", precision="mixed")),
     "lesson autodiff float32": ("linear", dict(grad="autodiff", precision="float32")),
@@ -20,7 +19,9 @@ LRS = {"linear": "log:1e-3:1:256", "chapter_net": "log:1e-2:10:256", "quadratic"
 def test_interpreted_kernel_equals_the_xla_path(case):
     name, kw = CASES[case]
     xla = lrsweep.sweep(name, LRS[name], epochs=150, record="summary", kernel="xla", chunk_size=256, **kw)
-    fused = lrsweep.sweep(name, LRS[name], epochs=150, record="summary", kernel="pallas-interpret", chunk_size=256, **kw)
+    fused = lrsweep.sweep(
+        name, LRS[name], epochs=150, record="summary", kernel="pallas-interpret", chunk_size=256, **kw
+    )
     np.testing.assert_array_equal(fused.outcome.values, xla.outcome.values)
     np.testing.assert_array_equal(fused.event_epoch.values, xla.event_epoch.values)
     finite = np.isfinite(xla.loss.values)
@@ -32,10 +33,19 @@ def test_interpreted_kernel_equals_the_xla_path(case):
 
 
 def test_lesson_is_still_bit_exact_through_the_kernel():
-    xla = lrsweep.sweep("linear", [0.01, 0.1, 1.0], epochs=1000, grad="forward", precision="mixed",
-                        record="summary", kernel="xla")
-    fused = lrsweep.sweep("linear", [0.01, 0.1, 1.0], epochs=1000, grad="forward", precision="mixed",
-                          record="summary", kernel="pallas-interpret", chunk_size=128)
+    xla = lrsweep.sweep(
+        "linear", [0.01, 0.1, 1.0], epochs=1000, grad="forward", precision="mixed", record="summary", kernel="xla"
+    )
+    fused = lrsweep.sweep(
+        "linear",
+        [0.01, 0.1, 1.0],
+        epochs=1000,
+        grad="forward",
+        precision="mixed",
+        record="summary",
+        kernel="pallas-interpret",
+        chunk_size=128,
+    )
     for var in ("w", "b", "loss"):
         np.testing.assert_array_equal(fused[var].values, xla[var].values)
 
@@ -46,7 +56,7 @@ def test_auto_uses_xla_on_cpu_and_the_kernel_only_where_it_applies():
     assert kernels.supported(st)
     assert not kernels.supported(engine.Static(st.loss, 4, "autodiff", st.policy, 10, "trajectory", 1))
     assert not kernels.supported(engine.Static(st.loss, 64, "autodiff", st.policy, 10, "summary", 1))
-    with pytest.raises(ValueError, match="kernel='pallas'.*summary records"):
+    with pytest.raises(ValueError, match=r"kernel='pallas'.*summary records"):
         lrsweep.sweep("linear", 0.1, epochs=5, record="trajectory", kernel="pallas")
     with pytest.raises(ValueError, match="kernel='cuda'"):
         lrsweep.sweep("linear", 0.1, epochs=5, kernel="cuda")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as R
 
 import lrsweep
 from lrsweep import cli
-import reference as R
 
 NOTEBOOK = Path(__file__).parent / "data" / "notebook-outputs.txt"
 

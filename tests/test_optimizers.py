@@ -2,12 +2,11 @@
 
 import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import jax
-import jax.numpy as jnp
 
 import lrsweep
 from lrsweep import engine, precision, problems, theory
@@ -65,8 +64,9 @@ def test_any_optax_factory_with_its_hyperparameters():
 
 
 def test_named_optimizer_hyperparameters_override_the_defaults():
-    ds = lrsweep.sweep(PROBLEM, 0.05, epochs=EPOCHS, optimizer="momentum", optimizer_kwargs={"momentum": 0.5},
-                       precision="float64")
+    ds = lrsweep.sweep(
+        PROBLEM, 0.05, epochs=EPOCHS, optimizer="momentum", optimizer_kwargs={"momentum": 0.5}, precision="float64"
+    )
     ref = optax_one_config(functools.partial(optax.sgd, momentum=0.5), 0.05, EPOCHS)
     np.testing.assert_allclose(ds.p.isel(lr=0, init=0).values, ref, rtol=RTOL)
 
@@ -94,8 +94,15 @@ def test_heavy_ball_first_divergence_is_at_the_critical_lr(beta):
     critical = (2 + 2 * beta) / 10.0  # lambda_max = cond = 10, closed form
     assert theory.critical_lr(q, "momentum", momentum=beta) == pytest.approx(critical, rel=1e-9)
     lr = np.linspace(0.9 * critical, 1.1 * critical, 201)
-    ds = lrsweep.sweep(q, lr, epochs=4000, optimizer="momentum", optimizer_kwargs={"momentum": beta},
-                       precision="float64", record="summary")
+    ds = lrsweep.sweep(
+        q,
+        lr,
+        epochs=4000,
+        optimizer="momentum",
+        optimizer_kwargs={"momentum": beta},
+        precision="float64",
+        record="summary",
+    )
     diverged = ds.outcome.sel(init=0).values == "diverged"
     first = lr[np.argmax(diverged)]
     assert diverged.any() and not diverged[lr < critical - (lr[1] - lr[0])].any()

@@ -1,6 +1,7 @@
 """Outcome rules on hand-made loss and parameter sequences, with hand-worked answers."""
 
 import numpy as np
+
 from lrsweep import outcomes
 
 
@@ -75,7 +76,9 @@ def test_default_window():
 
 
 def test_names_maps_codes():
-    np.testing.assert_array_equal(outcomes.names([[0, 3], [2, 1]]), [["converged", "stuck"], ["diverged", "unfinished"]])
+    np.testing.assert_array_equal(
+        outcomes.names([[0, 3], [2, 1]]), [["converged", "stuck"], ["diverged", "unfinished"]]
+    )
 
 
 def test_zero_initial_loss_is_converged():

@@ -3,15 +3,14 @@
 import sys
 import textwrap
 
-import numpy as np
-import pytest
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference as R
 
 import lrsweep
 from lrsweep import cli, engine, precision, problems
-import reference as R
 
 # Small versions, so the table runs fast; the defaults are exercised below and by the CLI tests.
 BUILTINS = {
@@ -69,7 +68,7 @@ def test_scan_equals_a_python_loop(builtin):
 
 
 def test_autodiff_and_central_difference_agree(builtin):
-    name, problem = builtin
+    _name, problem = builtin
     policy = precision.get("float64")
     with policy.context():
         loss = engine.loss_of(problem, policy)
@@ -168,7 +167,8 @@ def test_problem_from_a_sampler():
 
 
 def test_user_problem_from_the_command_line(tmp_path, monkeypatch, capsys):
-    (tmp_path / "myproblems.py").write_text(textwrap.dedent("""
+    (tmp_path / "myproblems.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         import lrsweep
 
@@ -177,7 +177,8 @@ def test_user_problem_from_the_command_line(tmp_path, monkeypatch, capsys):
                                    np.arange(1.0, 4.0), 2 * np.arange(1.0, 4.0), {"a": np.float32(0.0)})
 
         not_a_problem = 42
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert cli.main(["run", "--problem", "myproblems:line", "--lr", "0.01,0.1,0.3", "--epochs", "200", "--quiet"]) == 0
     out = capsys.readouterr().out

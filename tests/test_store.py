@@ -24,8 +24,11 @@ def assert_same(a, b, variables=("loss", "w", "b", "outcome", "event_epoch")):
         x, y = np.asarray(a[v].values), np.asarray(b[v].values)
         assert x.shape == y.shape, v
         if x.dtype.kind == "f":  # bit for bit, NaN included
-            np.testing.assert_array_equal(x.view(np.uint8 if x.itemsize == 1 else f"u{x.itemsize}"),
-                                          y.view(np.uint8 if y.itemsize == 1 else f"u{y.itemsize}"), err_msg=v)
+            np.testing.assert_array_equal(
+                x.view(np.uint8 if x.itemsize == 1 else f"u{x.itemsize}"),
+                y.view(np.uint8 if y.itemsize == 1 else f"u{y.itemsize}"),
+                err_msg=v,
+            )
         else:
             np.testing.assert_array_equal(x, y, err_msg=v)
 
@@ -145,12 +148,26 @@ def test_memory_budget_errors():
 
 def test_optimizer_hyperparameters_as_an_axis():
     q = lrsweep.problems.quadratic(dim=3, cond=10.0)
-    axis = lrsweep.sweep(q, [0.01, 0.1], epochs=40, optimizer="momentum", optimizer_axes={"momentum": [0.0, 0.5, 0.9]},
-                         record="summary", precision="float64")
+    axis = lrsweep.sweep(
+        q,
+        [0.01, 0.1],
+        epochs=40,
+        optimizer="momentum",
+        optimizer_axes={"momentum": [0.0, 0.5, 0.9]},
+        record="summary",
+        precision="float64",
+    )
     assert axis.p.dims == ("lr", "opt_momentum", "init", "p_dim0")
     for j, beta in enumerate([0.0, 0.5, 0.9]):
-        one = lrsweep.sweep(q, [0.01, 0.1], epochs=40, optimizer="momentum", optimizer_kwargs={"momentum": beta},
-                            record="summary", precision="float64")
+        one = lrsweep.sweep(
+            q,
+            [0.01, 0.1],
+            epochs=40,
+            optimizer="momentum",
+            optimizer_kwargs={"momentum": beta},
+            record="summary",
+            precision="float64",
+        )
         np.testing.assert_allclose(axis.p.isel(opt_momentum=j).values, one.p.values, rtol=1e-12)
     with pytest.raises(ValueError, match="'gd' has no hyperparameters"):
         lrsweep.sweep(q, 0.1, optimizer_axes={"momentum": [0.5]})
@@ -159,11 +176,14 @@ def test_optimizer_hyperparameters_as_an_axis():
 
 
 def test_problem_seed_axis_builds_one_instance_per_seed():
-    ds = lrsweep.sweep("logistic", [0.1, 1.0], problem_seed=[3, 4], problem_args={"n": 24}, epochs=30, record="summary",
-                       chunk_size=8)
+    ds = lrsweep.sweep(
+        "logistic", [0.1, 1.0], problem_seed=[3, 4], problem_args={"n": 24}, epochs=30, record="summary", chunk_size=8
+    )
     assert ds.loss.dims == ("problem_seed", "lr", "init")
     for j, s in enumerate([3, 4]):
-        one = lrsweep.sweep(lrsweep.problems.logistic(n=24, seed=s), [0.1, 1.0], epochs=30, record="summary", chunk_size=8)
+        one = lrsweep.sweep(
+            lrsweep.problems.logistic(n=24, seed=s), [0.1, 1.0], epochs=30, record="summary", chunk_size=8
+        )
         np.testing.assert_array_equal(ds.loss.isel(problem_seed=j).values, one.loss.values)
     assert not np.array_equal(ds.loss.isel(problem_seed=0).values, ds.loss.isel(problem_seed=1).values)
 
@@ -184,7 +204,8 @@ def test_export_writes_one_row_per_config(tmp_path, fmt):
 
 def test_toml_spec_runs_and_is_saved(tmp_path, capsys):
     spec = tmp_path / "sweep.toml"
-    spec.write_text(textwrap.dedent("""
+    spec.write_text(
+        textwrap.dedent("""
         problem = "linear"
         lr = "log:1e-3:1:64"
         epochs = 200
@@ -196,7 +217,8 @@ def test_toml_spec_runs_and_is_saved(tmp_path, capsys):
 
         [init]
         grid = { w = [0.0, 2.0] }
-    """))
+    """)
+    )
     out = tmp_path / "s.zarr"
     assert cli.main(["run", str(spec), "--out", str(out), "--quiet"]) == 0
     assert "64 lr x 2 init_w, 200 epochs, grad forward" in capsys.readouterr().out
@@ -240,10 +262,26 @@ def test_cli_export_and_missing_spec_file(tmp_path, capsys):
 
 def test_ctrl_c_on_the_command_line_keeps_finished_chunks(tmp_path):
     out = tmp_path / "s.zarr"
-    argv = [sys.executable, "-m", "lrsweep", "run", "--lr", "log:1e-4:1:65536", "--epochs", "3000",
-            "--record", "trajectory", "--memory", "16MB", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    argv = [
+        sys.executable,
+        "-m",
+        "lrsweep",
+        "run",
+        "--lr",
+        "log:1e-4:1:65536",
+        "--epochs",
+        "3000",
+        "--record",
+        "trajectory",
+        "--memory",
+        "16MB",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         done = out / "chunk_done" / "c"
@@ -269,8 +307,10 @@ def test_ctrl_c_on_the_command_line_keeps_finished_chunks(tmp_path):
 )
 def test_chunk_size_independence_beyond_the_lesson(make, grad, exact):
     problem = make()
-    runs = [lrsweep.sweep(problem, "log:1e-3:1:100", epochs=80, grad=grad, record="summary", chunk_size=c)
-            for c in (8, 128, 1024)]
+    runs = [
+        lrsweep.sweep(problem, "log:1e-3:1:100", epochs=80, grad=grad, record="summary", chunk_size=c)
+        for c in (8, 128, 1024)
+    ]
     for other in runs[1:]:
         if exact:
             assert_same(other, runs[0], variables=("loss", *problem.init, "outcome", "event_epoch"))

@@ -183,9 +183,9 @@ def test_bad_method_and_arguments():
     accepted = r"expected one of \['largest_stable', 'fastest', 'lowest_loss', 'valley'\]"
     with pytest.raises(ValueError, match=r"method='steep' is invalid: " + accepted):
         suggest_lr(ds, "steep")
-    with pytest.raises(ValueError, match="smooth=1.0"):
+    with pytest.raises(ValueError, match=r"smooth=1\.0"):
         suggest_lr(ds, "valley", smooth=1.0)
-    with pytest.raises(ValueError, match="xarray.Dataset"):
+    with pytest.raises(ValueError, match=r"xarray\.Dataset"):
         suggest_lr(ds.outcome)
     with pytest.raises(ValueError, match="no 'lr' dim"):
         suggest_lr(ds.rename({"lr": "rate"}))

@@ -75,7 +75,7 @@ def test_bad_init(init, fragment):
 
 
 def test_bad_problem():
-    with pytest.raises(ValueError, match="problem='quartic'.*linear"):
+    with pytest.raises(ValueError, match=r"problem='quartic'.*linear"):
         lrsweep.sweep("quartic", 0.1)
     with pytest.raises(ValueError, match="problem=42"):
         lrsweep.sweep(42, 0.1)
