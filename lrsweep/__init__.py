@@ -11,13 +11,15 @@ The public API:
   summary to CSV or Parquet.
 - :func:`suggest_lr`: one learning rate from a sweep (largest stable, fastest, lowest loss, valley).
 - :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
-- :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them).
+- :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them); :func:`outcome_names`
+  decodes a result's int8 outcome codes.
 """
 
 from . import optimizers, problems, theory
 from .api import SweepInterrupted, sweep, trace
 from .grid import init_grid, parse_lr
 from .outcomes import NAMES as OUTCOMES
+from .outcomes import names as outcome_names
 from .problems import Problem
 from .store import export, open  # noqa: A004 - lrsweep.open, as xarray.open_dataset
 from .suggest import suggest_lr
@@ -32,6 +34,7 @@ __all__ = [
     "export",
     "init_grid",
     "open",
+    "outcome_names",
     "optimizers",
     "parse_lr",
     "problems",

@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from . import _checks, engine, gradients, grid, kernels, optimizers, outcomes, problems, store
+from . import _checks, engine, gradients, grid, kernels, notebook, optimizers, outcomes, problems, store
 from . import spec as spec_mod
 from .precision import Policy
 from .precision import get as get_policy
@@ -708,15 +708,6 @@ def _tile_values(result: dict, layout: store.Layout, axes: _Axes, static: engine
     }
 
 
-def display_order(problem: Problem) -> list[int]:
-    """Leaf indices in the order a reader expects: ``init``'s own key order (``w`` before ``b``)."""
-    names = problems.param_names(problem.init)
-    if not isinstance(problem.init, dict):
-        return list(range(len(names)))
-    keys = [str(k) for k in problem.init]
-    return sorted(range(len(names)), key=lambda i: (keys.index(names[i].split(".")[0]), i))
-
-
 def trace(
     problem: Problem | str,
     lr: float,
@@ -762,7 +753,7 @@ def trace(
     leaf = lambda key: jax.tree_util.tree_leaves(rows[key]) if key in rows else None
     columns = {k: leaf(k) for k in ("params", "grad", "updated", "loss_plus", "loss_minus")}
     frames = []
-    for i in display_order(problem):
+    for i in notebook.display_order(problem):
         shape = columns["params"][i].shape[1:]
         for idx in np.ndindex(shape):
             label = names[i] if not shape else f"{names[i]}[{','.join(map(str, idx))}]"

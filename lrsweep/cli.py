@@ -21,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from . import api, optimizers, outcomes, problems, store, suggest, theory
+from . import api, notebook, optimizers, outcomes, problems, store, suggest, theory
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -70,38 +70,6 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="print versions, backend and devices")
     return parser
-
-
-def _fmt(v) -> str:
-    # The notebook prints np.round(value, 2) of numpy scalars; str() of a float32 scalar is its
-    # shortest float32 repr, which is what makes the lines equal.
-    return str(np.round(v, 2))
-
-
-def trace_lines(table, param: str) -> list[str]:
-    """The notebook's line for each epoch of one parameter of a :func:`lrsweep.trace` table."""
-    rows = table[table.parameter == param]
-    if rows.empty:
-        raise ValueError(f"--param={param!r} is invalid: expected one of {list(dict.fromkeys(table.parameter))}")
-    cols = {c: rows[c].to_numpy() for c in ("value", "loss", "loss_plus", "gradient", "updated")}
-    return [
-        f"weight value: {_fmt(cols['value'][k])} original loss: {_fmt(cols['loss'][k])} "
-        f"loss_plus: {_fmt(cols['loss_plus'][k])} gradient: {_fmt(cols['gradient'][k])} "
-        f"updated_weights: {_fmt(cols['updated'][k])}"
-        for k in range(len(rows))
-    ]
-
-
-def final_params_line(problem: problems.Problem, table) -> str:
-    """The final parameters as the notebook prints its weight list: ``[array([[2.265477]], ...), ...]``."""
-    last = table[table.epoch == table.epoch.max()]
-    arrays = []
-    for i in api.display_order(problem):
-        leaf = np.asarray(jax.tree_util.tree_leaves(problem.init)[i])
-        name = problems.param_names(problem.init)[i]
-        values = last[last.parameter.str.fullmatch(rf"{name}(\[.*\])?")].updated.to_numpy()
-        arrays.append(np.atleast_2d(values.reshape(leaf.shape)))
-    return repr(arrays)
 
 
 def _codes(values: np.ndarray) -> np.ndarray:
@@ -260,13 +228,12 @@ def _trace(args) -> None:
     problem = problems.get(args.problem)
     table = api.trace(problem, args.lr, args.epochs, grad=args.grad, precision=args.precision)
     param = args.param or table.parameter.iloc[0]
-    print("\n".join(trace_lines(table, param)))
-    print(final_params_line(problem, table))
+    print("\n".join(notebook.trace_lines(table, param)))
+    print(notebook.final_params_line(problem, table))
 
 
 def _info(_args) -> None:
     import chex
-    import jax
     import jaxlib
     import xarray
 

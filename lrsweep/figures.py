@@ -50,7 +50,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 import lrsweep
-from lrsweep.cli import final_params_line, trace_lines
+from lrsweep.notebook import final_params_line, trace_lines
 
 # --- style -------------------------------------------------------------------------------------
 

@@ -39,6 +39,14 @@ import numpy as np
 CONVERGED, UNFINISHED, DIVERGED, STUCK = 0, 1, 2, 3
 #: Outcome names indexed by their integer code.
 NAMES = ("converged", "unfinished", "diverged", "stuck")
+#: The code and name of a config that was not trained (yet): an interrupted or resumable sweep.
+PENDING, PENDING_NAME = -1, "pending"
+#: CF attributes of an ``outcome`` variable: what its int8 codes mean.
+FLAG_ATTRS = {
+    "flag_values": [PENDING, *range(len(NAMES))],
+    "flag_meanings": " ".join((PENDING_NAME, *NAMES)),
+    "long_name": "outcome of the run",
+}
 DEFAULT_RTOL = 1e-6
 #: Runs up to this many epochs can be tracked (run_start * 4 + zone must fit in an int32).
 MAX_EPOCHS = 2**29 - 1
@@ -104,5 +112,15 @@ def classify(t: Tracker, epochs: int, window: int, loss_final, tol):
 
 
 def names(codes) -> np.ndarray:
-    """Map integer outcome codes to their names (a numpy string array of the same shape)."""
-    return np.asarray(NAMES)[np.asarray(codes, dtype=np.int64)]
+    """Outcome names for integer codes (-1: ``"pending"``, not trained yet), same shape.
+
+    Results hold outcomes as int8 codes (CF ``flag_values``/``flag_meanings`` in their attrs);
+    this decodes them. Names pass through unchanged, so it takes either.
+
+    >>> names([[0, 3], [2, -1]]).tolist()
+    [['converged', 'stuck'], ['diverged', 'pending']]
+    """
+    values = np.asarray(getattr(codes, "values", codes))
+    if values.dtype.kind in "US":
+        return values.astype(str)
+    return np.asarray((*NAMES, PENDING_NAME))[np.asarray(values, dtype=np.int64)]

@@ -11,7 +11,7 @@ import pytest
 import reference as R
 
 import lrsweep
-from lrsweep import cli
+from lrsweep import cli, notebook
 
 NOTEBOOK = Path(__file__).parent / "data" / "notebook-outputs.txt"
 
@@ -58,7 +58,7 @@ def test_trace_table_equals_the_notebook_algorithm(lr):
     table = lrsweep.trace("linear", lr, 10)
     log = []
     R.notebook_train(lr, 10, log=log)
-    assert cli.trace_lines(table, "w") == log
+    assert notebook.trace_lines(table, "w") == log
 
 
 LRS_1000 = [0.01, 0.1, 1.0, 1e-4, 0.003, 0.05, 0.119, 0.12, 0.3]
