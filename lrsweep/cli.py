@@ -65,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     # `lrsweep bench ...` hands its arguments to lrsweep.bench (see main); listed here for --help.
     sub.add_parser("bench", help="the benchmark suite (lrsweep bench --help for its options)", add_help=False)
 
-    figures = sub.add_parser("figures", help="regenerate the lecture figure gallery from real sweeps")
-    figures.add_argument("--out", default="figures", help="the folder to write (default: figures)")
+    # `lrsweep figures ...` hands its arguments to lrsweep.gallery (see main); listed here for --help.
+    sub.add_parser("figures", help="the lecture figure gallery (lrsweep figures --help for its options)", add_help=False)
 
     sub.add_parser("info", help="print versions, backend and devices")
     return parser
@@ -195,12 +195,6 @@ def _run(args) -> None:
     print(f"time: {seconds:.2f} s for {ds['outcome'].size * epochs:,} config-steps (compile included)")
 
 
-def _figures(args) -> None:
-    from . import figures  # matplotlib loads only for this command
-
-    figures.main(["--out", args.out])
-
-
 def _export(args) -> None:
     path = store.export(args.store, args.table)
     print(f"wrote {path}")
@@ -250,17 +244,20 @@ def _info(_args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:
-        from . import bench  # numpy baselines and plotting load only for this command
-
+    if argv[:1] in (["bench"], ["figures"]):
+        # Their own parsers; matplotlib and the baselines load only for these commands.
+        if argv[0] == "bench":
+            from .bench import main as command
+        else:
+            from .gallery import main as command
         try:
-            return bench.main(argv[1:])
+            return command(argv[1:])
         except ValueError as err:
             print(f"lrsweep: error: {err}", file=sys.stderr)
             return 2
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "trace": _trace, "info": _info, "export": _export, "figures": _figures}[args.command](args)
+        {"run": _run, "trace": _trace, "info": _info, "export": _export}[args.command](args)
     except ValueError as err:
         print(f"lrsweep: error: {err}", file=sys.stderr)
         return 2
