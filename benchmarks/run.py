@@ -1,6 +1,6 @@
 """``python benchmarks/run.py [flags]``: the benchmark suite, the same as ``lrsweep bench``.
 
-See ``lrsweep/bench.py`` (``python benchmarks/run.py --help``) and ``benchmarks/README.md``.
+See ``lrsweep/bench/`` (``python benchmarks/run.py --help``) and ``benchmarks/README.md``.
 """
 
 import sys
