@@ -33,3 +33,43 @@ def real(arg: str, value, low: float, high: float = np.inf, *, closed_low: bool 
             accepted = f"a number in {'[' if closed_low else '('}{low:g}, {high:g})"
         raise ValueError(f"{arg}={value!r} is invalid: expected {accepted}")
     return float(value)
+
+
+def size(arg: str, value) -> int:
+    """``"2GB"``, ``"64MB"``, ``"512MiB"``, ``"1.5G"`` or a number of bytes, as bytes."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        nbytes = int(value)
+    elif isinstance(value, str):
+        text = value.strip().upper().replace(" ", "")
+        units = {
+            "TIB": 2**40,
+            "GIB": 2**30,
+            "MIB": 2**20,
+            "KIB": 2**10,
+            "TB": 10**12,
+            "GB": 10**9,
+            "MB": 10**6,
+            "KB": 10**3,
+            "T": 10**12,
+            "G": 10**9,
+            "M": 10**6,
+            "K": 10**3,
+            "B": 1,
+        }
+        for unit, unit_factor in units.items():
+            if text.endswith(unit):
+                number, factor = text[: -len(unit)], unit_factor
+                break
+        else:
+            number, factor = text, 1
+        try:
+            nbytes = int(float(number) * factor)
+        except ValueError:
+            raise ValueError(
+                f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes"
+            ) from None
+    else:
+        raise ValueError(f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes")
+    if nbytes <= 0:
+        raise ValueError(f"{arg}={value!r} is invalid: expected a positive size")
+    return nbytes

@@ -33,21 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a sweep and print a summary table")
     run.add_argument("spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it)")
-    run.add_argument("--problem", help=f"built-in problem {sorted(problems.BUILTINS)} or 'package.module:function'")
-    run.add_argument(
-        "--lr", help=f"list '0.01,0.1,1' or space 'log:1e-4:10:256', 'lin:0.01:0.2:20' (default {DEFAULT_LR})"
-    )
-    run.add_argument("--epochs", type=int, help="default 1000")
-    run.add_argument("--grad", help="autodiff (default), forward or central")
-    run.add_argument("--precision", help="float32 (default), float64 or mixed")
-    run.add_argument("--record", help="summary (default) or trajectory")
-    run.add_argument("--every", type=int, help="a trajectory keeps every k-th epoch (and the last)")
-    run.add_argument("--variables", help="what a trajectory keeps, e.g. 'loss,w' (default: all)")
-    run.add_argument("--optimizer", help=f"one of {list(optimizers.NAMED)} (default gd)")
-    run.add_argument("--init", type=int, help="number of inits drawn by the problem's sampler")
-    run.add_argument("--seed", type=int, help="seed for --init (default 0)")
-    run.add_argument("--memory", help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)")
-    run.add_argument("--out", help="a Zarr store: results stream there; the same command resumes an interrupted run")
+    spec_mod.add_flags(run)  # one flag per setting of lrsweep.spec.SweepSpec
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     export = sub.add_parser("export", help="write a store's summary (one row per config) to CSV or Parquet")
@@ -66,18 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="the benchmark suite (lrsweep bench --help for its options)", add_help=False)
 
     # `lrsweep figures ...` hands its arguments to lrsweep.gallery (see main); listed here for --help.
-    sub.add_parser("figures", help="the lecture figure gallery (lrsweep figures --help for its options)", add_help=False)
+    sub.add_parser(
+        "figures", help="the lecture figure gallery (lrsweep figures --help for its options)", add_help=False
+    )
 
     sub.add_parser("info", help="print versions, backend and devices")
     return parser
-
-
-def _codes(values: np.ndarray) -> np.ndarray:
-    """Outcome codes (-1 pending) from strings or codes."""
-    if np.issubdtype(values.dtype, np.integer):
-        return values.astype(np.int64)
-    lookup = {name: k for k, name in enumerate(outcomes.NAMES)}
-    return np.vectorize(lambda v: lookup.get(v, -1), otypes=[np.int64])(values)
 
 
 def _summary(ds, block: int = 2**22) -> str:
@@ -96,7 +76,7 @@ def _summary(ds, block: int = 2**22) -> str:
     best = (np.inf, None)
     for start in range(0, ds.sizes[first], step):
         part = ds.isel({first: slice(start, start + step)})
-        codes = _codes(np.asarray(part["outcome"].values))
+        codes = outcomes.codes(part["outcome"].values)
         loss = part["loss"] if "loss" in part else None
         if loss is not None and "epoch" in loss.dims:
             loss = loss.isel(epoch=-1)
@@ -137,38 +117,18 @@ def _summary(ds, block: int = 2**22) -> str:
 
 
 def _run_settings(args) -> dict:
-    """The sweep's keyword arguments: defaults, then the TOML file, then the flags given."""
-    settings = {"problem": "linear", "lr": DEFAULT_LR, "record": "summary"}
+    """The sweep's settings: the CLI's defaults, then the TOML file, then the flags given."""
+    settings = spec_mod.cli_defaults()
     if args.spec is not None:
         settings.update(spec_mod.load_toml(args.spec))
-    flags = {
-        k: getattr(args, k)
-        for k in (
-            "problem",
-            "lr",
-            "epochs",
-            "grad",
-            "precision",
-            "record",
-            "every",
-            "optimizer",
-            "init",
-            "seed",
-            "memory",
-            "out",
-        )
-    }
-    if args.variables is not None:
-        flags["variables"] = [v.strip() for v in args.variables.split(",") if v.strip()]
-    settings.update({k: v for k, v in flags.items() if v is not None})
+    settings.update(spec_mod.from_flags(args))
     return settings
 
 
 def _run(args) -> None:
     settings = _run_settings(args)
     t0 = time.perf_counter()
-    name = settings.pop("problem")
-    problem = problems.get(name) if not settings.get("problem_args") and not settings.get("problem_seed") else name
+    problem = settings.pop("problem")
     try:
         ds = api.sweep(problem, settings.pop("lr"), progress=False if args.quiet else None, **settings)
     except api.SweepInterrupted as stop:
@@ -187,8 +147,9 @@ def _run(args) -> None:
         f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
     print(_summary(ds))
-    advice_problem = problem if isinstance(problem, problems.Problem) else None
-    if advice_problem is not None and "lr" in ds.dims and ds["outcome"].size <= store.DECODE_MAX:
+    plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")
+    advice_problem = problems.get(problem) if plain else None
+    if advice_problem is not None and "lr" in ds.dims and ds["outcome"].size <= store.INDEX_MAX:
         print(_advice(advice_problem, ds, ds.attrs["optimizer"]))
     if "out" in settings:
         print(f"results: {settings['out']} (lrsweep.open to read them; lrsweep export to write a table)")

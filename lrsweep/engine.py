@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import chex
 import jax
@@ -44,11 +43,10 @@ from jax import lax
 from . import gradients, kernels, optimizers, outcomes
 from .optimizers import Optimizer
 from .precision import Policy
-
-PyTree = Any
+from .types import ChunkInputs, ChunkResult, KernelName, PyTree
 
 #: Data sets up to this size are summed term by term in the traced program (no XLA reduction
-#: over a tiny axis inside the epoch loop: about 10x faster on CPU, see DESIGN.md); larger ones
+#: over a tiny axis inside the epoch loop: about 10x faster on CPU, docs/architecture.md); larger ones
 #: go through ``vmap`` and ``sum``, which keeps the compiled program small.
 UNROLL_MAX = 16
 #: Epochs per iteration of the compiled loop. XLA:CPU fuses the elementwise work of consecutive
@@ -87,7 +85,7 @@ class Static:
     epochs: int
     record: str
     window: int
-    optimizer: Optimizer = optimizers.get("gd")
+    optimizer: Optimizer = optimizers.GD
     groups: tuple[str, ...] = ("lr",)
     leaf_group: tuple[int, ...] | None = None  # None: every leaf in group 0
     hyper_names: tuple[str, ...] = ()
@@ -187,8 +185,8 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
     policy = static.policy
     mean_loss = _mean_loss(static, x, y, zero)
     separate = (lambda v: v + zero) if policy.exact else (lambda v: v)
-    as_compute = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.compute_dtype), tree)
-    as_param = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.param_dtype), tree)
+    in_compute = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.compute_dtype), tree)
+    in_param = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.param_dtype), tree)
 
     if static.optimizer.is_gd:
 
@@ -198,7 +196,7 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
         def update(params, grad, state):
             lrs = _leaf_lrs(static, lr, params)
             step = lambda p, g, r: p.astype(policy.compute_dtype) - separate(g * r)
-            return as_param(jax.tree_util.tree_map(step, params, grad, lrs)), state
+            return in_param(jax.tree_util.tree_map(step, params, grad, lrs)), state
 
     else:
         # Building the optax transformation is plain Python (it closes over this config's traced
@@ -211,12 +209,12 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
             return static.optimizer.transformation(lr, _labels(static, params), static.groups, named)
 
         def init(params):
-            return transformation(params).init(as_compute(params))
+            return transformation(params).init(in_compute(params))
 
         def update(params, grad, state):
-            p = as_compute(params)
+            p = in_compute(params)
             updates, state = transformation(params).update(grad, state, p)
-            return as_param(jax.tree_util.tree_map(lambda a, u: a + u.astype(a.dtype), p, updates)), state
+            return in_param(jax.tree_util.tree_map(lambda a, u: a + u.astype(a.dtype), p, updates)), state
 
     def epoch(params, state):
         loss, grad, probes = gradients.estimate(static.grad, mean_loss, params, h)
@@ -231,14 +229,17 @@ def _changed(old: PyTree, new: PyTree) -> jax.Array:
     return functools.reduce(jnp.logical_or, diffs)
 
 
-def train_one(static: Static, lr, hyper, params0, x, y, h, zero, rtol, min_loss) -> dict:
-    """Train one config (``lr (G,)``, ``hyper (H,)``) for ``static.epochs`` epochs.
+def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
+    """Train one config (``inputs`` of one config: ``lr (G,)``, ``hyper (H,)``, ``params0`` leaves
+    ``leaf_shape``; data and scalars shared) for ``static.epochs`` epochs.
 
-    Outputs as in the module docstring. A trajectory keeps the epochs ``static.recorded_epochs()``:
-    an outer scan over blocks of ``every`` epochs records the state at the start of each block (its
-    loss comes from the block's first step, so ``every = 1`` keeps exactly the losses the outcome
-    tracker saw), then the remaining epochs run, then the final state is recorded.
+    Outputs as in the module docstring, without the leading config axis. A trajectory keeps the
+    epochs ``static.recorded_epochs()``: an outer scan over blocks of ``every`` epochs records the
+    state at the start of each block (its loss comes from the block's first step, so ``every = 1``
+    keeps exactly the losses the outcome tracker saw), then the remaining epochs run, then the
+    final state is recorded.
     """
+    lr, hyper, params0, x, y, h, zero, rtol, min_loss = inputs
     epochs, every = static.epochs, static.every
     init, epoch, mean_loss = _epoch_fn(static, lr, x, y, h, zero, hyper)
     loss0 = mean_loss(params0)
@@ -286,54 +287,54 @@ def train_one(static: Static, lr, hyper, params0, x, y, h, zero, rtol, min_loss)
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol)
     outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol)
-    result = {"outcome": outcome, "event_epoch": event}
     if static.record == "trajectory":
         last = keep(loss_final, final)
-        result.update(jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last))
-    else:
-        result["loss"] = loss_final
-        result["params"] = jax.tree_util.tree_leaves(final)
-    return result
+        kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
+        return ChunkResult(kept["loss"], kept["params"], outcome, event)
+    return ChunkResult(loss_final, jax.tree_util.tree_leaves(final), outcome, event)
 
 
-KERNELS = ("auto", "xla", "pallas", "pallas-interpret")
+KERNELS: tuple[KernelName, ...] = ("auto", "xla", "pallas", "pallas-interpret")
+#: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
+CONFIG_AXES = ChunkInputs(0, 0, 0, None, None, None, None, None, None)
 
 
-def _use_kernel(static: Static, chunk: int) -> str:
+def fusable(static: Static) -> bool:
+    """Whether the fused kernel (``lrsweep.kernels``) handles these settings: summary records of
+    data sets summed term by term (``UNROLL_MAX`` examples or fewer)."""
+    return static.record == "summary" and static.n_data <= UNROLL_MAX
+
+
+def kernel_path(static: Static, chunk: int) -> KernelName:
     """The path ``run_chunk`` takes: the one asked for, or for "auto" the fused kernel on GPU."""
     if static.kernel != "auto":
         return static.kernel
-    fits = kernels.supported(static) and chunk % min(kernels.BLOCK, chunk) == 0
+    fits = fusable(static) and chunk % min(kernels.BLOCK, chunk) == 0
     return "pallas" if fits and jax.default_backend() == "gpu" else "xla"
 
 
 @functools.partial(jax.jit, static_argnames=("static",))
-def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static: Static) -> dict:
+def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
     """``jit(vmap(train_one))`` over a chunk of ``C`` configs; see the module docstring for shapes.
 
-    ``hyper`` is ``(C, H)``, the swept optimizer hyperparameters. The output's ``params`` is a list
-    of leaves in JAX flattening order (for a trajectory, the leaves in ``static.keep_leaves``).
+    The output's ``params`` is a list of leaves in JAX flattening order (for a trajectory, the
+    leaves in ``static.keep_leaves``).
     """
-    c = lr.shape[0]
+    c = inputs.lr.shape[0]
     n_rec = len(static.recorded_epochs())
     dims = chex.Dimensions(C=c, R=n_rec, G=len(static.groups), H=len(static.hyper_names))
-    chex.assert_shape(lr, dims["CG"])
-    chex.assert_shape(hyper, dims["CH"])
-    chex.assert_tree_shape_prefix(params0, dims["C"])
-    chex.assert_shape([x, y], (static.n_data, ...))
-    if _use_kernel(static, c) == "xla":
-        train = functools.partial(train_one, static)
-        out = jax.vmap(train, in_axes=(0, 0, 0, None, None, None, None, None, None))(
-            lr, hyper, params0, x, y, h, zero, rtol, min_loss
-        )
-    else:
-        interpret = _use_kernel(static, c) == "pallas-interpret"
-        out = kernels.run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, static=static, interpret=interpret)
+    chex.assert_shape(inputs.lr, dims["CG"])
+    chex.assert_shape(inputs.hyper, dims["CH"])
+    chex.assert_tree_shape_prefix(inputs.params0, dims["C"])
+    chex.assert_shape([inputs.x, inputs.y], (static.n_data, ...))
+    train = jax.vmap(functools.partial(train_one, static), in_axes=(CONFIG_AXES,))
+    path = kernel_path(static, c)
+    out = train(inputs) if path == "xla" else kernels.fused(train, inputs, interpret=path == "pallas-interpret")
     prefix = dims["C"] if static.record == "summary" else dims["CR"]
-    chex.assert_shape([out["outcome"], out["event_epoch"]], dims["C"])
-    if out["loss"] is not None:
-        chex.assert_shape(out["loss"], prefix)
-    chex.assert_tree_shape_prefix(out["params"], prefix)
+    chex.assert_shape([out.outcome, out.event_epoch], dims["C"])
+    if out.loss is not None:
+        chex.assert_shape(out.loss, prefix)
+    chex.assert_tree_shape_prefix(out.params, prefix)
     return out
 
 
@@ -364,7 +365,7 @@ def loss_of(problem, policy: Policy) -> Callable[[PyTree], jax.Array]:
     ``policy.context()`` so that float64 policies have x64 on.
     """
     static = Static(problem.loss, problem.n_data, "autodiff", policy, 1, "summary", 1)
-    x, y = as_compute(static, problem.x, problem.y)
+    x, y = to_compute_dtype(static, problem.x, problem.y)
     return _mean_loss(static, jnp.asarray(x), jnp.asarray(y), jnp.zeros((), policy.compute_dtype))
 
 
@@ -374,6 +375,6 @@ def sample_inits(sampler: Callable, seed: int, n: int) -> PyTree:
     return jax.jit(jax.vmap(sampler))(keys)
 
 
-def as_compute(static: Static, *arrays) -> list[np.ndarray]:
+def to_compute_dtype(static: Static, *arrays) -> list[np.ndarray]:
     """Cast numpy inputs to the compute dtype (host side, before they reach the jitted program)."""
     return [np.asarray(a, dtype=static.policy.compute_dtype) for a in arrays]

@@ -23,14 +23,14 @@ elements with ``lax.map`` instead, which keeps the compiled program small.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-PyTree = Any
+from .types import PyTree
+
 LossFn = Callable[[PyTree], jax.Array]
 
 NAMES = ("autodiff", "forward", "central")

@@ -1,42 +1,41 @@
 """A fused Pallas kernel for summary sweeps: a block of configs stays on-chip for all epochs.
 
-Part of the engine. ``engine.run_chunk`` (XLA) runs each epoch as a pass over the chunk's configs
-in memory; on a GPU that round trip through memory every epoch dominates (DESIGN.md: 214 G
-config-steps/s for the lesson on an H200, where a register-resident kernel reaches 1,600 G). Here a
-grid of programs each takes ``BLOCK`` configs, loads their learning rates and parameters once,
-runs every epoch (the same ``engine.train_one``, vmapped over the block inside the kernel) and
-writes only the summary: final loss and parameters, outcome, event epoch.
+The XLA path (``engine.run_chunk``) runs each epoch as a pass over the chunk's configs in memory;
+on a GPU that round trip through memory every epoch dominates: for the lesson on one H200, the XLA
+path measured about 2.1e11 config-steps/s where a register-resident hand kernel reached 1.6e12
+(docs/architecture.md). Here a grid of programs each takes ``BLOCK`` configs, loads their learning
+rates and parameters once, runs every epoch and writes only the summary: final loss and
+parameters, outcome, event epoch.
 
-Where it applies (``supported``): summary records, with the data summed term by term (small data
-sets, ``engine.UNROLL_MAX``). ``engine.run_chunk`` chooses it on GPU and falls back to XLA
-otherwise. On CPU, Pallas's interpret mode runs the same kernel for tests (slowly); results equal
-the XLA path within float32 tolerance (the two compile the same arithmetic into different
-programs, so the last bits may differ).
+This module knows nothing of training: :func:`fused` takes the function to fuse, a
+``train(inputs: ChunkInputs) -> ChunkResult`` over a block of configs (the engine passes its
+vmapped ``train_one``), and runs it inside the kernel. The engine decides where it applies
+(``engine.fusable``) and picks it on GPU. On CPU, Pallas's interpret mode runs the same kernel for
+tests (slowly); results equal the XLA path within float32 tolerance (the two compile the same
+arithmetic into different programs, so the last bits may differ).
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from .types import ChunkInputs, ChunkResult
+
 #: Configs per kernel program. The chunk sizes the API picks are powers of two >= 8.
 BLOCK = 128
 
 
-def supported(static) -> bool:
-    """Whether the fused kernel handles these settings (else the XLA path runs)."""
-    from . import engine  # engine imports this module: import it late
+def fused(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs, *, interpret: bool = False) -> ChunkResult:
+    """``train(inputs)`` for a summary, run as a Pallas kernel over blocks of ``BLOCK`` configs.
 
-    return static.record == "summary" and static.n_data <= engine.UNROLL_MAX
-
-
-def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static, interpret: bool = False) -> dict:
-    """Same inputs and outputs as ``engine.run_chunk`` for a summary (not jitted here: the caller is)."""
-    from . import engine  # engine imports this module: import it late
-
+    Same inputs and outputs as ``engine.run_chunk`` for a summary (not jitted here: the caller is).
+    ``train`` is called on a block of ``min(BLOCK, C)`` configs at a time.
+    """
+    lr, hyper, params0, x, y, *scalar_values = inputs
     c = lr.shape[0]
     block = min(BLOCK, c)
     if c % block:
@@ -45,7 +44,7 @@ def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static, inte
     shapes = [leaf.shape[1:] for leaf in leaves]
     flat = [leaf.reshape(c, -1) for leaf in leaves]  # (C, size): 2-D blocks for every leaf
     cdt = lr.dtype
-    scalars = jnp.stack([jnp.asarray(v, cdt) for v in (h, zero, rtol, min_loss)])[None, :]  # (1, 4)
+    scalars = jnp.stack([jnp.asarray(v, cdt) for v in scalar_values])[None, :]  # (1, 4): h, zero, rtol, min_loss
     hyper2 = hyper if hyper.shape[1] else jnp.zeros((c, 1), cdt)  # Pallas blocks need a non-empty axis
 
     def rows(width):  # a block of configs, all of a row
@@ -73,24 +72,21 @@ def run_chunk(lr, hyper, params0, x, y, h, zero, rtol, min_loss, *, static, inte
         params = treedef.unflatten([r[...].reshape(block, *shape) for r, shape in zip(leaf_refs, shapes)])
         s = s_ref[...]
         hyp = hyper_ref[...][:, : hyper.shape[1]]
-        train = functools.partial(engine.train_one, static)
-        out = jax.vmap(train, in_axes=(0, 0, 0, None, None, None, None, None, None))(
-            lr_ref[...], hyp, params, x_ref[...], y_ref[...], s[0, 0], s[0, 1], s[0, 2], s[0, 3]
-        )
-        outs[0][...] = out["loss"].reshape(block, 1)
-        for ref, leaf in zip(outs[1 : 1 + n_leaves], out["params"]):
+        out = train(ChunkInputs(lr_ref[...], hyp, params, x_ref[...], y_ref[...], s[0, 0], s[0, 1], s[0, 2], s[0, 3]))
+        outs[0][...] = out.loss.reshape(block, 1)
+        for ref, leaf in zip(outs[1 : 1 + n_leaves], out.params):
             ref[...] = leaf.reshape(block, -1)
-        outs[1 + n_leaves][...] = out["outcome"].astype(jnp.int32).reshape(block, 1)
-        outs[2 + n_leaves][...] = out["event_epoch"].reshape(block, 1)
+        outs[1 + n_leaves][...] = out.outcome.astype(jnp.int32).reshape(block, 1)
+        outs[2 + n_leaves][...] = out.event_epoch.reshape(block, 1)
 
     results = pl.pallas_call(
         kernel, out_shape=out_shape, grid=(c // block,), in_specs=in_specs, out_specs=out_specs, interpret=interpret
     )(lr, hyper2, *flat, x, y, scalars)
     loss, *leaf_out = results[: 1 + n_leaves]
     outcome, event = results[1 + n_leaves :]
-    return {
-        "loss": loss[:, 0],
-        "params": [leaf.reshape(c, *shape) for leaf, shape in zip(leaf_out, shapes)],
-        "outcome": outcome[:, 0].astype(jnp.int8),
-        "event_epoch": event[:, 0],
-    }
+    return ChunkResult(
+        loss=loss[:, 0],
+        params=[leaf.reshape(c, *shape) for leaf, shape in zip(leaf_out, shapes)],
+        outcome=outcome[:, 0].astype(jnp.int8),
+        event_epoch=event[:, 0],
+    )

@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import optax
 
-PyTree = Any
+from .types import PyTree
 
 NAMED: dict[str, tuple[Callable | None, dict]] = {
     "gd": (None, {}),
@@ -98,3 +98,7 @@ def get(optimizer: str | Callable = "gd", kwargs: dict | None = None) -> Optimiz
                 f"factory(learning_rate=0.1, **optimizer_kwargs) failed with {type(err).__name__}: {err}"
             ) from None
     return Optimizer(name, factory, tuple(sorted(kwargs.items())))
+
+
+#: The lesson's plain gradient descent.
+GD = get("gd")

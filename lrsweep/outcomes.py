@@ -111,6 +111,15 @@ def classify(t: Tracker, epochs: int, window: int, loss_final, tol):
     return outcome, event.astype(jnp.int32)
 
 
+def codes(values) -> np.ndarray:
+    """Integer outcome codes (int64; -1 pending) for names or codes, same shape: the inverse of :func:`names`."""
+    values = np.asarray(getattr(values, "values", values))
+    if values.dtype.kind not in "US":
+        return values.astype(np.int64)
+    lookup = {name: k for k, name in enumerate(NAMES)}
+    return np.vectorize(lambda v: lookup.get(v, PENDING), otypes=[np.int64])(values)
+
+
 def names(codes) -> np.ndarray:
     """Outcome names for integer codes (-1: ``"pending"``, not trained yet), same shape.
 

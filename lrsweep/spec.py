@@ -1,6 +1,12 @@
-"""Sweep specs: every setting of a sweep, from Python, CLI flags or a TOML file.
+"""Sweep specs: every setting of a sweep, declared once, in :class:`SweepSpec`.
 
-A spec is the keyword arguments of :func:`lrsweep.sweep`. A TOML file holds the same keys::
+A setting is one field of :class:`SweepSpec`, with its default, its check, its help text and how
+each entry point spells it. Everything else is derived from that list: the keyword arguments of
+:func:`lrsweep.sweep`, the keys of a TOML spec file (:func:`load_toml`), the flags of ``lrsweep
+run`` (:func:`add_flags`, :func:`from_flags`), the canonical JSON that identifies a sweep
+(:func:`canonical`) and the Dataset's attributes (:func:`attrs`).
+
+A TOML file holds the same keys as the keyword arguments::
 
     # sweep.toml: `lrsweep run sweep.toml --out sweep.zarr`
     problem = "linear"
@@ -25,41 +31,278 @@ never mixed with another: :func:`canonical` is what is compared.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import argparse
+import dataclasses
+import numbers
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
+from . import _checks, grid, outcomes
+from .gradients import NAMES as GRADS
+from .precision import POLICIES
 
-from . import grid
+RECORDS = ("summary", "trajectory")
+KERNELS = ("auto", "xla", "pallas", "pallas-interpret")
 
-#: TOML keys and the types they accept (checked before anything runs).
-KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
-    "problem": ("a built-in name or 'package.module:function'", (str,)),
-    "problem_args": ("a table of keyword arguments for the problem", (dict,)),
-    "problem_seed": ("a count or a list of integer seeds", (int, list)),
-    "lr": ("a number, a list, a space string or a table {group = ...}", (int, float, str, list, dict)),
-    "groups": ("a table {group = [parameter, ...]}", (dict,)),
-    "init": ("a count or a table {grid = {name = values}}", (int, dict)),
-    "seed": ("an integer", (int,)),
-    "epochs": ("an integer", (int,)),
-    "grad": ("a string", (str,)),
-    "precision": ("a string", (str,)),
-    "record": ("a string", (str,)),
-    "every": ("an integer", (int,)),
-    "variables": ("a list of strings", (list,)),
-    "optimizer": ("a string", (str,)),
-    "optimizer_kwargs": ("a table", (dict,)),
-    "optimizer_axes": ("a table {name = values}", (dict,)),
-    "h": ("a number", (int, float)),
-    "rtol": ("a number", (int, float)),
-    "stuck_window": ("an integer", (int,)),
-    "memory": ("a size such as '2GB' or a number of bytes", (str, int)),
-    "out": ("a path", (str,)),
-}
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """How one setting is spelled and checked (the metadata of a :class:`SweepSpec` field).
+
+    Attributes:
+      help: one line for ``--help``, the docs and error messages.
+      toml: the TOML types it accepts (empty: not in TOML files), and ``what`` names them.
+      flag: how ``lrsweep run`` parses it: ``"str"``, ``"int"``, ``"float"``, ``"list"`` (comma
+        separated), ``"pairs"`` (``key=value,...``, repeatable), ``"keyed"`` (``KEY=VALUE``, repeatable,
+        one key each), ``"lr"`` (``SPEC`` or ``GROUP=SPEC``, repeatable); None: no flag.
+      check: ``value -> value`` for a given (non-None) value, raising ValueError naming it.
+      identity: part of the sweep's identity (:func:`canonical`): changing it changes results.
+      attr: written to the Dataset's attributes.
+      cli_default: the CLI's default where it differs from Python's (``lrsweep run`` prints a
+        summary of 256 learning rates of the lesson by default).
+    """
+
+    help: str
+    toml: tuple[type, ...] = ()
+    what: str = ""
+    flag: str | None = "str"
+    check: Callable[[str, Any], Any] | None = None
+    identity: bool = True
+    attr: bool = True
+    cli_default: Any = None
+
+
+def setting(default: Any = None, **meta: Any) -> Any:
+    """A :class:`SweepSpec` field with its :class:`Setting`."""
+    return dataclasses.field(default=default, metadata={"lrsweep": Setting(**meta)})
+
+
+def _int(minimum: int) -> Callable[[str, Any], int]:
+    return lambda arg, v: _checks.integer(arg, v, minimum)
+
+
+def _epochs(arg: str, value: Any) -> int:
+    epochs = _checks.integer(arg, value, 1)
+    if epochs > outcomes.MAX_EPOCHS:
+        raise ValueError(f"{arg}={epochs} is invalid: at most {outcomes.MAX_EPOCHS} epochs can be tracked")
+    return epochs
+
+
+def _one_of(choices) -> Callable[[str, Any], str]:
+    return lambda arg, v: _checks.choice(arg, v, choices)
+
+
+def _positive(arg: str, value: Any) -> float:
+    return _checks.real(arg, value, 0.0, closed_low=False)
+
+
+def _nonnegative(arg: str, value: Any) -> float:
+    return _checks.real(arg, value, 0.0)
+
+
+def _table(arg: str, value: Any) -> dict:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{arg}={value!r} is invalid: expected a dict with string keys")
+    return dict(value)
+
+
+def _names(arg: str, value: Any) -> list[str]:
+    wanted = [value] if isinstance(value, str) else value
+    if not isinstance(wanted, (list, tuple)) or not all(isinstance(v, str) for v in wanted):
+        raise ValueError(f"{arg}={value!r} is invalid: expected a list of names")
+    return list(wanted)
+
+
+def _groups(arg: str, value: Any) -> dict:
+    table = _table(arg, value)
+    return {g: [k.strip() for k in v.split(",") if k.strip()] if isinstance(v, str) else v for g, v in table.items()}
+
+
+def _problem_seed(arg: str, value: Any) -> list[int]:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return list(range(_checks.integer(arg, value, 1)))
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{arg}={value!r} is invalid: expected a count or a non-empty list of seeds")
+    return [_checks.integer(f"{arg}[]", s, 0) for s in value]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """Every setting of a sweep; ``lrsweep.sweep(problem, lr, **settings)`` builds one.
+
+    Each field declares one setting (see :class:`Setting`); construction checks every given value.
+    """
+
+    problem: Any = setting(
+        help="an lrsweep.Problem, a built-in name or 'package.module:function'",
+        toml=(str,),
+        what="a problem name",
+        cli_default="linear",
+    )
+    lr: Any = setting(
+        help="learning rates: a list '0.01,0.1,1', a space 'log:1e-4:10:256' or 'lin:0.01:0.2:20', "
+        "or one per group GROUP=SPEC (repeat the flag)",
+        toml=(int, float, str, list, dict),
+        what="a number, a list, a space string or a table {group = ...}",
+        flag="lr",
+        cli_default="log:1e-4:10:256",
+    )
+    init: Any = setting(
+        help="initialisations: a count drawn by the problem's sampler, or a grid",
+        toml=(int, dict),
+        what="a count or a table {grid = {name = values}}",
+        flag="int",
+    )
+    epochs: int = setting(1000, help="number of steps", toml=(int,), what="an integer", flag="int", check=_epochs)
+    grad: str = setting(
+        "autodiff", help=f"gradient estimator, one of {list(GRADS)}", toml=(str,), what="a string", check=_one_of(GRADS)
+    )
+    precision: str = setting(
+        "float32",
+        help=f"precision policy, one of {sorted(POLICIES)}",
+        toml=(str,),
+        what="a string",
+        check=_one_of(tuple(POLICIES)),
+    )
+    record: str = setting(
+        "trajectory",
+        help="summary (final values only) or trajectory (every k-th epoch)",
+        toml=(str,),
+        what="a string",
+        check=_one_of(RECORDS),
+        cli_default="summary",
+    )
+    every: int = setting(
+        1,
+        help="a trajectory keeps every k-th epoch (and the last)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=_int(1),
+    )
+    variables: Any = setting(
+        help="what a trajectory keeps: 'loss' and parameter names (default: all)",
+        toml=(list,),
+        what="a list of strings",
+        flag="list",
+        check=_names,
+    )
+    optimizer: Any = setting(
+        "gd", help="gd, momentum, nesterov, adam, rmsprop, or an optax factory (Python)", toml=(str,), what="a string"
+    )
+    optimizer_kwargs: Any = setting(
+        help="the optimizer's hyperparameters, key=value,...", toml=(dict,), what="a table", flag="pairs", check=_table
+    )
+    optimizer_axes: Any = setting(
+        help="hyperparameters as sweep axes, NAME=VALUES (repeat the flag)",
+        toml=(dict,),
+        what="a table {name = values}",
+        flag="keyed",
+        check=_table,
+    )
+    groups: Any = setting(
+        help="learning-rate groups, GROUP=param,param (repeat the flag)",
+        toml=(dict,),
+        what="a table {group = [parameter, ...]}",
+        flag="keyed",
+        check=_groups,
+    )
+    seed: int = setting(0, help="seed of the init sampler", toml=(int,), what="an integer", flag="int", check=_int(0))
+    problem_args: Any = setting(
+        help="keyword arguments of a problem given by name, key=value,...",
+        toml=(dict,),
+        what="a table",
+        flag="pairs",
+        check=_table,
+    )
+    problem_seed: Any = setting(
+        help="a count or a list of seeds: a sweep axis of problem instances",
+        toml=(int, list),
+        what="a count or a list of integer seeds",
+        flag="int",
+        check=_problem_seed,
+    )
+    h: float = setting(
+        1e-4, help="finite-difference step", toml=(int, float), what="a number", flag="float", check=_positive
+    )
+    rtol: float = setting(
+        outcomes.DEFAULT_RTOL,
+        help="convergence tolerance relative to the initial loss gap",
+        toml=(int, float),
+        what="a number",
+        flag="float",
+        check=_nonnegative,
+    )
+    stuck_window: Any = setting(
+        help="epochs without a parameter change that make a run stuck (default: epochs // 10, at least 1)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=_int(1),
+    )
+    memory: Any = setting(
+        help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)",
+        toml=(str, int),
+        what="a size such as '2GB' or a number of bytes",
+        identity=False,
+        attr=False,
+        check=_checks.size,
+    )
+    out: Any = setting(
+        help="a Zarr store: results stream there; the same command resumes an interrupted run",
+        toml=(str,),
+        what="a path",
+        identity=False,
+        attr=False,
+    )
+    chunk_size: Any = setting(
+        help="configs per compiled chunk (default: from the memory budget)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        identity=False,
+        attr=False,
+        check=_int(1),
+    )
+    kernel: str = setting(
+        "auto",
+        help=f"compute path, one of {list(KERNELS)}",
+        toml=(str,),
+        what="a string",
+        identity=False,
+        check=_one_of(KERNELS),
+    )
+    progress: Any = setting(
+        help="a progress bar (default: several chunks and a terminal)", flag=None, identity=False, attr=False
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            meta = f.metadata["lrsweep"]
+            value = getattr(self, f.name)
+            if value is not None and meta.check is not None:
+                object.__setattr__(self, f.name, meta.check(f.name, value))
+
+
+def settings() -> dict[str, Setting]:
+    """Every setting's :class:`Setting`, in declaration order."""
+    return {f.name: f.metadata["lrsweep"] for f in dataclasses.fields(SweepSpec)}
+
+
+def defaults() -> dict[str, Any]:
+    """Python's default of every setting (None for the two required ones, problem and lr)."""
+    return {f.name: f.default for f in dataclasses.fields(SweepSpec)}
+
+
+def build(problem: Any, lr: Any, **kwargs: Any) -> SweepSpec:
+    """A checked :class:`SweepSpec`; an unknown keyword is a ValueError naming the known ones."""
+    known = settings()
+    for key in kwargs:
+        if key not in known or key in ("problem", "lr"):
+            raise ValueError(f"{key}=... is not a setting of a sweep; the settings are {', '.join(known)}")
+    return SweepSpec(problem=problem, lr=lr, **kwargs)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -71,14 +314,15 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"spec file {str(path)!r} cannot be read: {err.strerror or err}") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"spec file {str(path)!r} is not valid TOML: {err}") from None
+    keys = {name: meta for name, meta in settings().items() if meta.toml}
     for key, value in data.items():
-        if key not in KEYS:
-            close = [k for k in KEYS if k.startswith(key[:3])]
+        if key not in keys:
+            close = [k for k in keys if k.startswith(key[:3])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{path.name}: unknown key {key!r}{hint}; known keys: {', '.join(KEYS)}")
-        what, types = KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise ValueError(f"{path.name}: {key} = {value!r} has the wrong type: expected {what}")
+            raise ValueError(f"{path.name}: unknown key {key!r}{hint}; known keys: {', '.join(keys)}")
+        meta = keys[key]
+        if isinstance(value, bool) or not isinstance(value, meta.toml):
+            raise ValueError(f"{path.name}: {key} = {value!r} has the wrong type: expected {meta.what}")
     if isinstance(data.get("init"), dict):
         init = data["init"]
         if set(init) != {"grid"} or not isinstance(init["grid"], dict):
@@ -89,128 +333,72 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def fingerprint(*arrays) -> str:
-    """A short hash of arrays' dtypes, shapes and bytes: identifies data that a spec cannot name."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
+# -- the command line ---------------------------------------------------------------------------
+_FLAG_TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float}
 
 
-def _problem_id(problem) -> Any:
-    if isinstance(problem, str):
-        return problem
-    leaves = jax.tree_util.tree_leaves(problem.init)
-    loss = getattr(problem.loss, "__qualname__", repr(problem.loss))
-    return {"name": problem.name, "loss": loss, "data": fingerprint(problem.x, problem.y, *leaves)}
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--name`` flag per setting that has one (``lrsweep run``); defaults stay None (unset)."""
+    for name, meta in settings().items():
+        if meta.flag is None:
+            continue
+        default = meta.cli_default if meta.cli_default is not None else defaults()[name]
+        text = meta.help + (f" (default {default})" if default is not None else "")
+        flag = "--" + name.replace("_", "-")
+        if meta.flag in _FLAG_TYPES:
+            parser.add_argument(flag, dest=name, type=_FLAG_TYPES[meta.flag], help=text)
+        elif meta.flag == "list":
+            parser.add_argument(flag, dest=name, help=text)
+        else:  # lr, pairs, keyed: repeatable
+            parser.add_argument(
+                flag, dest=name, action="append", metavar="SPEC" if meta.flag == "lr" else "KEY=VALUE", help=text
+            )
 
 
-#: Explicit axes longer than this are identified by a fingerprint in the spec, not value by value.
-LIST_MAX = 256
-
-
-def _axis_id(value, arg: str, positive: bool) -> Any:
-    axis = grid.parse_axis(value, arg, positive)
-    if axis.kind == "list" and len(axis) > LIST_MAX:
-        return {"n": len(axis), "values": fingerprint(axis.values)}
-    return axis.spec()
-
-
-def canonical(settings: dict[str, Any]) -> dict[str, Any]:
-    """The spec as plain JSON-able data, with sweep axes normalised (``"0.1,0.2"`` == ``[0.1, 0.2]``).
-
-    ``settings`` are :func:`lrsweep.sweep`'s arguments after validation; things that cannot be
-    written down (a Problem object, a batch of inits, an optax factory) are identified by name and
-    a fingerprint of their data.
-    """
-    lr = settings["lr"]
-    init = settings["init"]
-    if init is None or isinstance(init, int):
-        init_id = init
-    elif isinstance(init, grid.InitGrid):
-        init_id = {"grid": {k: a.spec() for k, a in init.axes.items()}}
-    else:
-        init_id = {"batch": fingerprint(*[np.asarray(v, np.float64) for v in jax.tree_util.tree_leaves(init)])}
-    optimizer = settings["optimizer"]
-    out = {
-        "problem": _problem_id(settings["problem"]),
-        "problem_args": settings.get("problem_args") or {},
-        "problem_seed": settings.get("problem_seed"),
-        "lr": {g: _axis_id(v, f"lr[{g!r}]", True) for g, v in lr.items()}
-        if isinstance(lr, dict)
-        else _axis_id(lr, "lr", True),
-        "groups": settings.get("groups"),
-        "init": init_id,
-        "seed": settings["seed"],
-        "epochs": settings["epochs"],
-        "grad": settings["grad"],
-        "precision": settings["precision"],
-        "record": settings["record"],
-        "every": settings["every"],
-        "variables": list(settings["variables"]) if settings.get("variables") is not None else None,
-        "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__qualname__", repr(optimizer)),
-        "optimizer_kwargs": settings.get("optimizer_kwargs") or {},
-        "optimizer_axes": {
-            k: _axis_id(v, f"optimizer_axes[{k!r}]", False) for k, v in (settings.get("optimizer_axes") or {}).items()
-        },
-        "h": settings["h"],
-        "rtol": settings["rtol"],
-        "stuck_window": settings["stuck_window"],
-    }
-    return json.loads(json.dumps(out, default=_jsonable))
-
-
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return repr(value)
-
-
-def differences(a: dict, b: dict) -> list[str]:
-    """Human-readable differences between two canonical specs: ``["epochs: 2000 vs 1000", ...]``."""
-    keys = sorted(set(a) | set(b))
-    return [f"{k}: {json.dumps(a.get(k))} vs {json.dumps(b.get(k))}" for k in keys if a.get(k) != b.get(k)]
-
-
-def parse_size(value, arg: str = "memory") -> int:
-    """``"2GB"``, ``"64MB"``, ``"512MiB"``, ``"1.5G"`` or a number of bytes, as bytes."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        size = int(value)
-    elif isinstance(value, str):
-        text = value.strip().upper().replace(" ", "")
-        units = {
-            "TIB": 2**40,
-            "GIB": 2**30,
-            "MIB": 2**20,
-            "KIB": 2**10,
-            "TB": 10**12,
-            "GB": 10**9,
-            "MB": 10**6,
-            "KB": 10**3,
-            "T": 10**12,
-            "G": 10**9,
-            "M": 10**6,
-            "K": 10**3,
-            "B": 1,
-        }
-        for unit, factor in units.items():
-            if text.endswith(unit):
-                number = text[: -len(unit)]
-                break
-        else:
-            number, factor = text, 1
+def _scalar(text: str) -> Any:
+    """A flag value as the number or boolean it spells, else the string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
         try:
-            size = int(float(number) * factor)
+            return kind(text)
         except ValueError:
-            raise ValueError(
-                f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes"
-            ) from None
-    else:
-        raise ValueError(f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes")
-    if size <= 0:
-        raise ValueError(f"{arg}={value!r} is invalid: expected a positive size")
-    return size
+            pass
+    return text.strip()
+
+
+def _split_key(name: str, item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--{name.replace('_', '-')}={item!r} is invalid: expected KEY=VALUE")
+    return key.strip(), value.strip()
+
+
+def from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (those left unset are absent), parsed as :func:`add_flags` declared."""
+    out: dict[str, Any] = {}
+    for name, meta in settings().items():
+        value = getattr(args, name, None)
+        if meta.flag is None or value is None:
+            continue
+        if meta.flag == "list":
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        elif meta.flag == "lr":
+            if len(value) == 1 and "=" not in value[0]:
+                value = value[0]
+            else:
+                value = dict(_split_key(name, item) for item in value)
+        elif meta.flag == "pairs":
+            value = {
+                k: _scalar(v) for item in value for k, v in [_split_key(name, p) for p in item.split(",") if p.strip()]
+            }
+        elif meta.flag == "keyed":
+            value = dict(_split_key(name, item) for item in value)
+        out[name] = value
+    return out
+
+
+def cli_defaults() -> dict[str, Any]:
+    """The settings whose CLI default differs from Python's."""
+    return {name: meta.cli_default for name, meta in settings().items() if meta.cli_default is not None}

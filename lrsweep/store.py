@@ -1,15 +1,16 @@
 """Where a sweep's results go: memory, or a resumable Zarr store on disk.
 
-A sweep is cut into *tiles*: rectangular blocks of its grid of configs (one compiled chunk each).
-Both sinks take a tile's results as arrays shaped like the tile and write them into their region.
+A sweep is cut into *chunks*: rectangular blocks of its grid of configs, each trained by one
+compiled program (``lrsweep.plan``). Both sinks take a chunk's results as arrays shaped like its
+region and write them there.
 
 The Zarr store (``sweep(..., out="sweep.zarr")``, ``lrsweep run ... --out sweep.zarr``):
 
-- one Zarr array per variable, with xarray's conventions (``dimension_names``), chunked exactly
-  along the tiles: each tile writes whole Zarr chunks, so rewriting a tile never touches another;
-- after a tile's data, its *done-mark* (``chunk_done[k] = 1``, a chunk of its own) is written, so
-  a crash (SIGKILL, Ctrl-C, power loss) at any point loses at most the tiles in flight: running the
-  same command again skips every done tile and redoes the rest, and ends with the same bytes as
+- one Zarr array per variable, with xarray's conventions (``dimension_names``), whose Zarr chunks
+  are exactly our chunks: each chunk writes whole Zarr chunks, so rewriting one never touches another;
+- after a chunk's data, its *done-mark* (``chunk_done[k] = 1``, a chunk of its own) is written, so
+  a crash (SIGKILL, Ctrl-C, power loss) at any point loses at most the chunks in flight: running the
+  same command again skips every done chunk and redoes the rest, and ends with the same bytes as
   an uninterrupted run;
 - the sweep's spec (``attrs["spec"]``, JSON) is written first; a run whose spec differs is refused.
 
@@ -23,82 +24,27 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xarray as xr
 import zarr
 
-from . import outcomes
-from . import spec as spec_mod
+from . import identity, outcomes
+from .plan import Layout
 
-FORMAT = "lrsweep-store/1"
-#: Stores with at most this many configs get ``outcome`` as strings on :func:`open` (like an
-#: in-memory sweep); larger ones keep the int8 codes, with CF ``flag_values``/``flag_meanings``.
-DECODE_MAX = 10_000_000
-
-
-@dataclasses.dataclass
-class Variable:
-    dims: tuple[str, ...]
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    fill: Any
+FORMAT = "lrsweep-store/2"
+#: Stores with at most this many configs get an index on every dim on :func:`open` (like an
+#: in-memory sweep, so ``ds.sel(lr=0.1)`` works); larger ones get none (a pandas index of 1e8
+#: learning rates would take 800 MB).
+INDEX_MAX = 10_000_000
 
 
-@dataclasses.dataclass
-class Layout:
-    """The shape of a sweep's result.
-
-    Attributes:
-      dims, shape: the sweep's dims and sizes (configs are their Cartesian product).
-      tile: the tile shape (a block of configs computed as one chunk).
-      coords: dim -> ``grid.Axis`` (or a 1-D array) of coordinate values.
-      extra_coords: name -> (dim, 1-D array), e.g. ``init_w`` along ``init``.
-      epochs: the recorded epochs of a trajectory, or None for a summary.
-      variables: name -> :class:`Variable`; ``outcome`` holds int8 codes, -1 for "pending".
-      attrs: the Dataset's attributes (settings, and ``spec`` as JSON).
-    """
-
-    dims: tuple[str, ...]
-    shape: tuple[int, ...]
-    tile: tuple[int, ...]
-    coords: dict[str, Any]
-    extra_coords: dict[str, tuple[str, np.ndarray]]
-    epochs: np.ndarray | None
-    variables: dict[str, Variable]
-    attrs: dict[str, Any]
-
-    @property
-    def grid_of_tiles(self) -> tuple[int, ...]:
-        return tuple(-(-s // t) for s, t in zip(self.shape, self.tile))
-
-    @property
-    def n_tiles(self) -> int:
-        return int(np.prod(self.grid_of_tiles, dtype=np.int64))
-
-    def tile_region(self, k: int) -> tuple[slice, ...]:
-        """The region (one slice per sweep dim) of tile ``k`` (C order over the grid of tiles)."""
-        pos = np.unravel_index(k, self.grid_of_tiles)
-        return tuple(slice(p * t, min((p + 1) * t, s)) for p, t, s in zip(pos, self.tile, self.shape))
-
-    def coord_values(self, dim: str, sl: slice = slice(None)) -> np.ndarray:
-        axis = self.coords[dim]
-        idx = np.arange(*sl.indices(self.shape[self.dims.index(dim)]))
-        return axis.at(idx) if hasattr(axis, "at") else np.asarray(axis)[idx]
-
-    def nbytes(self) -> int:
-        return sum(int(np.prod(v.shape, dtype=np.int64)) * np.dtype(v.dtype).itemsize for v in self.variables.values())
-
-
-def _decode(ds: xr.Dataset) -> xr.Dataset:
-    """Outcome codes (-1 pending, 0..3 in ``outcomes.NAMES``) as strings."""
-    codes = np.asarray(ds["outcome"].values)
-    names = np.where(codes >= 0, outcomes.names(np.maximum(codes, 0)), "pending")
-    return ds.assign(outcome=(ds["outcome"].dims, names))
+def _with_outcome_attrs(ds: xr.Dataset) -> xr.Dataset:
+    """``outcome`` keeps its int8 codes; CF flag attributes say what they mean (``lrsweep.outcome_names``)."""
+    ds["outcome"].attrs.update(outcomes.FLAG_ATTRS)
+    return ds
 
 
 class MemorySink:
@@ -112,7 +58,7 @@ class MemorySink:
         return False
 
     def write(self, k: int, values: dict[str, np.ndarray]) -> None:
-        region = self.layout.tile_region(k)
+        region = self.layout.chunk_region(k)
         for name, value in values.items():
             self.arrays[name][region] = value
 
@@ -126,7 +72,7 @@ class MemorySink:
         if lay.epochs is not None:
             coords["epoch"] = ("epoch", lay.epochs)
         data = {name: (v.dims, self.arrays[name]) for name, v in lay.variables.items()}
-        return _decode(xr.Dataset(data, coords=coords, attrs=dict(lay.attrs)))
+        return _with_outcome_attrs(xr.Dataset(data, coords=coords, attrs=dict(lay.attrs)))
 
 
 class ZarrSink:
@@ -154,16 +100,19 @@ class ZarrSink:
         if attrs.get("format") != FORMAT:
             raise ValueError(f"{where} exists and is not an lrsweep store ({FORMAT}); choose another path")
         if attrs.get("spec") != spec_json:
-            diff = spec_mod.differences(json.loads(attrs["spec"]), json.loads(spec_json))
+            diff = identity.differences(json.loads(attrs["spec"]), json.loads(spec_json))
             raise ValueError(
                 f"{where} holds a sweep of another spec ({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); "
                 "give a new path, or delete the store to start over"
             )
-        if tuple(attrs.get("tile", ())) != tuple(self.layout.tile):
-            # Same spec, another memory budget: keep the store's tiles and chunk size so that
-            # regions stay aligned (results do not depend on the chunk size, see lrsweep.api).
-            self.layout.tile = tuple(attrs["tile"])
-            self.layout.attrs["chunk_size"] = attrs["chunk_size"]
+        if tuple(attrs.get("chunk_shape", ())) != tuple(self.layout.chunk_shape):
+            # Same spec, another memory budget: keep the store's chunks so that regions stay
+            # aligned (results do not depend on the chunk size, see lrsweep.plan).
+            self.layout = dataclasses.replace(
+                self.layout,
+                chunk_shape=tuple(attrs["chunk_shape"]),
+                attrs={**self.layout.attrs, "chunk_size": attrs["chunk_size"]},
+            )
         return group
 
     def _create(self) -> zarr.Group:
@@ -174,18 +123,18 @@ class ZarrSink:
                 {
                     **_jsonable_attrs(lay.attrs),
                     "format": FORMAT,
-                    "tile": list(lay.tile),
+                    "chunk_shape": list(lay.chunk_shape),
                     "extra_coords": list(lay.extra_coords),
                 }
             )
-            for d, t, s in zip(lay.dims, lay.tile, lay.shape):
+            for d, t, s in zip(lay.dims, lay.chunk_shape, lay.shape):
                 values0 = lay.coord_values(d, slice(0, 1))
                 arr = group.create_array(d, shape=(s,), chunks=(t,), dtype=values0.dtype, dimension_names=[d])
                 block = max(t, 2**20 // t * t)
                 for start in range(0, s, block):  # huge axes are written block by block
                     arr[start : start + block] = lay.coord_values(d, slice(start, start + block))
             for name, (d, values) in lay.extra_coords.items():
-                t = lay.tile[lay.dims.index(d)]
+                t = lay.chunk_shape[lay.dims.index(d)]
                 group.create_array(name, shape=values.shape, chunks=(t,), dtype=values.dtype, dimension_names=[d])[
                     :
                 ] = values
@@ -194,14 +143,10 @@ class ZarrSink:
                     :
                 ] = lay.epochs
             for name, v in lay.variables.items():
-                chunks = tuple(lay.tile) + tuple(v.shape[len(lay.dims) :])
+                chunks = tuple(lay.chunk_shape) + tuple(v.shape[len(lay.dims) :])
                 attrs = {}
                 if name == "outcome":
-                    attrs = {
-                        "flag_values": list(range(len(outcomes.NAMES))),
-                        "flag_meanings": " ".join(outcomes.NAMES),
-                        "comment": "-1: pending (not trained yet)",
-                    }
+                    attrs = dict(outcomes.FLAG_ATTRS)
                 group.create_array(
                     name,
                     shape=v.shape,
@@ -212,18 +157,18 @@ class ZarrSink:
                     attributes=attrs,
                 )
             group.create_array(
-                "chunk_done", shape=(lay.n_tiles,), chunks=(1,), dtype="uint8", fill_value=0, dimension_names=["chunk"]
+                "chunk_done", shape=(lay.n_chunks,), chunks=(1,), dtype="uint8", fill_value=0, dimension_names=["chunk"]
             )
         except OSError as err:
             raise ValueError(f"--out={str(self.path)!r} cannot be written: {err.strerror or err}") from None
         return group
 
-    # -- tiles --------------------------------------------------------------------------------
+    # -- chunks -------------------------------------------------------------------------------
     def is_done(self, k: int) -> bool:
         return bool(self._done_now[k])
 
     def write(self, k: int, values: dict[str, np.ndarray]) -> None:
-        region = self.layout.tile_region(k)
+        region = self.layout.chunk_region(k)
         try:
             for name, value in values.items():
                 self.group[name][region] = value
@@ -235,7 +180,7 @@ class ZarrSink:
 
     def mark_done(self, k: int) -> None:
         try:
-            self.done[k] = 1  # written after the tile's data: a crash before it redoes the tile
+            self.done[k] = 1  # written after the chunk's data: a crash before it redoes the chunk
         except OSError as err:
             raise ValueError(
                 f"--out={str(self.path)!r}: marking chunk {k} done failed: {err.strerror or err}"
@@ -253,11 +198,11 @@ def _jsonable_attrs(attrs: dict) -> dict:
 def open(path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name, as xarray.open_dataset
     """Reopen a store written by ``sweep(..., out=path)`` as an ``xarray.Dataset``.
 
-    Arrays stay on disk until used (xarray's lazy indexing). A store of at most ``DECODE_MAX``
-    configs opens like an in-memory result: ``outcome`` as strings ("pending" for configs not
-    trained yet) and indexes on every dim, so ``ds.sel(lr=0.1)`` works. Larger stores keep the int8
-    codes, whose meanings are in ``ds.outcome.attrs["flag_meanings"]`` (decode a selection with
-    ``lrsweep.outcomes.names``), and no indexes (``ds.set_xindex("lr")`` builds one; use ``isel``). ``ds.attrs["chunks_done"]`` and
+    Arrays stay on disk until used (xarray's lazy indexing). It opens like an in-memory result:
+    ``outcome`` as int8 codes (-1 for configs not trained yet; ``lrsweep.outcome_names`` decodes
+    them, ``ds.outcome.attrs["flag_meanings"]`` says what they mean). A store of at most
+    ``INDEX_MAX`` configs gets an index on every dim, so ``ds.sel(lr=0.1)`` works; larger ones get
+    none (``ds.set_xindex("lr")`` builds one; or use ``isel``). ``ds.attrs["chunks_done"]`` and
     ``["chunks_total"]`` say how complete it is.
     """
     path = Path(path)
@@ -278,8 +223,8 @@ def open(path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name, as x
     done = np.asarray(ds["chunk_done"].values)
     ds = ds.drop_vars("chunk_done").set_coords(ds.attrs.pop("extra_coords", []))
     ds.attrs.update(chunks_done=int(done.sum()), chunks_total=int(done.size))
-    if ds["outcome"].size <= DECODE_MAX:
-        ds = _decode(ds)
+    ds = _with_outcome_attrs(ds)
+    if ds["outcome"].size <= INDEX_MAX:
         for dim in ds.dims:
             if dim in ds.coords:
                 ds = ds.set_xindex(dim)
@@ -292,9 +237,7 @@ def summary_table(ds: xr.Dataset):
         ds = ds.isel(epoch=-1, drop=True)
     keep = [v for v in ds.data_vars if ds[v].ndim == ds["outcome"].ndim]
     frame = ds[keep].to_dataframe().reset_index()
-    if pd.api.types.is_integer_dtype(frame["outcome"]):
-        codes = frame["outcome"].to_numpy()
-        frame["outcome"] = np.where(codes >= 0, outcomes.names(np.maximum(codes, 0)), "pending")
+    frame["outcome"] = outcomes.names(frame["outcome"].to_numpy())
     return frame
 
 

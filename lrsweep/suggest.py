@@ -13,6 +13,8 @@ import numbers
 import numpy as np
 import xarray as xr
 
+from . import outcomes
+
 METHODS = ("largest_stable", "fastest", "lowest_loss", "valley")
 #: Outcomes that make a learning rate stable. Anything else ("diverged", "stuck", an interrupted
 #: sweep's "pending") does not: a run that was never trained proves nothing.
@@ -82,7 +84,7 @@ def _none_qualifies(method: str, why: str) -> ValueError:
 
 def _largest_stable(result: xr.Dataset) -> float:
     lrs = _check_result(result, ("outcome",), 1)
-    stable = np.all(np.isin(_per_lr(result["outcome"]).astype(str), STABLE), axis=1)
+    stable = np.all(np.isin(outcomes.names(_per_lr(result["outcome"])), STABLE), axis=1)
     lrs, stable = _merge_duplicates(lrs, stable, np.minimum)
     # The stable prefix: stop at the first unstable lr, so that a lucky stable lr above a diverged
     # one does not count.
@@ -95,7 +97,7 @@ def _largest_stable(result: xr.Dataset) -> float:
 
 def _fastest(result: xr.Dataset) -> float:
     lrs = _check_result(result, ("outcome", "event_epoch"), 1)
-    converged = np.all(_per_lr(result["outcome"]).astype(str) == "converged", axis=1)
+    converged = np.all(outcomes.names(_per_lr(result["outcome"])) == "converged", axis=1)
     epochs = _per_lr(result["event_epoch"]).astype(np.float64).max(axis=1)
     # A learning rate with any run that did not converge takes forever.
     score = np.where(converged & (epochs >= 0), epochs, np.inf)

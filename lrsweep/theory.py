@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +49,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import _checks, engine, precision, problems
 from .problems import Problem
-
-PyTree = Any
+from .types import PyTree
 
 #: ``lambda_max(method="auto")`` builds the dense Hessian up to this many parameters
 #: (2000 x 2000 float64 is 32 MB), and uses power iteration on Hessian-vector products above it.

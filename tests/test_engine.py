@@ -34,7 +34,7 @@ def test_result_layout(big_sweep, inits):
     assert ds.w.dtype == np.float32 and ds.loss.dtype == np.float32
     np.testing.assert_array_equal(ds.init_w.values, inits["w"])
     np.testing.assert_array_equal(ds.w.isel(epoch=0).values, np.broadcast_to(inits["w"], (N_LR, N_INIT)))
-    assert set(np.unique(ds.outcome.values)) <= set(lrsweep.OUTCOMES)
+    assert set(np.unique(lrsweep.outcome_names(ds.outcome))) <= set(lrsweep.OUTCOMES)
 
 
 def test_sweep_matches_float64_numpy_reference(big_sweep, inits):
@@ -48,7 +48,7 @@ def test_sweep_matches_float64_numpy_reference(big_sweep, inits):
     np.testing.assert_allclose(ds.loss.values[stable], loss[stable], rtol=1e-3, atol=1e-5)
     # Above the critical lr both diverge; the float32 run is flagged, the reference blows up.
     unstable = ds.lr.values > 0.125
-    assert np.all(ds.outcome.values[unstable] == "diverged")
+    assert np.all(lrsweep.outcome_names(ds.outcome)[unstable] == "diverged")
     assert not np.any(loss[unstable][:, :, -1] <= loss[unstable][:, :, 0])  # NaN or inf or larger
 
 
@@ -97,7 +97,7 @@ def test_sweep_trajectory_equals_trace_a_python_loop_of_epochs():
 
     static = engine.Static(lrsweep.problems.linear().loss, 4, "forward", lrsweep.precision.get("mixed"), 1, "trace", 1)
     with jax.enable_x64(True):
-        x, y = engine.as_compute(static, np.arange(1.0, 5.0), 3 * np.arange(1.0, 5.0))
+        x, y = engine.to_compute_dtype(static, np.arange(1.0, 5.0), 3 * np.arange(1.0, 5.0))
         init, epoch, _ = engine._epoch_fn(static, jnp.array([lr]), x, y, jnp.float64(1e-4), jnp.float64(0.0))
         params = {"w": jnp.float32(0.0), "b": jnp.float32(0.0)}
         state = init(params)
@@ -112,7 +112,7 @@ def test_gradient_estimators_agree_where_well_conditioned():
     problem = lrsweep.problems.linear()
     static = engine.Static(problem.loss, 4, "autodiff", lrsweep.precision.get("float64"), 1, "summary", 1)
     with jax.enable_x64(True):
-        x, y = engine.as_compute(static, problem.x, problem.y)
+        x, y = engine.to_compute_dtype(static, problem.x, problem.y)
         loss = engine._mean_loss(static, x, y, jnp.float64(0.0))
         params = {"w": jnp.float64(1.3), "b": jnp.float64(-0.4)}
         # Closed form: dL/dw = mean(2 r x), dL/db = mean(2 r), r = w x + b - y.
@@ -191,7 +191,7 @@ def test_ctrl_c_keeps_every_finished_chunk(monkeypatch):
     done = slice(0, 16)  # two chunks of 8 configs
     for var in ("w", "b", "loss", "outcome", "event_epoch"):
         np.testing.assert_array_equal(part[var].isel(lr=done).values, full[var].isel(lr=done).values)
-    assert np.all(part.outcome.isel(lr=slice(16, None)).values == "pending")
+    assert np.all(lrsweep.outcome_names(part.outcome.isel(lr=slice(16, None))) == "pending")
     assert np.all(np.isnan(part.w.isel(lr=slice(16, None)).values))
 
 

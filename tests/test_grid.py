@@ -24,13 +24,13 @@ def test_equal_group_lrs_equal_a_single_lr(optimizer):
     p = problems.mlp(width=3, depth=1)
     lrs = [0.05, 0.2]
     grouped = lrsweep.sweep(
-        p, {"W0": lrs, "Wout": lrs}, epochs=30, optimizer=optimizer, record="summary", precision="float64"
+        p, {"W0": lrs, "W1": lrs}, epochs=30, optimizer=optimizer, record="summary", precision="float64"
     )
     single = lrsweep.sweep(p, lrs, epochs=30, optimizer=optimizer, record="summary", precision="float64")
     for k in range(2):
-        for name in ("W0", "Wout", "loss"):
+        for name in ("W0", "W1", "loss"):
             np.testing.assert_allclose(
-                grouped[name].isel(lr_W0=k, lr_Wout=k).values, single[name].isel(lr=k).values, rtol=1e-12
+                grouped[name].isel(lr_W0=k, lr_W1=k).values, single[name].isel(lr=k).values, rtol=1e-12
             )
 
 

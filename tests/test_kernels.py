@@ -52,10 +52,10 @@ def test_lesson_is_still_bit_exact_through_the_kernel():
 
 def test_auto_uses_xla_on_cpu_and_the_kernel_only_where_it_applies():
     st = engine.Static(problems.linear().loss, 4, "autodiff", lrsweep.precision.get("float32"), 10, "summary", 1)
-    assert engine._use_kernel(st, 1024) == "xla"  # CPU backend
-    assert kernels.supported(st)
-    assert not kernels.supported(engine.Static(st.loss, 4, "autodiff", st.policy, 10, "trajectory", 1))
-    assert not kernels.supported(engine.Static(st.loss, 64, "autodiff", st.policy, 10, "summary", 1))
+    assert engine.kernel_path(st, 1024) == "xla"  # CPU backend
+    assert engine.fusable(st)
+    assert not engine.fusable(engine.Static(st.loss, 4, "autodiff", st.policy, 10, "trajectory", 1))
+    assert not engine.fusable(engine.Static(st.loss, 64, "autodiff", st.policy, 10, "summary", 1))
     with pytest.raises(ValueError, match=r"kernel='pallas'.*summary records"):
         lrsweep.sweep("linear", 0.1, epochs=5, record="trajectory", kernel="pallas")
     with pytest.raises(ValueError, match="kernel='cuda'"):

@@ -103,7 +103,7 @@ def test_heavy_ball_first_divergence_is_at_the_critical_lr(beta):
         precision="float64",
         record="summary",
     )
-    diverged = ds.outcome.sel(init=0).values == "diverged"
+    diverged = lrsweep.outcome_names(ds.outcome.sel(init=0)) == "diverged"
     first = lr[np.argmax(diverged)]
     assert diverged.any() and not diverged[lr < critical - (lr[1] - lr[0])].any()
     assert abs(first - critical) <= lr[1] - lr[0]

@@ -73,7 +73,7 @@ def test_interrupted_store_resumes_to_the_same_result(tmp_path, monkeypatch, ref
     with pytest.raises(lrsweep.SweepInterrupted) as stop:
         lrsweep.sweep("linear", LR, record="trajectory", out=path, chunk_size=256, **KW)
     assert stop.value.partial.attrs["chunks_done"] == 4
-    assert (stop.value.partial.outcome == "pending").sum() == 3000 - 4 * 256
+    assert (stop.value.partial.outcome == lrsweep.outcomes.PENDING).sum() == 3000 - 4 * 256
     monkeypatch.setattr(engine, "run_chunk", real)
     calls.clear()
     # Resumed with another budget: the store keeps its own chunks; only the 8 missing ones run.

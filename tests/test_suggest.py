@@ -220,7 +220,7 @@ def test_other_methods_on_the_lesson(lesson_sweep):
     valley = suggest_lr(lesson_sweep, "valley")
     for lr in (fastest, lowest, valley):
         assert lr in lesson_sweep.lr.values and lr < LESSON_CRITICAL
-    assert np.all(lesson_sweep.outcome.sel(lr=fastest).values == "converged")
+    assert np.all(lrsweep.outcome_names(lesson_sweep.outcome.sel(lr=fastest)) == "converged")
 
 
 def test_summary_and_trajectory_agree():

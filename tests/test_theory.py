@@ -148,7 +148,7 @@ def test_power_iteration_on_a_zero_hessian_and_its_warning():
 
 
 def _first_diverged(ds):
-    outcome = ds.outcome.values[:, 0]
+    outcome = lrsweep.outcome_names(ds.outcome)[:, 0]
     diverged = outcome == "diverged"
     assert diverged.any() and not diverged.all()
     k = int(np.argmax(diverged))

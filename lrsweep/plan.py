@@ -1,0 +1,232 @@
+"""Planning a sweep: the shape of its result, its chunks, and the memory they take.
+
+A sweep's configs form a grid (``lrsweep.axes``). It is cut into *chunks*: rectangular blocks of
+the grid of at most ``chunk`` configs, each trained by one compiled program and written as one
+region of the result. :func:`chunk_size` picks ``chunk`` from the problem's cost and the memory
+budget; :func:`layout` describes the result (dims, variables, dtypes) for the sinks of
+``lrsweep.store``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from . import _checks, engine, gradients
+from .axes import Axes
+from .problems import Problem
+
+#: Configs per compiled chunk of the lesson's problem, at most; costlier problems get fewer
+#: (``_chunk_size``). Large chunks keep the per-epoch loop overhead small (throughput is about 2x
+#: that of 4096-config chunks); the memory budget may ask for fewer.
+MAX_CHUNK = 65536
+#: Trajectory chunks are at most this many configs: a small trajectory sweep then pads to a few
+#: thousand configs, not tens of thousands.
+MAX_TRAJECTORY_CHUNK = 4096
+#: Chunks are powers of two, at least this many configs. XLA:CPU compiles a chunk of one config
+#: differently (scalar code) and rounds differently. From a few configs on, where
+#: ``chunk_invariant`` holds (the lesson, chapter_net, small bowls, any finite difference) every
+#: config's result is the same bit for bit whatever the chunk size, so results never depend on the
+#: budget, on the sweep's size or on how a grid is split (tests check this). Otherwise (autodiff on
+#: more than ``engine.UNROLL_MAX`` examples) the chunk size is fixed by the problem and the budget,
+#: and other budgets agree to rounding. A resumed store always keeps its chunk size.
+MIN_CHUNK = 8
+
+
+@dataclasses.dataclass
+class Variable:
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fill: Any
+
+
+@dataclasses.dataclass
+class Layout:
+    """The shape of a sweep's result.
+
+    Attributes:
+      dims, shape: the sweep's dims and sizes (configs are their Cartesian product).
+      chunk_shape: the shape of a chunk (a block of configs computed together) in the grid of configs.
+      coords: dim -> ``grid.Axis`` (or a 1-D array) of coordinate values.
+      extra_coords: name -> (dim, 1-D array), e.g. ``init_w`` along ``init``.
+      epochs: the recorded epochs of a trajectory, or None for a summary.
+      variables: name -> :class:`Variable`; ``outcome`` holds int8 codes, -1 for "pending"
+        (``lrsweep.outcomes``).
+      attrs: the Dataset's attributes (settings, and ``spec`` as JSON).
+    """
+
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    chunk_shape: tuple[int, ...]
+    coords: dict[str, Any]
+    extra_coords: dict[str, tuple[str, np.ndarray]]
+    epochs: np.ndarray | None
+    variables: dict[str, Variable]
+    attrs: dict[str, Any]
+
+    @property
+    def chunk_grid(self) -> tuple[int, ...]:
+        """Chunks along each sweep dim."""
+        return tuple(-(-s // t) for s, t in zip(self.shape, self.chunk_shape))
+
+    @property
+    def n_chunks(self) -> int:
+        return int(np.prod(self.chunk_grid, dtype=np.int64))
+
+    def chunk_region(self, k: int) -> tuple[slice, ...]:
+        """The region (one slice per sweep dim) of chunk ``k`` (C order over the grid of chunks)."""
+        pos = np.unravel_index(k, self.chunk_grid)
+        return tuple(slice(p * t, min((p + 1) * t, s)) for p, t, s in zip(pos, self.chunk_shape, self.shape))
+
+    def chunk_configs(self, k: int) -> int:
+        """Configs in chunk ``k`` (the last chunks along a dim may be smaller)."""
+        return int(np.prod([s.stop - s.start for s in self.chunk_region(k)], dtype=np.int64))
+
+    def coord_values(self, dim: str, sl: slice = slice(None)) -> np.ndarray:
+        axis = self.coords[dim]
+        idx = np.arange(*sl.indices(self.shape[self.dims.index(dim)]))
+        return axis.at(idx) if hasattr(axis, "at") else np.asarray(axis)[idx]
+
+    def nbytes(self) -> int:
+        return sum(int(np.prod(v.shape, dtype=np.int64)) * np.dtype(v.dtype).itemsize for v in self.variables.values())
+
+
+def _work(problem: Problem, grad: str) -> int:
+    """Rough cost of one config-epoch: parameters x examples x loss evaluations."""
+    n_param = gradients.n_elements(problem.init)
+    evals = {"autodiff": 3, "forward": n_param + 1, "central": 2 * n_param + 1}[grad]
+    return n_param * problem.n_data * evals
+
+
+#: The lesson's cost in ``_work`` units (2 parameters x 4 examples x 3), the yardstick for chunks.
+_LESSON_WORK = 24
+
+
+def bytes_per_config(static: engine.Static, problem: Problem) -> int:
+    """A generous estimate of the memory one config of a chunk takes, on device and on the host."""
+    item = static.policy.compute_dtype.itemsize
+    n_param = gradients.n_elements(problem.init)
+    width = int(np.prod(problem.x.shape[1:], dtype=np.int64)) + int(np.prod(problem.y.shape[1:], dtype=np.int64))
+    # Parameters, optimizer state and gradient copies, and the per-example activations of a batch.
+    state = item * (16 * n_param * 3 + 8 * problem.n_data * max(width, 1) + 64)
+    records = 0
+    if static.record == "trajectory":
+        leaves = jax.tree_util.tree_leaves(problem.init)
+        chosen = static.keep_leaves if static.keep_leaves is not None else range(len(leaves))
+        kept = (1 if static.keep_loss else 0) + sum(int(np.prod(np.shape(leaves[k]))) for k in chosen)
+        # The scan's output, its concatenation with the last epoch, and the host copy.
+        records = 3 * item * kept * len(static.recorded_epochs())
+    return int(state + records)
+
+
+def human_size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def _pow2_floor(v: float) -> int:
+    return 2 ** int(np.floor(np.log2(max(1.0, v))))
+
+
+def default_memory() -> int:
+    """The default memory budget: half the machine's memory, at most 4 GiB.
+
+    The budget bounds what a sweep allocates for its data: the chunk in flight (on the device and
+    its host copy) and, without ``out``, the whole result. The runtime's own footprint (Python,
+    JAX and the libraries, about 250 MB on CPU) comes on top of it.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return int(min(4 * 2**30, total // 2))
+
+
+def chunk_size(static: engine.Static, problem: Problem, memory: int, requested: int | None, n_configs: int) -> int:
+    """Configs per chunk: a power of two from ``MIN_CHUNK`` up, set by the problem's cost and the
+    memory budget, and by the sweep's size only where that cannot change a bit (``chunk_invariant``)."""
+    if requested is not None:
+        return _checks.integer("chunk_size", requested, 1)
+    per_config = bytes_per_config(static, problem) * workers()  # every chunk in flight
+    by_memory = _pow2_floor(memory / per_config) if memory >= per_config else 0
+    if by_memory < MIN_CHUNK:
+        raise ValueError(
+            f"memory={memory} bytes is too small for one chunk of {MIN_CHUNK} configs, which needs about "
+            f"{human_size(MIN_CHUNK * per_config)}; raise --memory, or record less (--record summary, "
+            "--every k, --variables)"
+        )
+    # Costlier problems get fewer configs per chunk, so a chunk costs about what 65536 lesson configs do.
+    by_work = max(MIN_CHUNK, _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad)))
+    cap = MAX_TRAJECTORY_CHUNK if static.record == "trajectory" else MAX_CHUNK
+    chunk = min(cap, by_work, by_memory)
+    if chunk_invariant(static):  # a small sweep need not pad to a big chunk
+        chunk = min(chunk, max(MIN_CHUNK, 2 ** int(np.ceil(np.log2(max(1, n_configs))))))
+    return chunk
+
+
+def chunk_invariant(static: engine.Static) -> bool:
+    """Whether every config's result is the same bit for bit in any chunk of ``MIN_CHUNK`` or more.
+
+    True where no sum is left to XLA: data summed term by term (``engine.UNROLL_MAX`` examples or
+    fewer), or finite differences, whose losses ``engine.tree_sum`` adds in a fixed order. Autodiff
+    on a larger data set leaves the sum of per-example gradients to XLA, whose order can change with
+    the chunk's shape (tests/test_store.py checks both).
+    """
+    return static.n_data <= engine.UNROLL_MAX or static.grad != "autodiff"
+
+
+def chunk_shape(shape: tuple[int, ...], dims: list[str], chunk: int) -> tuple[int, ...]:
+    """A block of at most ``chunk`` configs: whole trailing dims first, never more than one problem seed."""
+    block, room = [], chunk
+    for size in reversed(shape):
+        t = min(size, max(1, room))
+        block.append(t)
+        room = room // t if t == size else 0
+    block = block[::-1]
+    if dims and dims[0] == "problem_seed":
+        block[0] = 1  # each chunk trains on one problem instance's data
+    return tuple(block)
+
+
+def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> Layout:
+    dims = tuple(axes.dims)
+    traj = static.record == "trajectory"
+    lead = dims + (("epoch",) if traj else ())
+    n_rec = (len(static.recorded_epochs()),) if traj else ()
+    variables = {}
+    leaves = jax.tree_util.tree_leaves(problem.init)
+    if not traj or static.keep_loss:
+        variables["loss"] = Variable(lead, axes.shape + n_rec, static.policy.compute_dtype, np.nan)
+    kept = range(len(leaves)) if (not traj or static.keep_leaves is None) else static.keep_leaves
+    for k in kept:
+        name, shape = axes.names[k], np.shape(leaves[k])
+        extra = tuple(f"{name}_dim{i}" for i in range(len(shape)))
+        variables[name] = Variable(lead + extra, axes.shape + n_rec + shape, static.policy.param_dtype, np.nan)
+    variables["outcome"] = Variable(dims, axes.shape, np.dtype(np.int8), -1)
+    variables["event_epoch"] = Variable(dims, axes.shape, np.dtype(np.int32), -1)
+    return Layout(
+        dims=dims,
+        shape=axes.shape,
+        chunk_shape=axes.shape,
+        coords=dict(axes.coords),
+        extra_coords=dict(axes.extra_coords),
+        epochs=static.recorded_epochs() if traj else None,
+        variables=variables,
+        attrs=attrs,
+    )
+
+
+#: Chunks in flight at once on CPU: XLA:CPU leaves part of a 2-core machine idle within one chunk's
+#: epoch loop, and a second chunk fills it (lesson: 1.05 -> 1.66 G config-steps/s with autodiff,
+#: 0.89 -> 1.06 G with forward differences). Each chunk's program and inputs are the same either
+#: way, so results do not change; the memory budget is shared by the chunks in flight.
+WORKERS = 2
+
+
+def workers() -> int:
+    """Chunks in flight at once: ``WORKERS`` on a multi-core CPU, else 1."""
+    return WORKERS if jax.default_backend() == "cpu" and (os.cpu_count() or 1) > 1 else 1

@@ -1,0 +1,152 @@
+"""Running a sweep's chunks into a sink, in order, with a progress bar.
+
+A :class:`Job` holds everything needed to train any chunk of a sweep: which configs it holds
+(``lrsweep.axes``), how the result is laid out (``lrsweep.plan``) and the compiled program's static
+settings (``lrsweep.engine``). :func:`run` trains every chunk the sink does not have yet and writes
+each one, then its done-mark, in chunk order.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import itertools
+import warnings
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import engine, plan
+from .axes import Axes
+from .plan import Layout
+from .problems import Problem
+from .types import ChunkInputs, ChunkResult
+
+
+@dataclasses.dataclass
+class Job:
+    """A planned sweep.
+
+    Attributes:
+      layout: the result's dims, variables and chunk shape.
+      axes: the sweep's axes (a config's index -> its values).
+      statics: the engine's static settings, one per problem instance (``problem_seed``).
+      instances: the problem instances.
+      chunk: configs per compiled chunk (a chunk's configs, padded to this many).
+      h, rtol: the finite-difference step and the convergence tolerance.
+    """
+
+    layout: Layout
+    axes: Axes
+    statics: list[engine.Static]
+    instances: list[Problem]
+    chunk: int
+    h: float
+    rtol: float
+
+    def inputs(self, k: int) -> tuple[int, ChunkInputs]:
+        """Chunk ``k``'s problem instance and inputs, padded to ``chunk`` configs with copies of its
+        last config (their results are dropped). Call inside the policy's context."""
+        region = self.layout.chunk_region(k)
+        grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in region], indexing="ij")
+        idx = {
+            d: np.concatenate([g.ravel(), np.full(self.chunk - g.size, g.ravel()[-1])])
+            for d, g in zip(self.axes.dims, grids)
+        }
+        which = int(idx["problem_seed"][0]) if "problem_seed" in idx else 0
+        static, problem = self.statics[which], self.instances[which]
+        policy = static.policy
+        scalar = policy.compute_dtype.type
+        lr, hyper, params0 = self.axes.configs(idx, policy)
+        x, y = engine.to_compute_dtype(static, problem.x, problem.y)
+        zero = scalar(0.0)  # a zero that XLA sees only at run time (engine._mean_loss)
+        inputs = ChunkInputs(
+            lr, hyper, params0, x, y, scalar(self.h), zero, scalar(self.rtol), scalar(problem.min_loss)
+        )
+        return which, inputs
+
+    def train(self, k: int) -> dict[str, np.ndarray]:
+        """Train chunk ``k``; its results shaped like its region, the padding dropped."""
+        policy = self.statics[0].policy
+        with policy.context():  # JAX's x64 switch is per thread
+            which, inputs = self.inputs(k)
+            static = self.statics[which]
+            try:
+                result = engine.run_chunk(inputs, static=static)
+            except Exception as err:
+                if not (static.kernel == "auto" and engine.kernel_path(static, self.chunk) == "pallas"):
+                    raise
+                self._fall_back_to_xla(err)
+                result = engine.run_chunk(inputs, static=self.statics[which])
+            result = jax.tree_util.tree_map(np.asarray, result)
+        return self.values(k, result, self.statics[which])
+
+    def _fall_back_to_xla(self, err: Exception) -> None:
+        warnings.warn(
+            f"lrsweep: the fused GPU kernel failed to compile ({type(err).__name__}: {err}); using the XLA path",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.statics = [dataclasses.replace(st, kernel="xla") for st in self.statics]
+        self.layout.attrs["kernel_path"] = "xla"
+
+    def values(self, k: int, result: ChunkResult, static: engine.Static) -> dict[str, np.ndarray]:
+        """A chunk's outputs as the layout's variables, the padding dropped, shaped like its region."""
+        region = self.layout.chunk_region(k)
+        shape = tuple(s.stop - s.start for s in region)
+        n = int(np.prod(shape))
+        names = self.axes.names
+        trajectory_subset = static.record == "trajectory" and static.keep_leaves is not None
+        kept = static.keep_leaves if trajectory_subset else range(len(names))
+        values = {"outcome": result.outcome, "event_epoch": result.event_epoch}
+        if result.loss is not None:
+            values["loss"] = result.loss
+        values.update({names[i]: leaf for i, leaf in zip(kept, result.params)})
+        return {
+            name: np.asarray(v)[:n].reshape(*shape, *np.shape(v)[1:])
+            for name, v in values.items()
+            if name in self.layout.variables
+        }
+
+
+def run(job: Job, sink, show: bool) -> None:
+    """Train every chunk ``sink`` does not have and write it there in order, with a progress bar.
+
+    Up to ``plan.workers()`` chunks compute at once in threads (JAX releases the GIL while a
+    program runs); this thread writes each chunk, then its done-mark, in chunk order.
+    """
+    layout, epochs = job.layout, job.statics[0].epochs
+    todo = [k for k in range(layout.n_chunks) if not sink.is_done(k)]
+    total = job.axes.size * epochs
+    bar = tqdm(
+        total=total,
+        initial=total - sum(layout.chunk_configs(k) for k in todo) * epochs,
+        disable=not show,
+        unit="config-step",
+        unit_scale=True,
+        desc="sweep",
+        smoothing=0.1,
+    )
+    n_workers = plan.workers()
+    pool = concurrent.futures.ThreadPoolExecutor(n_workers)
+    try:
+        queue = iter(todo)
+        pending = collections.deque((k, pool.submit(job.train, k)) for k in itertools.islice(queue, n_workers))
+        n_done = layout.n_chunks - len(todo)
+        while pending:
+            k, future = pending.popleft()
+            values = future.result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(job.train, nxt)))
+            sink.write(k, values)
+            sink.mark_done(k)
+            n_done += 1
+            bar.update(layout.chunk_configs(k) * epochs)
+            bar.set_postfix_str(f"chunk {n_done}/{layout.n_chunks}", refresh=False)
+    finally:
+        # On an error or Ctrl-C, drop the queued chunks; a chunk already computing finishes first.
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()

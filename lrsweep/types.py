@@ -1,0 +1,48 @@
+"""Shared types: the names the API accepts, and what crosses the engine's boundary.
+
+``ChunkInputs`` and ``ChunkResult`` are what ``engine.run_chunk`` takes and returns for a *chunk*:
+a block of ``C`` configs trained together by one compiled program (the word is used for that block
+everywhere: in the code, in the docs, in the progress bar and in a store's done-marks).
+
+Shapes: ``C`` configs, ``G`` learning-rate groups, ``H`` swept optimizer hyperparameters, ``R``
+recorded epochs of a trajectory, ``n`` examples.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple, TypeAlias
+
+import jax
+
+#: Any JAX pytree (nested dicts, lists and tuples of arrays); parameters are one.
+PyTree: TypeAlias = Any
+Array: TypeAlias = jax.Array
+
+GradName = Literal["autodiff", "forward", "central"]
+PrecisionName = Literal["float32", "float64", "mixed"]
+RecordName = Literal["summary", "trajectory"]
+KernelName = Literal["auto", "xla", "pallas", "pallas-interpret"]
+
+
+class ChunkInputs(NamedTuple):
+    """One chunk's arrays. Swept values and data are arguments, never constants: new values never
+    recompile the program."""
+
+    lr: Array  # (C, G) compute dtype; parameter leaf k uses lr[:, leaf_group[k]]
+    hyper: Array  # (C, H) compute dtype; H may be 0
+    params0: PyTree  # leaves (C, *leaf_shape), parameter dtype
+    x: Array  # (n, ...) compute dtype, shared by every config
+    y: Array  # (n, ...) compute dtype
+    h: Array  # () compute dtype: the finite-difference step
+    zero: Array  # () compute dtype: a zero XLA cannot fold away (see engine._mean_loss)
+    rtol: Array  # () compute dtype: the convergence tolerance (lrsweep.outcomes)
+    min_loss: Array  # () compute dtype: the problem's minimum loss
+
+
+class ChunkResult(NamedTuple):
+    """One chunk's results (for ``train_one``, the same without the leading ``C``)."""
+
+    loss: Array | None  # (C,) final loss, or (C, R) for a trajectory; None if a trajectory keeps none
+    params: list[Array]  # leaves (C, *leaf_shape) or (C, R, *leaf_shape), JAX flattening order
+    outcome: Array  # (C,) int8 code, lrsweep.outcomes
+    event_epoch: Array  # (C,) int32
