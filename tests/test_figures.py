@@ -1,4 +1,4 @@
-"""The lecture gallery (``lrsweep.figures``): complete, deterministic, and what the committed ``figures/`` shows.
+"""The lecture gallery (``lrsweep.gallery``): complete, deterministic, and what the committed ``figures/`` shows.
 
 The gallery is built once into a temporary folder (module fixture), then rebuilt through the command
 line entry point to check that a rebuild writes identical bytes. Its PNGs are compared, pixel by
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from lrsweep import figures
+import lrsweep
+from lrsweep.gallery import _style, build_gallery, main
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "figures"
@@ -29,7 +30,7 @@ LESSON_LRS = ("0.01", "0.1", "1")
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory) -> tuple[Path, list[Path]]:
     out = tmp_path_factory.mktemp("gallery")
-    return out, figures.build_gallery(out)
+    return out, build_gallery(out)
 
 
 def _notebook_blocks() -> dict[str, list[str]]:
@@ -74,7 +75,7 @@ def test_gallery_is_complete(gallery):
 
 def test_rebuild_writes_identical_bytes(gallery, tmp_path, capsys):
     _out, paths = gallery
-    assert figures.main(["--out", str(tmp_path)]) == 0
+    assert main(["--out", str(tmp_path)]) == 0
     assert "lrsweep figures: wrote" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
     for p in paths:
@@ -174,9 +175,11 @@ def test_gif_is_animated_and_small(gallery):
         assert im.n_frames >= 20
 
 
-def test_lesson_plots_use_the_notebooks_titles():
-    assert figures.LESSON_TITLES == {
-        0.01: "Weight value over increasing epochs",
-        0.1: "Weight value over increasing epochs with learning rate of 0.1",
-        1.0: "Weight value over increasing epochs with learning rate of 1",
-    }
+def test_outcome_colours_read_names_and_codes_alike():
+    # Results are moving from outcome names to int8 codes (-1 pending, 0 converged, 1 unfinished,
+    # 2 diverged, 3 stuck): the figures must colour both the same.
+    names = np.array([["converged", "stuck"], ["diverged", "unfinished"]])
+    codes = np.array([[0, 3], [2, 1]], dtype=np.int8)
+    expected = [[lrsweep.OUTCOMES.index(n) for n in row] for row in names]
+    assert _style.outcome_codes(names).tolist() == expected
+    assert _style.outcome_codes(codes).tolist() == expected
