@@ -1,0 +1,46 @@
+"""Problems: a per-example loss, a small data set and an initial parameter pytree.
+
+- :class:`Problem`, checked when it is made (``_problem``);
+- the built-ins ``linear()``, ``chapter_net()``, ``quadratic()``, ``logistic()`` and ``mlp()``
+  (``builtins``);
+- problems by name (``registry``): :func:`resolve`, :func:`get` and :func:`factory` accept a
+  built-in name, a name registered under the ``lrsweep.problems`` entry point group, or
+  ``"module:function"`` / ``"path/to/file.py:function"`` naming a function marked with
+  :func:`problem_factory`; anything else is refused before it is called (``docs/trust.md``).
+"""
+
+from ._problem import (
+    FACTORY_MARK,
+    RESERVED_NAMES,
+    Problem,
+    check_params,
+    is_problem_factory,
+    param_names,
+    problem_factory,
+)
+from .builtins import ACTIVATIONS, DEFAULT_GAINS, chapter_net, linear, logistic, mlp, quadratic
+from .registry import BUILTINS, ENTRY_POINT_GROUP, check_args, factory, get, registered, resolve
+
+__all__ = [
+    "ACTIVATIONS",
+    "BUILTINS",
+    "DEFAULT_GAINS",
+    "ENTRY_POINT_GROUP",
+    "FACTORY_MARK",
+    "RESERVED_NAMES",
+    "Problem",
+    "chapter_net",
+    "check_args",
+    "check_params",
+    "factory",
+    "get",
+    "is_problem_factory",
+    "linear",
+    "logistic",
+    "mlp",
+    "param_names",
+    "problem_factory",
+    "quadratic",
+    "registered",
+    "resolve",
+]
