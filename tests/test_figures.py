@@ -19,7 +19,7 @@ import pytest
 from matplotlib import image as mpimg
 
 import lrsweep
-from lrsweep.gallery import _style, build_gallery, main
+from lrsweep.gallery import _style, build_gallery, build_problem_figures, main
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "figures"
@@ -183,3 +183,38 @@ def test_outcome_colours_read_names_and_codes_alike():
     expected = [[lrsweep.OUTCOMES.index(n) for n in row] for row in names]
     assert _style.outcome_codes(names).tolist() == expected
     assert _style.outcome_codes(codes).tolist() == expected
+
+
+def test_general_figures_for_another_problem(tmp_path, capsys):
+    from PIL import Image
+
+    # quadratic: a vector parameter and an init sampler, so an outcome map but no landscape.
+    assert main(["--problem", "quadratic", "--lr", "log:1e-3:1:8", "--epochs", "40", "--out", str(tmp_path)]) == 0
+    assert "lrsweep figures: wrote 8 files" in capsys.readouterr().out
+    stems = ["quadratic-fan", "quadratic-final-loss-vs-lr", "quadratic-loss-heatmap", "quadratic-outcome-map"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))
+    for stem in stems:
+        with Image.open(tmp_path / f"{stem}.png") as im:
+            im.verify()
+        with Image.open(tmp_path / f"{stem}.png") as im:
+            assert (im.format, im.size) == ("PNG", (1280, 720)), stem
+        assert (tmp_path / f"{stem}.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+
+
+def test_general_figures_draw_a_landscape_for_two_scalar_parameters(tmp_path):
+    # linear: exactly two scalar parameters (w, b) and no sampler: landscape, and an outcome map over w0.
+    paths = build_problem_figures("linear", "0.01,0.1,1", tmp_path, epochs=20)
+    names = {p.name for p in paths}
+    assert {"linear-landscape.png", "linear-outcome-map.png"} <= names
+    assert len(names) == 10
+
+
+def test_general_figures_refuse_an_unknown_problem(tmp_path, capsys):
+    from lrsweep import cli
+
+    assert cli.main(["figures", "--problem", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--problem='nope' is invalid" in err and "quadratic" in err
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="--epochs=0 is invalid"):
+        build_problem_figures("linear", "0.1", tmp_path, epochs=0)

@@ -25,7 +25,8 @@ renderer, never through pyplot, so building the gallery leaves matplotlib's glob
 
 The modules, one job each: ``_style`` (colours, rcParams, saving), ``_data`` (the sweeps),
 ``lesson``, ``sweeps``, ``landscape`` (the figures), ``explorer`` and ``readme`` (the page and the
-README, whose text lives in ``templates/``).
+README, whose text lives in ``templates/``), ``general`` (the general figures for any built-in
+problem: ``lrsweep figures --problem NAME --lr SPEC --out DIR``).
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ import matplotlib
 from ._data import GIF_MAX_BYTES, Data
 from ._style import RC
 from .explorer import fig_explorer
+from .general import DEFAULT_LR, build_problem_figures
 from .landscape import fig_animation, fig_landscape
 from .lesson import fig_lesson, fig_tables, fig_why_stuck
 from .readme import readme
 from .sweeps import fig_chapter_net, fig_fan, fig_final_loss, fig_heatmap, fig_optimizers, fig_outcome_map
 
-__all__ = ["FIGURES", "build_gallery", "main"]
+__all__ = ["FIGURES", "build_gallery", "build_problem_figures", "main"]
 
 #: Every figure of the lesson gallery, in the README's order; each takes (data, out) and returns its files.
 FIGURES = (
@@ -85,13 +87,25 @@ def build_gallery(out_dir) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``lrsweep figures --out DIR``: build the gallery into DIR (default ``figures``); return 0."""
+    """``lrsweep figures [--problem NAME] [--lr SPEC] [--epochs N] --out DIR``; return 0.
+
+    With no ``--problem`` or ``--lr``: the lesson gallery into DIR (default ``figures``). With
+    either: the general figures (:mod:`lrsweep.gallery.general`) for that built-in problem (default
+    ``linear``) and lr list or space (default ``log:1e-4:10:64``). Bad values raise ValueError.
+    """
     parser = argparse.ArgumentParser(prog="lrsweep figures", description="Regenerate the lecture figure gallery.")
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument("--problem", help="a built-in problem: its general figures instead of the lesson gallery")
+    parser.add_argument("--lr", help=f"with --problem: '0.01,0.1,1' or 'log:1e-4:10:64' (default {DEFAULT_LR})")
+    parser.add_argument("--epochs", type=int, default=1000, help="with --problem: epochs per run (default 1000)")
     args = parser.parse_args(argv)
     matplotlib.use("Agg")
     t0 = time.perf_counter()
-    paths = build_gallery(args.out)
+    if args.problem is None and args.lr is None:
+        paths = build_gallery(args.out)
+    else:
+        problem = "linear" if args.problem is None else args.problem
+        paths = build_problem_figures(problem, DEFAULT_LR if args.lr is None else args.lr, args.out, args.epochs)
     size = sum(p.stat().st_size for p in paths)
     print(
         f"lrsweep figures: wrote {len(paths)} files ({size / 1e6:.1f} MB) to {args.out} in {time.perf_counter() - t0:.1f} s"

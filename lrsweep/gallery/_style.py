@@ -202,15 +202,18 @@ def log_formatter(v, _pos=None) -> str:
     return f"{v:g}"
 
 
-def loss_curve(ax, lrs, loss, style: dict, floor: float, top: float, ms: float, label: str | None = None) -> None:
-    """Final loss against lr (clipped below at ``floor``); non-finite losses as markers at ``top``."""
-    finite = np.isfinite(loss)
-    ax.plot(lrs[finite], np.maximum(loss[finite], floor), **style)
-    if (~finite).any():
+def loss_curve(
+    ax, lrs, loss, style: dict, floor: float, top: float, ms: float, label: str | None = None, off=None
+) -> None:
+    """Final loss against lr (clipped below at ``floor``) as a line; runs in ``off`` (default: the
+    non-finite losses) as markers at ``top`` instead, so a blow-up does not draw a spike."""
+    off = ~np.isfinite(loss) if off is None else np.asarray(off) | ~np.isfinite(loss)
+    ax.plot(lrs[~off], np.maximum(loss[~off], floor), **style)
+    if off.any():
         extra = {} if label is None else {"label": label}
         ax.plot(
-            lrs[~finite],
-            np.full((~finite).sum(), top),
+            lrs[off],
+            np.full(off.sum(), top),
             marker="^",
             ls="none",
             ms=ms,

@@ -116,6 +116,8 @@ def fig_landscape(data: Data, out: Path) -> list[Path]:
     ax.legend(loc="lower right", fontsize=12.5)
     ax.set_title("The lesson's learning rates", fontsize=17)
     notes = []
+    # These lrs differ from the critical one in the fifth decimal: print them to five, as the title does.
+    near = lambda lr: f"{lr:.5f}"
     for lr in (0.1198, 0.12):
         w, b = data.run(data.lesson, lr), data.run(data.lesson, lr, "b")
         ax2.plot(w[:8], b[:8], color=LR_COLORS[lr], lw=1.2, zorder=3)
@@ -128,11 +130,11 @@ def fig_landscape(data: Data, out: Path) -> list[Path]:
             ms=2.6,
             alpha=0.8,
             zorder=4,
-            label=f"lr {lr:g}: {outcome(lr)}",
+            label=f"lr {near(lr)}: {outcome(lr)}",
             rasterized=True,
         )
         k = first_exit(w, b, data)
-        notes.append(f"lr {lr:g}: " + (f"leaves the frame at epoch {k}" if k is not None else "stays in the frame"))
+        notes.append(f"lr {near(lr)}: " + (f"leaves the frame at epoch {k}" if k is not None else "stays in the frame"))
     ax2.legend(loc="lower right", fontsize=12.5, markerscale=3)
     ax2.text(
         -1.35,
@@ -143,7 +145,7 @@ def fig_landscape(data: Data, out: Path) -> list[Path]:
         bbox=dict(boxstyle="round", fc="white", ec="0.6", alpha=0.92),
         zorder=7,
     )
-    ax2.set_title(f"Either side of the critical lr {data.critical:.5f}", fontsize=17)
+    ax2.set_title(f"Just above the critical lr {data.critical:.5f}", fontsize=17)
     fig.suptitle("The loss landscape over (w, b) and the path of each learning rate (1000 epochs)")
     return save(fig, out, "06-landscape")
 

@@ -26,7 +26,7 @@ LESSON_TITLES = {
 }
 
 
-def _lesson_axes(ax, data: Data, lr: float, title: str) -> None:
+def _lesson_axes(ax, data: Data, lr: float, title: str, fontsize: float = 13) -> None:
     w = data.run(data.lesson, lr)
     epochs = np.arange(1, EPOCHS + 1)
     ax.plot(epochs, w[1:], color=OKABE_ITO["blue"])
@@ -34,6 +34,34 @@ def _lesson_axes(ax, data: Data, lr: float, title: str) -> None:
     ax.set_xlabel("Epochs")
     ax.set_ylabel("Weight value")
     ax.set_xlim(0, EPOCHS + 10)
+    if lr >= 1.0:
+        _first_epochs_inset(ax, w, fontsize)
+
+
+def _first_epochs_inset(ax, w: np.ndarray, fontsize: float, shown: int = 6) -> None:
+    """An inset with the first epochs of a run that explodes: on the 0 to 1000 axis its jumps
+    (0, 45, -654.22, 12755.16, then frozen) all fall on the first pixel column. A symmetric log
+    scale shows the small first step and the sign flip beside the large third one."""
+    ins = ax.inset_axes([0.3, 0.12, 0.62, 0.6])
+    k = np.arange(shown + 1)
+    ins.plot(k, w[: shown + 1], color=OKABE_ITO["blue"], marker="o", ms=6, lw=1.8)
+    ins.set_yscale("symlog", linthresh=10, linscale=0.6)
+    ins.set_ylim(-3e3, 1e5)
+    ins.set_yticks([-1000, -10, 0, 10, 1000, 10000])
+    ins.set_xticks(k)
+    ins.tick_params(labelsize=fontsize - 2)
+    ins.set_title(f"the first {shown} epochs (symmetric log scale)", fontsize=fontsize, fontweight="normal")
+    ins.set_xlabel("epoch", fontsize=fontsize - 1)
+    for e in (1, 2, 3):
+        ins.annotate(
+            float32_repr(np.round(w[e], 2)),
+            xy=(e, w[e]),
+            xytext=(8, -4 if w[e] > 0 else 4),
+            textcoords="offset points",
+            ha="left",
+            va="top" if w[e] > 0 else "bottom",
+            fontsize=fontsize - 2,
+        )
 
 
 def fig_lesson(data: Data, out: Path) -> list[Path]:
@@ -48,7 +76,7 @@ def fig_lesson(data: Data, out: Path) -> list[Path]:
     fig = figure((19.2, 6.6))
     axes = fig.subplots(1, 3)
     for ax, lr in zip(axes, LESSON_LRS):
-        _lesson_axes(ax, data, lr, LESSON_TITLES[lr].replace(" with", "\nwith"))
+        _lesson_axes(ax, data, lr, LESSON_TITLES[lr].replace(" with", "\nwith"), fontsize=12)
     fig.suptitle(
         "The lesson: the weight after each of 1000 epochs at learning rates 0.01, 0.1 and 1 "
         "(forward difference, the notebook's arithmetic)",

@@ -42,6 +42,9 @@ def _lr_colorbar(fig, ax, mappable, data: Data, label="learning rate (log scale)
     """A log lr colour bar with the critical lr marked and labelled (decade ticks too close to it dropped)."""
     cb = fig.colorbar(mappable, ax=ax, pad=0.01, aspect=30)
     cb.set_label(label)
+    # The two-line critical tick label is wider than the others and ran into the label on the
+    # right; the label goes on the bar's left, where nothing else is.
+    cb.ax.yaxis.set_label_position("left")
     lo, hi = mappable.norm.vmin, mappable.norm.vmax
     ticks = [
         t for t in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0) if lo <= t <= hi and abs(np.log10(t / data.critical)) > 0.25
@@ -364,7 +367,10 @@ def fig_optimizers(data: Data, out: Path) -> list[Path]:
     for opt, ds in data.bowl_runs.items():
         lrs = ds.lr.values
         loss = ds.loss.isel(init=0).values.astype(np.float64)
-        loss_curve(ax, lrs, loss, styles[opt], floor, top, ms=6)
+        # A diverged run's finite but huge loss would join the line with a vertical spike at the
+        # critical lr, over theory's mark: every diverged run is a marker at the top instead.
+        diverged = lrsweep.outcome_names(ds.outcome.isel(init=0).values) == "diverged"
+        loss_curve(ax, lrs, loss, styles[opt], floor, top, ms=6, off=diverged)
     for opt, ls in (("gd", "-"), ("momentum", "--")):
         crit = data.bowl_critical[opt]
         ax.axvline(crit, color=styles[opt]["color"], ls=ls, lw=1.8, alpha=0.8)
@@ -376,7 +382,7 @@ def fig_optimizers(data: Data, out: Path) -> list[Path]:
             fontsize=13,
             color=styles[opt]["color"],
         )
-    ax.plot([], [], marker="^", ls="none", color="0.3", label="final loss inf or NaN (diverged)")
+    ax.plot([], [], marker="^", ls="none", color="0.3", label="diverged (final loss huge, inf or NaN)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(1e-4, 10)
