@@ -20,7 +20,7 @@ from .api import SweepInterrupted, sweep, trace
 from .grid import init_grid, parse_lr
 from .outcomes import NAMES as OUTCOMES
 from .outcomes import names as outcome_names
-from .problems import Problem
+from .problems import Problem, problem_factory
 from .store import export, open  # noqa: A004 - lrsweep.open, as xarray.open_dataset
 from .suggest import suggest_lr
 
@@ -37,6 +37,7 @@ __all__ = [
     "optimizers",
     "outcome_names",
     "parse_lr",
+    "problem_factory",
     "problems",
     "suggest_lr",
     "sweep",

@@ -24,8 +24,8 @@ def integer(arg: str, value, minimum: int) -> int:
 
 def real(arg: str, value, low: float, high: float = np.inf, *, closed_low: bool = True) -> float:
     """``value`` as a float if it is a finite real number in ``[low, high)`` (or ``(low, high)``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value >= low if closed_low else value > low) and value < high
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(float(value))
+    ok = ok and (float(value) >= low if closed_low else float(value) > low) and float(value) < high
     if not ok:
         if np.isinf(high):
             accepted = f"a finite number {'>=' if closed_low else '>'} {low:g}"

@@ -39,27 +39,6 @@ class SweepInterrupted(KeyboardInterrupt):
         self.partial = partial
 
 
-def _resolve_problem(problem, problem_args=None, seed=None) -> Problem:
-    if isinstance(problem, Problem):
-        if problem_args or seed is not None:
-            raise ValueError("problem_args and problem_seed need a problem given by name or 'module:function'")
-        return problem
-    if isinstance(problem, str):
-        if not problem_args and seed is None:
-            return problems.get(problem)
-        factory = problems.factory(problem)
-        kwargs = dict(problem_args or {})
-        if seed is not None:
-            kwargs["seed"] = seed
-        try:
-            return factory(**kwargs)
-        except TypeError as err:
-            raise ValueError(f"problem={problem!r} does not take {kwargs}: {err}") from None
-    raise ValueError(
-        f"problem={problem!r} is invalid: expected an lrsweep.Problem, a built-in name or 'module:function'"
-    )
-
-
 def _optimizer(spec: spec_mod.SweepSpec) -> optimizers.Optimizer:
     """The optimizer, with swept hyperparameters (``optimizer_axes``) left to be injected per config."""
     opt = optimizers.get(spec.optimizer, spec.optimizer_kwargs)
@@ -104,7 +83,7 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     window = outcomes.default_window(epochs) if spec.stuck_window is None else spec.stuck_window
     memory = plan.default_memory() if spec.memory is None else spec.memory
     seeds = spec.problem_seed
-    instances = [_resolve_problem(spec.problem, spec.problem_args, s) for s in (seeds or [None])]
+    instances = [problems.resolve(spec.problem, spec.problem_args, s) for s in (seeds or [None])]
     base = instances[0]
     for other in instances[1:]:
         if other.x.shape != base.x.shape or other.y.shape != base.y.shape:
@@ -156,7 +135,10 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
 
     Args:
       problem: an :class:`lrsweep.Problem`, a built-in name (``"linear"``, ``"chapter_net"``,
-        ``"quadratic"``, ``"logistic"``, ``"mlp"``) or ``"package.module:function"``.
+        ``"quadratic"``, ``"logistic"``, ``"mlp"``), a name registered under the ``lrsweep.problems``
+        entry point, or ``"package.module:function"`` / ``"path/file.py:function"`` naming a function
+        marked ``@lrsweep.problem_factory`` (anything else is refused before it is called;
+        docs/trust.md).
       lr: learning rates: a number, a 1-D array, ``"0.01,0.1,1"`` or a space ``"log:1e-4:10:256"``;
         each finite and > 0. Or a dict ``{group: lr spec}`` for a sweep axis per parameter group:
         by default each group is the top-level parameter of the same name (``{"W0": ..., "W1": ...}``
@@ -278,10 +260,10 @@ def trace(
       >>> round(float(t.query("parameter == 'w'").updated.iloc[0]), 2)
       0.45
     """
-    problem = _resolve_problem(problem)
-    lr = grid.parse_lr(lr)
-    if lr.size != 1:
-        raise ValueError(f"lr={lr.tolist()!r} is invalid: trace takes one learning rate")
+    problem = problems.resolve(problem)
+    lrs = grid.parse_lr(lr)
+    if lrs.size != 1:
+        raise ValueError(f"lr={lrs.tolist()!r} is invalid: trace takes one learning rate")
     epochs = _checks.integer("epochs", epochs, 1)
     grad = gradients.check_name(grad)
     policy = get_policy(precision)
@@ -292,12 +274,12 @@ def trace(
     with policy.context():
         x, y = engine.to_compute_dtype(static, problem.x, problem.y)
         scalar = policy.compute_dtype.type
-        rows = engine.trace_run(lr.astype(policy.compute_dtype), params0, x, y, scalar(h), scalar(0.0), static=static)
+        rows = engine.trace_run(lrs.astype(policy.compute_dtype), params0, x, y, scalar(h), scalar(0.0), static=static)
         rows = jax.tree_util.tree_map(np.asarray, rows)
 
     names = problems.param_names(problem.init)
-    leaf = lambda key: jax.tree_util.tree_leaves(rows[key]) if key in rows else None
-    columns = {k: leaf(k) for k in ("params", "grad", "updated", "loss_plus", "loss_minus")}
+    columns = {k: jax.tree_util.tree_leaves(rows[k]) if k in rows else [] for k in ("params", "grad", "updated")}
+    columns.update({k: jax.tree_util.tree_leaves(rows.get(k, [])) for k in ("loss_plus", "loss_minus")})
     frames = []
     for i in notebook.display_order(problem):
         shape = columns["params"][i].shape[1:]

@@ -147,9 +147,9 @@ class Axes:
                     f"init={n} is invalid: problem {problem.name!r} has no init sampler; "
                     "pass a batch of inits or lrsweep.init_grid(...)"
                 )
-            batch = jax.tree_util.tree_map(
-                np.asarray, engine.sample_inits(problem.sampler, _checks.integer("seed", seed, 0), n)
-            )
+            seed = _checks.integer("seed", seed, 0)
+            drawn = engine.sample_inits(problem.sampler, seed, n)
+            batch = problems.check_params(drawn, f"problem {problem.name!r}", f"init drawn from seed {seed}")
         else:
             batch = check_batch(problem, init)
         self._batch = batch

@@ -92,7 +92,7 @@ class Static:
     every: int = 1
     keep_loss: bool = True
     keep_leaves: tuple[int, ...] | None = None  # None: every leaf
-    kernel: str = "auto"
+    kernel: KernelName = "auto"
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
@@ -173,7 +173,7 @@ def _labels(static: Static, params: PyTree) -> PyTree | None:
     if len(static.groups) == 1:
         return None
     treedef = jax.tree_util.tree_structure(params)
-    return treedef.unflatten([static.groups[g] for g in static.leaf_group])
+    return treedef.unflatten([static.groups[g] for g in static.leaf_group or ()])
 
 
 def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
@@ -190,13 +190,15 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
 
     if static.optimizer.is_gd:
 
-        def init(params):
+        def gd_init(params):
             return ()
 
-        def update(params, grad, state):
+        def gd_update(params, grad, state):
             lrs = _leaf_lrs(static, lr, params)
             step = lambda p, g, r: p.astype(policy.compute_dtype) - separate(g * r)
             return in_param(jax.tree_util.tree_map(step, params, grad, lrs)), state
+
+        init, update = gd_init, gd_update
 
     else:
         # Building the optax transformation is plain Python (it closes over this config's traced
@@ -208,13 +210,15 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
         def transformation(params):
             return static.optimizer.transformation(lr, _labels(static, params), static.groups, named)
 
-        def init(params):
+        def optax_init(params):
             return transformation(params).init(in_compute(params))
 
-        def update(params, grad, state):
+        def optax_update(params, grad, state):
             p = in_compute(params)
             updates, state = transformation(params).update(grad, state, p)
             return in_param(jax.tree_util.tree_map(lambda a, u: a + u.astype(a.dtype), p, updates)), state
+
+        init, update = optax_init, optax_update
 
     def epoch(params, state):
         loss, grad, probes = gradients.estimate(static.grad, mean_loss, params, h)
@@ -294,9 +298,8 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     return ChunkResult(loss_final, jax.tree_util.tree_leaves(final), outcome, event)
 
 
-KERNELS: tuple[KernelName, ...] = ("auto", "xla", "pallas", "pallas-interpret")
 #: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
-CONFIG_AXES = ChunkInputs(0, 0, 0, None, None, None, None, None, None)
+CONFIG_AXES = ChunkInputs._make([0, 0, 0, None, None, None, None, None, None])
 
 
 def fusable(static: Static) -> bool:

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from . import _checks
 from .types import PyTree
 
 LossFn = Callable[[PyTree], jax.Array]
@@ -37,9 +38,7 @@ NAMES = ("autodiff", "forward", "central")
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or name not in NAMES:
-        raise ValueError(f"grad={name!r} is not a gradient estimator; expected one of {list(NAMES)}")
-    return name
+    return _checks.choice("grad", name, NAMES)
 
 
 def _nudged(params: PyTree, delta) -> list[PyTree]:

@@ -41,12 +41,12 @@ class Axis:
     num: int = 0
 
     def __len__(self) -> int:
-        return int(self.values.size) if self.kind == "list" else self.num
+        return int(self.values.size) if self.values is not None else self.num
 
     def at(self, index) -> np.ndarray:
         """The values at integer ``index`` (any shape), float64."""
         index = np.asarray(index, dtype=np.int64)
-        if self.kind == "list":
+        if self.values is not None:
             return self.values[index]
         if self.num == 1:
             return np.full(index.shape, self.start)
@@ -63,7 +63,7 @@ class Axis:
 
     def spec(self):
         """A JSON-able description: the space string, or the list of values."""
-        if self.kind == "list":
+        if self.values is not None:
             return self.values.tolist()
         return f"{self.kind}:{self.start!r}:{self.stop!r}:{self.num}"
 

@@ -73,6 +73,7 @@ def fused(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs, *, i
         s = s_ref[...]
         hyp = hyper_ref[...][:, : hyper.shape[1]]
         out = train(ChunkInputs(lr_ref[...], hyp, params, x_ref[...], y_ref[...], s[0, 0], s[0, 1], s[0, 2], s[0, 3]))
+        assert out.loss is not None  # a summary always keeps its final loss
         outs[0][...] = out.loss.reshape(block, 1)
         for ref, leaf in zip(outs[1 : 1 + n_leaves], out.params):
             ref[...] = leaf.reshape(block, -1)

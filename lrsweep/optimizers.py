@@ -61,6 +61,8 @@ class Optimizer:
         ``lr`` has shape ``(G,)``, one per group; ``hyper`` maps swept hyperparameter names to this
         config's scalar values (injected like the learning rate, so they may be traced arrays).
         """
+        if self.factory is None:
+            raise ValueError("gradient descent ('gd') is built into the engine; it has no optax transformation")
         make = optax.inject_hyperparams(functools.partial(self.factory, **dict(self.kwargs)))
         hyper = hyper or {}
         if labels is None:

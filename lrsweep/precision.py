@@ -25,6 +25,8 @@ import dataclasses
 import jax
 import numpy as np
 
+from . import _checks
+
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
@@ -63,6 +65,4 @@ POLICIES = {
 
 def get(name: str) -> Policy:
     """Return the policy called ``name``."""
-    if not isinstance(name, str) or name not in POLICIES:
-        raise ValueError(f"precision={name!r} is not a precision policy; expected one of {sorted(POLICIES)}")
-    return POLICIES[name]
+    return POLICIES[_checks.choice("precision", name, tuple(POLICIES))]

@@ -99,7 +99,7 @@ class Job:
         n = int(np.prod(shape))
         names = self.axes.names
         trajectory_subset = static.record == "trajectory" and static.keep_leaves is not None
-        kept = static.keep_leaves if trajectory_subset else range(len(names))
+        kept = static.keep_leaves if static.keep_leaves is not None and trajectory_subset else range(len(names))
         values = {"outcome": result.outcome, "event_epoch": result.event_epoch}
         if result.loss is not None:
             values["loss"] = result.loss

@@ -42,9 +42,7 @@ from typing import Any
 from . import _checks, grid, outcomes
 from .gradients import NAMES as GRADS
 from .precision import POLICIES
-
-RECORDS = ("summary", "trajectory")
-KERNELS = ("auto", "xla", "pallas", "pallas-interpret")
+from .types import KERNELS, RECORDS, KernelName
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,7 +264,7 @@ class SweepSpec:
         attr=False,
         check=_int(1),
     )
-    kernel: str = setting(
+    kernel: KernelName = setting(
         "auto",
         help=f"compute path, one of {list(KERNELS)}",
         toml=(str,),

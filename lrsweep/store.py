@@ -24,6 +24,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -86,7 +87,7 @@ class ZarrSink:
             self.group = self._reopen(spec_json)
         else:
             self.group = self._create()
-        self.done = self.group["chunk_done"]
+        self.done = self._array("chunk_done")
         self._done_now = np.asarray(self.done[:], dtype=bool)
 
     # -- creation and reopening ---------------------------------------------------------------
@@ -94,7 +95,7 @@ class ZarrSink:
         where = f"--out={str(self.path)!r}"
         try:
             group = zarr.open_group(self.path, mode="r+")
-            attrs = dict(group.attrs)
+            attrs: dict[str, Any] = dict(group.attrs)
         except Exception:  # noqa: BLE001 - anything unreadable is "not a store of ours"
             raise ValueError(f"{where} exists and is not an lrsweep store; choose another path") from None
         if attrs.get("format") != FORMAT:
@@ -171,12 +172,17 @@ class ZarrSink:
         region = self.layout.chunk_region(k)
         try:
             for name, value in values.items():
-                self.group[name][region] = value
+                self._array(name)[region] = value
         except OSError as err:
             raise ValueError(
                 f"--out={str(self.path)!r}: writing chunk {k} failed: {err.strerror or err}; "
                 "the finished chunks are kept, run the same command again to resume"
             ) from None
+
+    def _array(self, name: str) -> zarr.Array:
+        array = self.group[name]
+        assert isinstance(array, zarr.Array), name  # a store of ours holds arrays only
+        return array
 
     def mark_done(self, k: int) -> None:
         try:
@@ -216,7 +222,7 @@ def open(path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name, as x
         # No indexes yet: a pandas index of 1e8 learning rates would take 800 MB. Small stores get
         # them below, so that ds.sel(lr=...) works as on an in-memory result.
         ds = xr.open_zarr(path, consolidated=False, mask_and_scale=False, create_default_indexes=False)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - any failure to read is reported with the path
         raise ValueError(f"path={str(path)!r} is not a readable lrsweep store: {err}") from None
     if ds.attrs.get("format") != FORMAT:
         raise ValueError(f"path={str(path)!r} is not an lrsweep store")
@@ -225,9 +231,9 @@ def open(path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name, as x
     ds.attrs.update(chunks_done=int(done.sum()), chunks_total=int(done.size))
     ds = _with_outcome_attrs(ds)
     if ds["outcome"].size <= INDEX_MAX:
-        for dim in ds.dims:
+        for dim in list(ds.dims):
             if dim in ds.coords:
-                ds = ds.set_xindex(dim)
+                ds = ds.set_xindex(str(dim))
     return ds
 
 

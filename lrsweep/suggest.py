@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 import xarray as xr
 
-from . import outcomes
+from . import _checks, outcomes
 
 METHODS = ("largest_stable", "fastest", "lowest_loss", "valley")
 #: Outcomes that make a learning rate stable. Anything else ("diverged", "stuck", an interrupted
@@ -248,8 +248,7 @@ def suggest_lr(result: xr.Dataset, method: str = "largest_stable", *, smooth: fl
     >>> suggest_lr(ds), suggest_lr(ds, "fastest"), suggest_lr(ds, "lowest_loss")
     (0.1, 0.1, 0.03)
     """
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method={method!r} is invalid: expected one of {list(METHODS)}")
+    _checks.choice("method", method, METHODS)
     ok = isinstance(smooth, numbers.Real) and not isinstance(smooth, bool) and 0.0 <= smooth < 1.0
     if not ok:
         raise ValueError(f"smooth={smooth!r} is invalid: expected a number in [0, 1)")

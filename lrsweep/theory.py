@@ -175,8 +175,7 @@ def lambda_min(problem: Problem, params: PyTree | None = None) -> float:
 
 
 def _check_method(method) -> str:
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method={method!r} is invalid: expected one of {list(METHODS)}")
+    _checks.choice("method", method, METHODS)
     return method
 
 
@@ -189,7 +188,7 @@ def _power_iteration(hvp: Callable[[np.ndarray], np.ndarray], size: int, iters: 
     """
     v = np.random.default_rng(seed).standard_normal(size)
     v /= np.linalg.norm(v)
-    mu_prev = None
+    mu, mu_prev = float("nan"), None
     for _ in range(iters):
         w = hvp(v)
         mu = float(v @ w)
@@ -307,8 +306,7 @@ def critical_lr(
       ValueError: an unknown ``optimizer``, ``momentum`` outside ``[0, 1)``, bad ``params``, or
         ``lambda_max <= 0`` (no bound: the Hessian is not positive anywhere).
     """
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={optimizer!r} is invalid: expected one of {list(OPTIMIZERS)}")
+    _checks.choice("optimizer", optimizer, OPTIMIZERS)
     beta = 0.0 if optimizer == "gd" else _checks.real("momentum", momentum, 0.0, 1.0)
     factor = {"gd": 2.0, "momentum": 2.0 + 2.0 * beta, "nesterov": 2.0 * (1.0 + beta) / (1.0 + 2.0 * beta)}
     return factor[optimizer] / _positive_lambda_max(problem, params, _check_method(method))

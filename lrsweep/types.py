@@ -10,18 +10,25 @@ recorded epochs of a trajectory, ``n`` examples.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias, get_args
 
 import jax
+import numpy as np
 
 #: Any JAX pytree (nested dicts, lists and tuples of arrays); parameters are one.
 PyTree: TypeAlias = Any
-Array: TypeAlias = jax.Array
+#: An array on the device or on the host (inputs are built in numpy; results come back as numpy).
+Array: TypeAlias = jax.Array | np.ndarray
+#: A scalar of the compute dtype.
+Scalar: TypeAlias = jax.Array | np.ndarray | np.floating
 
 GradName = Literal["autodiff", "forward", "central"]
 PrecisionName = Literal["float32", "float64", "mixed"]
 RecordName = Literal["summary", "trajectory"]
 KernelName = Literal["auto", "xla", "pallas", "pallas-interpret"]
+
+RECORDS: tuple[RecordName, ...] = get_args(RecordName)
+KERNELS: tuple[KernelName, ...] = get_args(KernelName)
 
 
 class ChunkInputs(NamedTuple):
@@ -33,10 +40,10 @@ class ChunkInputs(NamedTuple):
     params0: PyTree  # leaves (C, *leaf_shape), parameter dtype
     x: Array  # (n, ...) compute dtype, shared by every config
     y: Array  # (n, ...) compute dtype
-    h: Array  # () compute dtype: the finite-difference step
-    zero: Array  # () compute dtype: a zero XLA cannot fold away (see engine._mean_loss)
-    rtol: Array  # () compute dtype: the convergence tolerance (lrsweep.outcomes)
-    min_loss: Array  # () compute dtype: the problem's minimum loss
+    h: Scalar  # () compute dtype: the finite-difference step
+    zero: Scalar  # () compute dtype: a zero XLA cannot fold away (see engine._mean_loss)
+    rtol: Scalar  # () compute dtype: the convergence tolerance (lrsweep.outcomes)
+    min_loss: Scalar  # () compute dtype: the problem's minimum loss
 
 
 class ChunkResult(NamedTuple):
