@@ -62,8 +62,21 @@ def test_unknown_settings_and_bad_values_name_themselves():
 def test_cli_flags_parse_like_python_values():
     parser = cli._parser()
     args = parser.parse_args(
-        ["run", "--lr", "W0=log:1e-3:1:4", "--lr", "W1=0.1,0.2", "--optimizer-kwargs", "b1=0.8,eps=1e-6",
-         "--optimizer-axes", "b2=0.9,0.99", "--variables", "loss, w", "--epochs", "7"]
+        [
+            "run",
+            "--lr",
+            "W0=log:1e-3:1:4",
+            "--lr",
+            "W1=0.1,0.2",
+            "--optimizer-kwargs",
+            "b1=0.8,eps=1e-6",
+            "--optimizer-axes",
+            "b2=0.9,0.99",
+            "--variables",
+            "loss, w",
+            "--epochs",
+            "7",
+        ]
     )
     got = spec.from_flags(args)
     assert got == {
