@@ -9,7 +9,7 @@ from pathlib import Path
 # Run from a source checkout without installing: the package is the folder next to this one.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lrsweep.bench import main
+from lrsweep.bench.__main__ import _main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())

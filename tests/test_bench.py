@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import lrsweep
-from lrsweep import bench
+from lrsweep import bench, cli
 
 PROBLEM_NAMES = ["linear", "chapter_net", "mlp"]
 NOTEBOOK = Path(__file__).parent / "data" / "notebook-outputs.txt"
@@ -142,76 +142,140 @@ def test_notebook_loop_is_lrsweeps_mixed_forward(name):
     np.testing.assert_allclose(losses, ds.loss.values.ravel()[:epochs], rtol=1e-6)
 
 
-def test_quick_suite_writes_json_markdown_and_png(tmp_path):
-    # mlp's chunk is given (as in the committed full run): this test checks the suite's outputs, not
-    # api's chunk sizing, which refuses mlp(width=16) by default at the time of writing.
-    result = bench.run(
-        [
-            "--quick",
-            "--sizes",
-            "1,16",
-            "--epochs",
-            "4",
-            "--repeat",
-            "1",
-            "--target-s",
-            "0.005",
-            "--chunk-size",
-            f"mlp={CHUNK}",
-            "--out",
-            str(tmp_path),
-            "--name",
-            "t",
-            "--quiet",
-        ]
-    )
+def _quick(tmp_path, name="t", extra=()):
+    # mlp's chunk is given: this test checks the suite's outputs, not api's chunk sizing.
+    return bench.run(
+        ["--quick", "--sizes", "1,16", "--epochs", "4", "--target-s", "0.005", "--chunk-size", f"mlp={CHUNK}",
+         "--out", str(tmp_path), "--name", name, "--quiet", "--no-peaks", *extra]
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench")
+    return path, _quick(path)
+
+
+def test_quick_suite_writes_json_markdown_and_png(quick):
+    tmp_path, result = quick
     paths = {k: tmp_path / f"t.{ext}" for k, ext in (("json", "json"), ("markdown", "md"), ("png", "png"))}
     assert result["paths"] == {k: str(v) for k, v in paths.items()}
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths["png"].stat().st_size > 10_000
 
     data = json.loads(paths["json"].read_text())
-    assert {"name", "argv", "machine", "args", "total_s", "rows", "skipped", "ratios", "targets", "memory"} <= set(data)
-    assert {"cpu", "cores", "jax", "numpy", "lrsweep", "backends", "date", "python"} <= set(data["machine"])
-    assert data["machine"]["backends"][0] == "cpu"
+    assert data["schema_version"] == bench.SCHEMA_VERSION == 2
+    assert {"name", "argv", "date", "machine", "settings", "total_s", "cases", "skipped", "ratios", "targets"} <= set(
+        data
+    )
+    m = data["machine"]
+    assert {"cpu", "cores", "memory_gb", "jax", "jaxlib", "numpy", "lrsweep", "backends", "devices", "python"} <= set(m)
+    assert m["backends"][0] == "cpu" and m["devices"]["cpu"]["count"] >= 1 and m["devices"]["cpu"]["kind"]
     assert not [s for s in data["skipped"] if "failed" in s], data["skipped"]  # every lrsweep case ran
-    keys = {
-        "problem",
-        "impl",
-        "backend",
-        "grad",
-        "record",
-        "configs",
-        "epochs",
-        "seconds",
-        "cpu_s",
-        "config_steps_per_s",
-        "compile_s",
-        "chunk_size",
-        "peak_mb",
-    }
-    for row in data["rows"]:
-        assert keys <= set(row)
-        assert row["config_steps_per_s"] > 0 and row["seconds"] > 0
-        assert row["config_steps_per_s"] == pytest.approx(row["configs"] * row["epochs"] / row["seconds"])
-    seen = {(r["problem"], r["impl"], r["grad"], r["record"]) for r in data["rows"]}
+    for case in data["cases"]:
+        assert set(bench.CASE_KEYS) <= set(case)
+        assert case["id"] == bench.case_id(case)
+        assert len(case["times_s"]) == 3 and case["seconds"] == pytest.approx(sorted(case["times_s"])[1])
+        assert case["config_steps_per_s"] == pytest.approx(case["configs"] * case["epochs"] / case["seconds"])
+    seen = {(r["problem"], r["impl"], r["grad"], r["record"]) for r in data["cases"]}
     for name in PROBLEM_NAMES:
         assert (name, "notebook loop", "forward", None) in seen
         for grad in bench.GRADS:
             assert (name, "numpy plain", grad, None) in seen
             for record in bench.RECORDS:
                 assert (name, "lrsweep", grad, record) in seen
-    lrs = [r for r in data["rows"] if r["impl"] == "lrsweep"]
-    assert {r["configs"] for r in lrs} == {1, 16} and {r["epochs"] for r in lrs} == {4}
-    assert all(r["compile_s"] >= 0 and r["chunk_size"] >= 1 and r["backend"] == "cpu" for r in lrs)
-    assert {r["chunk_size"] for r in lrs if r["problem"] == "mlp"} == {CHUNK}
-    for ratio in data["ratios"]:
-        assert ratio["lrsweep"] > 0 and "numpy plain" in ratio["vs"]
     assert any(t["target"].startswith("lesson: compile time") for t in data["targets"])
-
     md = paths["markdown"].read_text()
     for heading in ("# lrsweep benchmark: t", "## Ratios", "## linear", "## chapter_net", "## mlp", "## Targets"):
         assert heading in md
-    assert "| lrsweep | cpu | autodiff | summary | 16 | 4 |" in md
+
+
+def test_quick_rows_carry_the_real_chunk_kernel_devices_compile_and_cost(quick):
+    _, result = quick
+    lrs = [r for r in result["cases"] if r["impl"] == "lrsweep"]
+    assert {r["configs"] for r in lrs} == {1, 16} and {r["epochs"] for r in lrs} == {4}
+    for r in lrs:
+        expected = lrsweep.sweep(
+            bench.SPECS[r["problem"]].make(), f"log:1e-3:1:{r['configs']}", epochs=4, grad=r["grad"],
+            record=r["record"], progress=False, chunk_size=CHUNK if r["problem"] == "mlp" else None,
+        ).attrs["chunk_size"]  # fmt: skip
+        assert r["chunk"] == expected, r["id"]
+        assert r["compile_s"] >= 0 and r["kernel"] and r["devices"] >= 1 and r["backend"] == "cpu"
+        assert r["flops_per_config_step"] > 0 and r["bytes_per_config_step"] > 0
+    # The lesson's autodiff step: 4 examples, a handful of FLOPs each; XLA counts tens per config-step.
+    lesson = next(r for r in lrs if r["problem"] == "linear" and r["grad"] == "autodiff")
+    assert 10 <= lesson["flops_per_config_step"] <= 500
+
+
+def test_schema_round_trips(quick, tmp_path):
+    src, result = quick
+    data = json.loads((src / "t.json").read_text())
+    again = json.loads(json.dumps(data))
+    assert again == data
+    assert bench.report.markdown(again) == (src / "t.md").read_text()
+    expected = {k: v for k, v in result.items() if k != "paths"}
+    assert json.loads(json.dumps(expected)) == data
+
+
+def _variant(src, dst, **changes):
+    data = json.loads(src.read_text())
+    data.update(changes)
+    dst.write_text(json.dumps(data))
+    return dst
+
+
+def test_compare_makes_one_table_from_two_files(quick, tmp_path):
+    src, _ = quick
+    a = src / "t.json"
+    data = json.loads(a.read_text())
+    faster = [dict(c, config_steps_per_s=c["config_steps_per_s"] * 2) for c in data["cases"]]
+    b = _variant(a, tmp_path / "b.json", cases=faster[:-1])  # one case dropped: listed as missing
+    assert bench.main(["compare", str(a), str(b), "--out", str(tmp_path), "--name", "cmp"]) == 0
+    md = (tmp_path / "cmp.md").read_text()
+    assert md.count("| case |") == 1
+    assert "2.00x" in md and "## Missing" in md and data["cases"][-1]["id"] in md
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_refuses_a_schema_mismatch_with_one_line(quick, tmp_path, capsys):
+    src, _ = quick
+    a = src / "t.json"
+    old = _variant(a, tmp_path / "old.json", schema_version=1)
+    with pytest.raises(ValueError, match="schema") as err:
+        bench.compare.compare([str(a), str(old)])
+    assert "\n" not in str(err.value)
+    assert cli.main(["bench", "compare", str(a), str(old)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrsweep: error: files=")
+    disjoint = _variant(
+        a, tmp_path / "other.json", cases=[dict(c, id="x/" + c["id"]) for c in json.loads(a.read_text())["cases"]]
+    )
+    with pytest.raises(ValueError, match="share no case"):
+        bench.compare.compare([str(a), str(disjoint)])
+
+
+TINY = (128, 5, 128)
+
+
+def test_verify_passes_on_cpu_at_a_tiny_size(capsys):
+    entries = bench.verify.verify("cpu", TINY, log=lambda _: None)
+    assert [e["sweep"] for e in entries] == [s[0] for s in bench.verify.SWEEPS]
+    assert all(e["status"] in ("ok", "skipped") for e in entries), entries
+    assert any(e["status"] == "ok" for e in entries)
+
+
+def test_verify_fails_on_an_injected_disagreement(monkeypatch, capsys):
+    real = bench.verify.run_path
+
+    def perturbed(problem, lr, kernel, kw):
+        ds = real(problem, lr, kernel, kw)
+        if kernel != "xla" and problem.name == "chapter_net":
+            ds["loss"] = ds.loss.where(ds.lr != ds.lr[0], ds.loss * (1 + 1e-3))  # one config off by 1e-3
+        return ds
+
+    monkeypatch.setattr(bench.verify, "run_path", perturbed)
+    assert bench.main(["--verify", "--backends", "cpu", "--size", ",".join(map(str, TINY))]) == 1
+    out = capsys.readouterr().out
+    assert "chapter_net autodiff float32 on cpu: 1 of 128 configs disagree" in out
 
 
 def test_chunk_size_flag():
@@ -227,6 +291,12 @@ def test_bad_flags_exit_with_status_2(capsys):
         bench.run(["--problems", "nope"])
     assert stop.value.code == 2
     with pytest.raises(SystemExit) as stop:
-        bench.run(["--chunk-size", "nope=3"])
+        bench.run(["--chunk-size", "nope=3", "--out", "x"])
     assert stop.value.code == 2
     assert "expected a list from" in capsys.readouterr().err
+
+
+def test_out_is_required_outside_a_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="give --out DIR"):
+        bench.run(["--quick", "--impls", "numpy"])

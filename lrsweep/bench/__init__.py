@@ -4,53 +4,32 @@ Unit: **config-steps per second**, one config (a learning rate and an init) trai
 Every number of a run comes from the same process, so the ratios between implementations hold
 even on a shared, noisy machine; compare ratios, not absolute numbers, across machines.
 
-Implementations, each on the lesson's problem (``linear``), the chapter's 2-3-1 network
-(``chapter_net``) and a width-16 mean-field network (``mlp``), float32 unless said otherwise:
+The package, by job: ``baselines`` (the notebook loop, numpy plain and tuned, torch), ``suite``
+(the cases and how each is timed), ``roofline`` (FLOPs and bytes per config-step, the machine's
+measured peaks), ``machine`` (machine facts, memory sampling), ``report`` (ratios, targets,
+Markdown, PNG), ``compare`` (one table across result files) and ``verify`` (the fused kernel
+against the XLA path). benchmarks/README.md documents the cases and the result schema.
 
-- ``notebook loop``: the lesson notebook's own Python loop, one config at a time (deepcopy, an
-  in-place ``+= 0.0001`` nudge per weight, forward difference only; Python int or float64 data, so
-  numpy promotes the arithmetic to float64 as the notebook does). Its rate does not depend on how
-  many configs it loops over, so it is measured on one.
-- ``numpy plain``: numpy over all configs at once, written straight from the math (broadcasting
-  the configs against the data); ``numpy tuned`` (the lesson only): the 4-point sum unrolled into
-  float32 ``(N,)`` operations, the fastest numpy we know for it. ``autodiff`` means the closed-form
-  gradient, ``forward`` the lesson's forward difference (``(L(p + h e_j) - L(p)) / h`` per element).
-- ``torch``: the plain formulation in torch (``torch.autograd`` for ``autodiff``), when torch is
-  importable; skipped otherwise.
-- ``lrsweep``: ``lrsweep.sweep(problem, "log:LO:HI:N", record="summary" | "trajectory",
-  progress=False)`` end to end (host-side config building and the ``xarray`` result included; the
-  learning rates given as a log space, as a user writes a large sweep) on every JAX backend
-  (``cpu``, ``gpu``, ``tpu``) that is available. ``compile (s)`` is the first call's extra time
-  with the same static settings (``jax.clear_caches()`` first): a sweep of one config, run twice.
+Timing: every case is warmed up with the very arguments it is timed with, then timed ``--repeat``
+times (default 3, quick mode too); the median is reported, every call's time kept, and lrsweep's
+compile time reported apart (the warm-up call's time minus the median).
 
-numpy's, torch's and the notebook's cost per config-step does not depend on the number of epochs,
-so they run as many epochs (up to the largest of the suite) as fit in ``--target-s`` seconds;
-lrsweep runs the suite's epoch counts. Sizes whose config-steps exceed a per-problem cap are
-skipped (``--cap-scale`` scales the caps). Memory is the peak growth of the process's resident
-set (RSS, sampled every 2 ms) during a timed call, after ``malloc_trim``.
-
-Outputs go to ``--out`` (default: ``benchmarks/results`` of a source checkout, else
-``./lrsweep-bench``), named by machine and backends: ``<cpu>-<cores>c-<backends>.json`` with every
-row and the machine, ``.md`` with the tables, ratios and targets, ``.png`` with throughput
-against configs per implementation. ``--quick`` runs a small subset in well under a minute.
-
-    lrsweep bench                           # the default suite, a few minutes on 2 cores
-    lrsweep bench --quick --out /tmp/bench  # the CI subset
+    lrsweep bench                           # the default suite, several minutes on 2 cores
+    lrsweep bench --quick --out /tmp/bench  # a small subset
+    lrsweep bench compare A.json B.json     # one table and one plot across result files
+    lrsweep bench --verify                  # the fused kernel against the XLA path
     python -m lrsweep.bench --problems linear --sizes 1e6 --epochs 1000 --grads forward
-
-The numpy baselines are independent re-implementations (``lrsweep.bench.baselines``; tests check
-their final losses against lrsweep's).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
+from . import compare, roofline, verify
 from .baselines import (
     BASELINES,
     MLP,
@@ -63,16 +42,21 @@ from .baselines import (
     notebook_train,
     numpy_train,
 )
-from .machine import jax_backends, machine
+from .machine import default_name, jax_backends, machine
 from .report import _mem_check, markdown, plot, ratios, targets
-from .suite import GRADS, IMPLS, RECORDS, SPECS, Suite, measure
+from .suite import CASE_KEYS, GRADS, IMPLS, RECORDS, SPECS, Suite, case_id, measure
+
+#: The version of the result files' layout (benchmarks/README.md, "Result schema").
+SCHEMA_VERSION = 2
 
 __all__ = [
     "BASELINES",
+    "CASE_KEYS",
     "GRADS",
     "IMPLS",
     "MLP",
     "RECORDS",
+    "SCHEMA_VERSION",
     "SPECS",
     "ChapterNet",
     "H",
@@ -80,6 +64,8 @@ __all__ = [
     "LinearTuned",
     "Suite",
     "TorchBaseline",
+    "case_id",
+    "compare",
     "jax_backends",
     "machine",
     "main",
@@ -89,22 +75,27 @@ __all__ = [
     "numpy_train",
     "plot",
     "ratios",
+    "roofline",
     "run",
     "targets",
+    "verify",
 ]
 
 
 def default_out() -> Path:
-    """``benchmarks/results`` of a source checkout, else ``./lrsweep-bench``."""
-    repo = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-    return repo if repo.is_dir() else Path("lrsweep-bench")
-
-
-def default_name(backends: list[str], quick: bool) -> str:
-    m = machine(backends)
-    cpu = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*$", "", m["cpu"].lower())
-    cpu = re.sub(r"[^a-z0-9]+", "-", cpu).strip("-") or "machine"
-    return f"{cpu}-{m['cores']}c-{'-'.join(backends)}" + ("-quick" if quick else "")
+    """``./benchmarks/results`` when run inside a checkout of lrsweep (the current directory holds
+    ``pyproject.toml`` naming lrsweep and a ``benchmarks`` folder); elsewhere ``--out`` is required."""
+    here = Path.cwd()
+    try:
+        is_checkout = (here / "benchmarks").is_dir() and 'name = "lrsweep"' in (here / "pyproject.toml").read_text()
+    except OSError:
+        is_checkout = False
+    if not is_checkout:
+        raise ValueError(
+            f"out=None is invalid outside a checkout of lrsweep (current directory {here}): "
+            "give --out DIR, or run inside a checkout to write ./benchmarks/results"
+        )
+    return here / "benchmarks" / "results"
 
 
 def _list(kind, choices=None):
@@ -163,7 +154,9 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="JAX backends (default: every one available)",
     )
-    p.add_argument("--repeat", type=int, default=None, help="timed calls per case, best kept (default 2; quick 1)")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="timed calls per case after a warm-up; the median is reported (default 3)"
+    )
     p.add_argument(
         "--target-s",
         type=float,
@@ -179,8 +172,16 @@ def parser() -> argparse.ArgumentParser:
         "(default: lrsweep's own choice)",
     )
     p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results of a checkout)")
-    p.add_argument("--name", default=None, help="file stem (default: <cpu>-<cores>c-<backends>[-quick])")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: ./benchmarks/results inside a checkout)"
+    )
+    p.add_argument("--name", default=None, help="file stem (default: <cpu>-<cores>c_<device>[-quick])")
+    p.add_argument("--no-peaks", action="store_true", help="skip measuring the machine's peaks (no %% peak columns)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="instead of timing: check the fused kernel against the XLA path (exit 1 on a disagreement)",
+    )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -190,27 +191,40 @@ def run(argv=None) -> dict:
     """Run the suite; write JSON, Markdown and PNG; return the result dict (with ``paths``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    if args.repeat < 1:
+        raise ValueError(f"--repeat={args.repeat} is invalid: expected an integer >= 1 (3 or more for a median)")
     available = jax_backends()
     if args.backends is None:
         args.backends = available
     missing = [b for b in args.backends if b not in available]
     if missing:
-        raise SystemExit(f"lrsweep bench: error: backend {missing} is not available here (available: {available})")
-    args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 2)
+        raise ValueError(f"--backends={','.join(args.backends)} is invalid here: expected some of {available}")
     args.target_s = args.target_s if args.target_s is not None else (0.05 if args.quick else 0.3)
     if args.torch_threads is not None and _torch() is not None:
         _torch().set_num_threads(args.torch_threads)
     out = args.out or default_out()
-    name = args.name or default_name(args.backends, args.quick)
+    m = machine(args.backends)
+    name = args.name or default_name(m) + ("-quick" if args.quick else "")
     suite = Suite(args)
+    if not args.no_peaks:
+        for backend in args.backends:
+            suite.peaks[backend] = roofline.peaks(backend)
+            p = suite.peaks[backend]
+            suite.log(
+                f"peaks {backend}: {p['matmul_flops_per_s'] / 1e9:,.1f} GFLOP/s matmul, "
+                f"{p['copy_bytes_per_s'] / 1e9:,.1f} GB/s copy"
+            )
+    m["peaks"] = suite.peaks
     suite.run()
     result = {
+        "schema_version": SCHEMA_VERSION,
         "name": name,
         "argv": argv,
-        "machine": machine(args.backends),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "date": m["date"],
         "total_s": time.perf_counter() - suite.t0,
-        "rows": suite.rows,
+        "machine": m,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "cases": suite.rows,
         "skipped": suite.skipped,
     }
     result["ratios"] = ratios(suite.rows)
@@ -229,7 +243,15 @@ def run(argv=None) -> dict:
 
 
 def main(argv=None) -> int:
-    """``lrsweep bench``: run the suite, print the Markdown report; exit status 0."""
+    """``lrsweep bench [...]``, ``lrsweep bench compare A.json B.json ...`` and ``lrsweep bench --verify``.
+
+    Bad input raises ``ValueError`` (the CLI prints ``lrsweep: error: ...`` and exits 2); ``--verify``
+    returns 1 on a disagreement."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        return compare.main(argv[1:])
+    if "--verify" in argv:
+        return verify.main([a for a in argv if a != "--verify"])
     result = run(argv)
     print(Path(result["paths"]["markdown"]).read_text())
     return 0

@@ -7,6 +7,7 @@ import datetime
 import gc
 import os
 import platform
+import re
 import sys
 import threading
 from pathlib import Path
@@ -70,18 +71,28 @@ class PeakRSS:
         return (self.peak - self.start) / 2**20
 
 
-def machine(backends: list[str]) -> dict:
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (else what ``platform`` says)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine(backends: list[str]) -> dict:
+    """The ``machine`` block of a result (see benchmarks/README.md, "Result schema")."""
+    import jaxlib
+
     torch = _torch()
+    devices = {}
+    for b in backends:
+        ds = jax.devices(b)
+        devices[b] = {"kind": ds[0].device_kind, "count": len(ds), "kinds": sorted({d.device_kind for d in ds})}
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
         if hasattr(os, "sysconf")
@@ -89,14 +100,31 @@ def machine(backends: list[str]) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
         "numpy": np.__version__,
         "torch": torch.__version__ if torch else None,
         "torch_threads": torch.get_num_threads() if torch else None,
         "lrsweep": __version__,
         "backends": backends,
-        "devices": {b: [str(d) for d in jax.devices(b)] for b in backends},
+        "devices": devices,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"\(r\)|\(tm\)|\bcpu\b|processor|\d+-core|@.*$", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "machine"
+
+
+def default_name(m: dict) -> str:
+    """``<cpu>-<cores>c_<device>``: the device is ``cpu`` or the accelerator's kind and count
+    (``amd-epyc-7b13-2c_cpu``, ``amd-epyc-7b13-2c_nvidia-h200x1``), so that two accelerators behind
+    one CPU model never share a name."""
+    accel = [b for b in m["backends"] if b != "cpu"]
+    dev = (
+        "cpu" if not accel else "_".join(f"{_slug(m['devices'][b]['kind'])}x{m['devices'][b]['count']}" for b in accel)
+    )
+    return f"{_slug(m['cpu'])}-{m['cores']}c_{dev}"
 
 
 def jax_backends() -> list[str]:

@@ -213,26 +213,48 @@ def _fmt_ratio(v: float) -> str:
     return f"{v:,.1f}x" if v < 1000 else f"{v:,.0f}x"
 
 
+def _opt(value, fmt: str) -> str:
+    return "" if value is None else fmt.format(value)
+
+
+def _peaks_line(m: dict) -> list[str]:
+    if not m.get("peaks"):
+        return []
+    parts = [
+        f"{b}: {p['matmul_flops_per_s'] / 1e9:,.1f} GFLOP/s (float32 {p['matmul_n']}^3 matmul), "
+        f"{p['copy_bytes_per_s'] / 1e9:,.1f} GB/s (copy)"
+        for b, p in m["peaks"].items()
+    ]
+    return [f"Measured peaks, median of 3 in this run: {'; '.join(parts)}.", ""]
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
-    a = result["args"]
+    a = result["settings"]
+    devices = "; ".join(f"{b}: {d['count']} x {d['kind']}" for b, d in m["devices"].items())
     lines = [
         f"# lrsweep benchmark: {result['name']} ({m['date']})",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB; {m['platform']}; JAX backends "
-        f"{', '.join(m['backends'])} ({'; '.join(d for ds in m['devices'].values() for d in ds)}).",
-        f"Versions: python {m['python']}, jax {m['jax']}, numpy {m['numpy']}, "
+        f"{', '.join(m['backends'])} ({devices}).",
+        f"Versions: python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, numpy {m['numpy']}, "
         f"torch {m['torch'] + ' (' + str(m['torch_threads']) + ' threads)' if m['torch'] else 'not installed'}, "
         f"lrsweep {m['lrsweep']}.",
-        f"Command: `lrsweep bench {' '.join(result['argv'])}`; total {result['total_s']:.0f} s.",
+        f"Command: `lrsweep bench {' '.join(result['argv'])}`; total {result['total_s']:.0f} s; "
+        f"result schema version {result['schema_version']}.",
         "",
         "Unit: config-steps/s (one config trained for one epoch), float32. All numbers come from one process; "
         "compare ratios, not absolute numbers, across machines. numpy, torch and the notebook loop cost the same "
         "per config-step whatever the number of epochs, so they run as many epochs as fit in "
-        f"{a['target_s']} s. `compile` is the first call's extra time with the same static settings; "
-        "`peak MB` the growth of the process's resident memory during the call; `CPU use` the process's CPU "
+        f"{a['target_s']} s. Every figure is the median of `median of` timed calls, each case warmed up first "
+        "with the very arguments it is timed with; `compile` is that warm-up call's time minus the median "
+        "(lrsweep's compile and first-call costs); `chunk` is the sweep's real configs per compiled chunk and "
+        "`kernel` the path that ran. `FLOPs/cs` and `bytes/cs` are per config-step from XLA's cost analysis of "
+        "one epoch over the chunk; `% peak` divides the achieved FLOP/s and bytes/s by this run's measured "
+        "peaks. `peak MB` the growth of the process's resident memory during the call; `CPU use` the process's CPU "
         "seconds per wall second in it (about 1 for one busy core; lower when the shared machine is loaded).",
         "",
+        *_peaks_line(m),
     ]
     targets_ = result["targets"]
     if targets_:
@@ -271,24 +293,26 @@ def markdown(result: dict) -> str:
             f"{_fmt_rate(r['lrsweep'])} | {cells} |"
         )
     lines.append("")
-    for problem in dict.fromkeys(r["problem"] for r in result["rows"]):
+    for problem in dict.fromkeys(r["problem"] for r in result["cases"]):
         lines += [
             f"## {problem}",
             "",
-            "| implementation | backend | gradient | record | configs | epochs | "
-            "config-steps/s | compile (s) | chunk | peak MB | CPU use |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| implementation | backend | gradient | record | configs | epochs | config-steps/s | median of | "
+            "compile (s) | chunk | kernel | devices | FLOPs/cs | bytes/cs | % peak FLOP/s | % peak bytes/s | "
+            "peak MB | CPU use |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for r in result["rows"]:
+        for r in result["cases"]:
             if r["problem"] != problem:
                 continue
-            comp = "" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
-            chunk = "" if r["chunk_size"] is None else f"{r['chunk_size']:,}"
-            use = "" if r["cpu_s"] is None else f"{r['cpu_s'] / r['seconds']:.2f}"
             lines.append(
                 f"| {r['impl']} | {r['backend']} | {r['grad']} | {r['record'] or ''} | {r['configs']:,} | "
-                f"{r['epochs']:,} | {_fmt_rate(r['config_steps_per_s'])} | {comp} | {chunk} | {r['peak_mb']:.1f} "
-                f"| {use} |"
+                f"{r['epochs']:,} | {_fmt_rate(r['config_steps_per_s'])} | {len(r['times_s'])} | "
+                f"{_opt(r['compile_s'], '{:.2f}')} | {_opt(r['chunk'], '{:,}')} | {r['kernel'] or ''} | "
+                f"{_opt(r['devices'], '{}')} | {_opt(r['flops_per_config_step'], '{:,.0f}')} | "
+                f"{_opt(r['bytes_per_config_step'], '{:,.0f}')} | {_opt(r['flops_fraction'], '{:.2%}')} | "
+                f"{_opt(r['bytes_fraction'], '{:.2%}')} | {r['peak_mb']:.1f} | "
+                f"{_opt(r['cpu_s'] and r['cpu_s'] / r['seconds'], '{:.2f}')} |"
             )
         lines.append("")
     if result["skipped"]:
@@ -303,7 +327,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    rows = result["rows"]
+    rows = result["cases"]
     probs = list(dict.fromkeys(r["problem"] for r in rows))
     grads = [g for g in GRADS if any(r["grad"] == g for r in rows)]
     fig, axes = plt.subplots(len(probs), len(grads), figsize=(6.2 * len(grads), 4.3 * len(probs)), squeeze=False)

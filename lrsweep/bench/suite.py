@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import math
+import functools
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -12,18 +13,57 @@ import jax
 import numpy as np
 
 from .. import api, gradients, problems
+from . import roofline
 from .baselines import BASELINES, TorchBaseline, _torch, notebook_train, numpy_train
 from .machine import PeakRSS
 
 GRADS = ("autodiff", "forward")
 RECORDS = ("summary", "trajectory")
 IMPLS = ("notebook", "numpy", "torch", "lrsweep")
+#: Every case's fields (benchmarks/README.md, "Result schema"); ``None`` where they do not apply.
+CASE_KEYS = (
+    "id",
+    "problem",
+    "impl",
+    "backend",
+    "grad",
+    "record",
+    "precision",
+    "configs",
+    "epochs",
+    "times_s",
+    "seconds",
+    "compile_s",
+    "config_steps_per_s",
+    "chunk",
+    "kernel",
+    "devices",
+    "cpu_s",
+    "peak_mb",
+    "flops_per_config_step",
+    "bytes_per_config_step",
+    "flops_fraction",
+    "bytes_fraction",
+)
 
 
-def measure(fn: Callable[[], object], repeat: int, long_s: float = 3.0) -> tuple[float, float, float]:
-    """Best wall time of ``repeat`` calls (stopping early after a call longer than ``long_s``), the
-    process CPU time of that call, and the peak RSS growth over the calls (MB)."""
-    best, cpu, peak = math.inf, math.nan, 0.0
+def case_id(case: dict) -> str:
+    """What a case is, independent of the machine and backend: ``problem/impl/grad[/record]/N[xE]``.
+
+    Baselines choose their epochs to fit a time budget, so their id has no epochs."""
+    parts = [case["problem"], case["impl"], case["grad"]]
+    if case["impl"] == "lrsweep":
+        parts += [case["record"], f"{case['configs']}x{case['epochs']}"]
+    else:
+        parts.append(str(case["configs"]))
+    return "/".join(parts)
+
+
+def measure(fn: Callable[[], object], repeat: int) -> dict:
+    """``repeat`` timed calls of ``fn`` (warm it up first): ``times_s`` (every call), ``seconds``
+    (their median), ``cpu_s`` (the process CPU time of the call nearest the median) and ``peak_mb``
+    (the largest RSS growth during a call)."""
+    times, cpus, peak = [], [], 0.0
     for _ in range(max(1, repeat)):
         with PeakRSS() as mem:
             c = time.process_time()
@@ -32,12 +72,12 @@ def measure(fn: Callable[[], object], repeat: int, long_s: float = 3.0) -> tuple
             seconds = time.perf_counter() - t
             c = time.process_time() - c
         del out
-        if seconds < best:
-            best, cpu = seconds, c
+        times.append(seconds)
+        cpus.append(c)
         peak = max(peak, mem.delta_mb)
-        if seconds > long_s:
-            break
-    return best, cpu, peak
+    median = statistics.median(times)
+    nearest = min(range(len(times)), key=lambda k: abs(times[k] - median))
+    return {"times_s": times, "seconds": median, "cpu_s": cpus[nearest], "peak_mb": peak}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -69,7 +109,7 @@ SPECS = {
         (100, 1000),
         {"autodiff": 2e9, "forward": 2e9},
         (1e-4, 0.1),
-        (1, 1000, 100_000),
+        (1, 10_000, 100_000),
         (100,),
     ),
     "chapter_net": Spec(
@@ -78,7 +118,7 @@ SPECS = {
         (10, 100),
         {"autodiff": 3e7, "forward": 1e7},
         (1e-3, 1.0),
-        (1, 1000),
+        (1, 10_000),
         (10,),
     ),
     "mlp": Spec(
@@ -98,7 +138,7 @@ MAX_EPOCH_S = 8.0
 
 
 class Suite:
-    """Runs the cases. Per problem: the notebook loop, lrsweep's compile probes, then one size at a
+    """Runs the cases. Per problem: the notebook loop, then one size at a
     time every implementation back to back, so that a ratio compares measurements taken seconds
     apart (the machine's load drifts)."""
 
@@ -106,6 +146,7 @@ class Suite:
         self.args = args
         self.rows: list[dict] = []
         self.skipped: list[str] = []
+        self.peaks: dict[str, dict] = {}  # backend -> roofline.peaks(backend), filled by the caller
         self.t0 = time.perf_counter()
 
     def log(self, msg: str) -> None:
@@ -118,8 +159,10 @@ class Suite:
 
     def add(self, **row) -> dict:
         row["config_steps_per_s"] = row["configs"] * row["epochs"] / row["seconds"]
-        for key in ("record", "compile_s", "chunk_size", "peak_mb", "backend", "cpu_s"):
+        for key in CASE_KEYS:
             row.setdefault(key, None)
+        row["precision"] = "float32"
+        row["id"] = case_id(row)
         self.rows.append(row)
         extra = f"  compile {row['compile_s']:.2f}s" if row["compile_s"] is not None else ""
         self.log(
@@ -129,14 +172,14 @@ class Suite:
         )
         return row
 
-    def _adaptive(self, run: Callable[[int], object], max_epochs: int) -> tuple[int, float, float, float]:
-        """Epochs that fit in ``target_s`` (from a one-epoch probe), then the timed run."""
+    def _adaptive(self, run: Callable[[int], object], max_epochs: int) -> tuple[int, dict]:
+        """Epochs that fit in ``target_s`` (from a one-epoch call at the same size, which also warms
+        the code up), then ``repeat`` timed calls."""
         t = time.perf_counter()
         run(1)
         one = time.perf_counter() - t
         epochs = int(max(1, min(max_epochs, self.args.target_s / max(one, 1e-9))))
-        seconds, cpu, peak = measure(lambda: run(epochs), self.args.repeat)
-        return epochs, seconds, cpu, peak
+        return epochs, measure(lambda: run(epochs), self.args.repeat)
 
     def _baselines(self, name: str) -> list[tuple[str, object, str]]:
         impls = []
@@ -165,8 +208,8 @@ class Suite:
             run = lambda k: base.train(lr, params, k, grad)
         else:
             run = lambda k: numpy_train(base, lr, params, k, grad)
-        e, seconds, cpu, peak = self._adaptive(run, max_epochs)
-        prev[key] = (n, seconds / e)
+        e, m = self._adaptive(run, max_epochs)
+        prev[key] = (n, m["seconds"] / e)
         self.add(
             problem=name,
             impl=label,
@@ -174,9 +217,7 @@ class Suite:
             grad=grad,
             configs=n,
             epochs=e,
-            seconds=seconds,
-            cpu_s=cpu,
-            peak_mb=peak,
+            **m,
         )
 
     def _lrsweep_plan(self, name, spec, problem, sizes, epochs) -> dict:
@@ -212,29 +253,42 @@ class Suite:
             chunk_size=chunks.get(name, chunks.get(None)),
         )
 
-    def _compile(self, name, spec, problem, plan) -> dict:
-        """Compile time per static setting: a one-config sweep run twice, the difference."""
-        compiled = {}
-        for key in plan:
-            backend, grad, record, e = key
-            kw, one = self._sweep_kw(name, grad, record, e), np.array([spec.lr[0]], np.float32)
-            try:
-                with jax.default_device(jax.devices(backend)[0]):
-                    t = time.perf_counter()
-                    ds = api.sweep(problem, one, **kw)
-                    first = time.perf_counter() - t
-                    t = time.perf_counter()
-                    api.sweep(problem, one, **kw)
-                    again = time.perf_counter() - t
-            except Exception as err:  # noqa: BLE001 - report the engine's failure and go on
-                self.skip(f"{name} lrsweep {backend} {grad} {record} {e} epochs failed: {type(err).__name__}: {err}")
-                continue
-            compiled[key] = (max(0.0, first - again), int(ds.attrs["chunk_size"]))
-            self.log(
-                f"{name:<11} lrsweep {backend} {grad} {record} {e} epochs: compile {compiled[key][0]:.2f} s, "
-                f"chunk {compiled[key][1]:,}"
-            )
-        return compiled
+    def _lrsweep_case(self, name, spec, problem, key, n) -> None:
+        """One lrsweep case: a warm-up call with the very arguments timed (its extra time over the
+        median timed call is the compile time), then ``repeat`` timed calls."""
+        backend, grad, record, e = key
+        # A log space, as a user writes a big sweep (an explicit array of a million values costs
+        # lrsweep about 1.4 us per config to record in the result's spec).
+        lr = f"log:{spec.lr[0]:g}:{spec.lr[1]:g}:{n}"
+        call = functools.partial(api.sweep, problem, lr, **self._sweep_kw(name, grad, record, e))
+        try:
+            with jax.default_device(jax.devices(backend)[0]):
+                t = time.perf_counter()
+                ds = call()
+                first = time.perf_counter() - t
+                attrs = dict(ds.attrs)
+                del ds
+                m = measure(call, self.args.repeat)
+        except Exception as err:  # noqa: BLE001 - report the engine's failure and go on
+            self.skip(f"{name} lrsweep {backend} {grad} {record} {n:,} x {e:,} failed: {type(err).__name__}: {err}")
+            return
+        chunk = int(attrs["chunk_size"])
+        case = self.add(
+            problem=name,
+            impl="lrsweep",
+            backend=backend,
+            grad=grad,
+            record=record,
+            configs=n,
+            epochs=e,
+            compile_s=max(0.0, first - m["seconds"]),
+            chunk=chunk,
+            kernel=attrs.get("kernel", "xla"),
+            devices=len(jax.devices(backend)),
+            **m,
+            **roofline.cost_per_config_step(name, problem, grad, chunk, backend),
+        )
+        case.update(roofline.fractions(case, self.peaks.get(backend)))
 
     def run(self) -> None:
         args = self.args
@@ -245,58 +299,15 @@ class Suite:
             problem = spec.make()
             if "notebook" in args.impls and "forward" in args.grads:
                 lr = float(np.sqrt(spec.lr[0] * spec.lr[1]))
-                e, seconds, cpu, peak = self._adaptive(
-                    lambda k, name=name, lr=lr: notebook_train(name, lr, k), max(epochs)
-                )
-                self.add(
-                    problem=name,
-                    impl="notebook loop",
-                    backend="python",
-                    grad="forward",
-                    configs=1,
-                    epochs=e,
-                    seconds=seconds,
-                    cpu_s=cpu,
-                    peak_mb=peak,
-                )
+                e, m = self._adaptive(lambda k, name=name, lr=lr: notebook_train(name, lr, k), max(epochs))
+                self.add(problem=name, impl="notebook loop", backend="python", grad="forward", configs=1, epochs=e, **m)
             baselines = self._baselines(name)
             plan = self._lrsweep_plan(name, spec, problem, sizes, epochs) if "lrsweep" in args.impls else {}
-            compiled = self._compile(name, spec, problem, plan)
             prev = {}
             for n in sizes:
                 for grad in args.grads:
                     for label, base, kind in baselines:
                         self._baseline_case(name, spec, label, base, kind, grad, n, max(epochs), prev)
                     for key, todo in plan.items():
-                        backend, g, record, e = key
-                        if g != grad or n not in todo or key not in compiled:
-                            continue
-                        # A log space, as a user writes a big sweep (an explicit array of a million
-                        # values costs lrsweep about 1.4 us per config to record in the result's spec).
-                        lr = f"log:{spec.lr[0]:g}:{spec.lr[1]:g}:{n}"
-                        kw = self._sweep_kw(name, grad, record, e)
-                        try:
-                            with jax.default_device(jax.devices(backend)[0]):
-                                seconds, cpu, peak = measure(
-                                    lambda problem=problem, lr=lr, kw=kw: api.sweep(problem, lr, **kw), args.repeat
-                                )
-                        except Exception as err:  # noqa: BLE001 - report the engine's failure and go on
-                            self.skip(
-                                f"{name} lrsweep {backend} {grad} {record} {n:,} x {e:,} failed: "
-                                f"{type(err).__name__}: {err}"
-                            )
-                            continue
-                        self.add(
-                            problem=name,
-                            impl="lrsweep",
-                            backend=backend,
-                            grad=grad,
-                            record=record,
-                            configs=n,
-                            epochs=e,
-                            seconds=seconds,
-                            cpu_s=cpu,
-                            compile_s=compiled[key][0],
-                            chunk_size=compiled[key][1],
-                            peak_mb=peak,
-                        )
+                        if key[1] == grad and n in todo:
+                            self._lrsweep_case(name, spec, problem, key, n)
