@@ -39,10 +39,33 @@ MIN_CHUNK = 8
 
 @dataclasses.dataclass
 class Variable:
+    """One result variable: its dims, shape, dtype, fill ("not trained yet") and xarray attrs
+    (``long_name`` and ``units``, CF style)."""
+
     dims: tuple[str, ...]
     shape: tuple[int, ...]
     dtype: np.dtype
     fill: Any
+    attrs: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def coord_attrs(name: str) -> dict[str, str]:
+    """``long_name`` and ``units`` of a result's coordinate (a sweep dim, ``epoch`` or ``init_<name>``)."""
+    if name == "lr":
+        return {"long_name": "learning rate", "units": "1"}
+    if name.startswith("lr_"):
+        return {"long_name": f"learning rate of group {name[3:]}", "units": "1"}
+    if name.startswith("opt_"):
+        return {"long_name": f"optimizer hyperparameter {name[4:]}", "units": "1"}
+    if name == "init":
+        return {"long_name": "initialisation index", "units": "1"}
+    if name.startswith("init_"):
+        return {"long_name": f"initial value of parameter {name[5:]}", "units": "1"}
+    if name == "problem_seed":
+        return {"long_name": "problem instance seed", "units": "1"}
+    if name == "epoch":
+        return {"long_name": "epoch", "units": "1"}
+    return {}
 
 
 @dataclasses.dataclass
@@ -200,20 +223,31 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
     variables = {}
     leaves = jax.tree_util.tree_leaves(problem.init)
     if not traj or static.keep_loss:
-        variables["loss"] = Variable(lead, axes.shape + n_rec, static.policy.compute_dtype, np.nan)
+        variables["loss"] = Variable(
+            lead, axes.shape + n_rec, static.policy.compute_dtype, np.nan, {"long_name": "training loss", "units": "1"}
+        )
     kept = range(len(leaves)) if (not traj or static.keep_leaves is None) else static.keep_leaves
     for k in kept:
         name, shape = axes.names[k], np.shape(leaves[k])
         extra = tuple(f"{name}_dim{i}" for i in range(len(shape)))
-        variables[name] = Variable(lead + extra, axes.shape + n_rec + shape, static.policy.param_dtype, np.nan)
-    variables["outcome"] = Variable(dims, axes.shape, np.dtype(np.int8), -1)
-    variables["event_epoch"] = Variable(dims, axes.shape, np.dtype(np.int32), -1)
+        text = {"long_name": f"parameter {name}", "units": "1"}
+        variables[name] = Variable(lead + extra, axes.shape + n_rec + shape, static.policy.param_dtype, np.nan, text)
+    variables["outcome"] = Variable(dims, axes.shape, np.dtype(np.int8), -1, {"long_name": "outcome of the run"})
+    variables["event_epoch"] = Variable(
+        dims,
+        axes.shape,
+        np.dtype(np.int32),
+        -1,
+        {"long_name": "epoch of the outcome's event (-1: none)", "units": "1"},
+    )
     return Layout(
         dims=dims,
         shape=axes.shape,
         chunk_shape=axes.shape,
         coords=dict(axes.coords),
-        extra_coords=dict(axes.extra_coords),
+        # init_<name> values along "init" only for inits the sweep was given (a batch or a count
+        # drawn by the sampler); the problem's one default init is no axis of values.
+        extra_coords=dict(axes.extra_coords) if "init" in attrs else {},
         epochs=static.recorded_epochs() if traj else None,
         variables=variables,
         attrs=attrs,

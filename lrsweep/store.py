@@ -33,7 +33,7 @@ import xarray as xr
 import zarr
 
 from . import identity, outcomes
-from .plan import Layout
+from .plan import Layout, coord_attrs
 
 FORMAT = "lrsweep-store/2"
 #: Stores with at most this many configs get an index on every dim on :func:`open` (like an
@@ -68,11 +68,11 @@ class MemorySink:
 
     def dataset(self) -> xr.Dataset:
         lay = self.layout
-        coords = {d: (d, lay.coord_values(d)) for d in lay.dims}
-        coords.update(lay.extra_coords)
+        coords = {d: (d, lay.coord_values(d), coord_attrs(d)) for d in lay.dims}
+        coords.update({name: (d, values, coord_attrs(name)) for name, (d, values) in lay.extra_coords.items()})
         if lay.epochs is not None:
-            coords["epoch"] = ("epoch", lay.epochs)
-        data = {name: (v.dims, self.arrays[name]) for name, v in lay.variables.items()}
+            coords["epoch"] = ("epoch", lay.epochs, coord_attrs("epoch"))
+        data = {name: (v.dims, self.arrays[name], dict(v.attrs)) for name, v in lay.variables.items()}
         return _with_outcome_attrs(xr.Dataset(data, coords=coords, attrs=dict(lay.attrs)))
 
 
@@ -130,24 +130,35 @@ class ZarrSink:
             )
             for d, t, s in zip(lay.dims, lay.chunk_shape, lay.shape):
                 values0 = lay.coord_values(d, slice(0, 1))
-                arr = group.create_array(d, shape=(s,), chunks=(t,), dtype=values0.dtype, dimension_names=[d])
+                arr = group.create_array(
+                    d, shape=(s,), chunks=(t,), dtype=values0.dtype, dimension_names=[d], attributes=coord_attrs(d)
+                )
                 block = max(t, 2**20 // t * t)
                 for start in range(0, s, block):  # huge axes are written block by block
                     arr[start : start + block] = lay.coord_values(d, slice(start, start + block))
             for name, (d, values) in lay.extra_coords.items():
                 t = lay.chunk_shape[lay.dims.index(d)]
-                group.create_array(name, shape=values.shape, chunks=(t,), dtype=values.dtype, dimension_names=[d])[
-                    :
-                ] = values
+                group.create_array(
+                    name,
+                    shape=values.shape,
+                    chunks=(t,),
+                    dtype=values.dtype,
+                    dimension_names=[d],
+                    attributes=coord_attrs(name),
+                )[:] = values
             if lay.epochs is not None:
-                group.create_array("epoch", shape=lay.epochs.shape, dtype=lay.epochs.dtype, dimension_names=["epoch"])[
-                    :
-                ] = lay.epochs
+                group.create_array(
+                    "epoch",
+                    shape=lay.epochs.shape,
+                    dtype=lay.epochs.dtype,
+                    dimension_names=["epoch"],
+                    attributes=coord_attrs("epoch"),
+                )[:] = lay.epochs
             for name, v in lay.variables.items():
                 chunks = tuple(lay.chunk_shape) + tuple(v.shape[len(lay.dims) :])
-                attrs = {}
+                attrs = dict(v.attrs)
                 if name == "outcome":
-                    attrs = dict(outcomes.FLAG_ATTRS)
+                    attrs.update(outcomes.FLAG_ATTRS)
                 group.create_array(
                     name,
                     shape=v.shape,
