@@ -15,10 +15,12 @@ def choice(arg: str, value, choices) -> str:
     return value
 
 
-def integer(arg: str, value, minimum: int) -> int:
-    """``value`` as an int if it is an integer (not a bool) ``>= minimum``."""
+def integer(arg: str, value, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int if it is an integer (not a bool) ``>= minimum`` (and ``<= maximum``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{arg}={value!r} is invalid: expected an integer >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{arg}={value!r} is invalid: expected an integer from {minimum} to {maximum:,}")
     return int(value)
 
 
@@ -64,7 +66,7 @@ def size(arg: str, value) -> int:
             number, factor = text, 1
         try:
             nbytes = int(float(number) * factor)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(
                 f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes"
             ) from None
@@ -72,4 +74,33 @@ def size(arg: str, value) -> int:
         raise ValueError(f"{arg}={value!r} is invalid: expected a size such as '2GB', '64MB' or a number of bytes")
     if nbytes <= 0:
         raise ValueError(f"{arg}={value!r} is invalid: expected a positive size")
+    if nbytes > MAX_BYTES:
+        raise ValueError(f"{arg}={value!r} is invalid: expected at most 1 EiB (2**60 bytes)")
     return nbytes
+
+
+#: The largest size a budget may name: 1 EiB, beyond any machine.
+MAX_BYTES = 2**60
+
+
+def representable(arg: str, values, dtype, *, nonzero: bool = False) -> None:
+    """Refuse ``values`` that ``dtype`` turns into inf or NaN (or into 0, where ``nonzero``).
+
+    A learning rate of 1e-46 is 0 in float32, and 1e39 is inf: training with them would give a
+    verdict ("stuck", "diverged") about a run nobody asked for. The error names the argument,
+    the value and the dtype.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        cast = values.astype(dtype)
+    bad = ~np.isfinite(cast)
+    if nonzero:
+        bad |= cast == 0
+    if np.any(bad):
+        first = float(values[bad][0])
+        becomes = "0" if np.isfinite(cast[bad][0]) else str(cast[bad][0])
+        raise ValueError(
+            f"{arg}={first!r} becomes {becomes} in {dtype.name}; use precision='float64' or a value "
+            f"within float{dtype.itemsize * 8}'s range"
+        )

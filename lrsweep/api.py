@@ -74,6 +74,19 @@ def _kept(spec: spec_mod.SweepSpec, axes: Axes) -> tuple[bool, tuple[int, ...] |
     return "loss" in wanted, tuple(k for k, n in enumerate(axes.names) if n in wanted)
 
 
+def _check_scalars(spec: spec_mod.SweepSpec, opt: optimizers.Optimizer, instances: list[Problem], policy) -> None:
+    """Refuse settings and data that the policy's dtypes turn into 0, inf or NaN."""
+    # The finite-difference nudge is added in the parameter dtype, its quotient taken in the compute dtype.
+    for dtype in {policy.param_dtype, policy.compute_dtype}:
+        _checks.representable("h", spec.h, dtype, nonzero=True)
+    for key, value in opt.kwargs:
+        if not isinstance(value, bool) and isinstance(value, (int, float)):
+            _checks.representable(f"optimizer_kwargs[{key!r}]", value, policy.compute_dtype)
+    for p in instances:
+        _checks.representable(f"problem {p.name!r}: x", p.x, policy.compute_dtype)
+        _checks.representable(f"problem {p.name!r}: y", p.y, policy.compute_dtype)
+
+
 def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     """Check a spec against its problem and lay the sweep out: the job (axes, chunks, result
     layout) and the memory budget in bytes."""
@@ -88,8 +101,19 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     for other in instances[1:]:
         if other.x.shape != base.x.shape or other.y.shape != base.y.shape:
             raise ValueError("problem_seed: every instance must have data of the same shapes")
+    if spec.every > epochs:
+        raise ValueError(f"every={spec.every} is invalid: expected at most epochs={epochs}")
+    _check_scalars(spec, opt, instances, policy)
+    if isinstance(spec.init, int):  # drawn in full before the sweep: it must fit the budget
+        need = 4 * 8 * spec.init * gradients.n_elements(base.init)
+        if need > memory:
+            raise ValueError(
+                f"init={spec.init:,} draws need about {plan.human_size(need)}, more than memory="
+                f"{plan.human_size(memory)}; draw fewer inits or raise --memory"
+            )
 
     axes = Axes(base, spec.lr, spec.init, spec.groups, spec.seed, spec.optimizer_axes, seeds)
+    axes.check_representable(policy)
     keep_loss, keep_leaves = _kept(spec, axes)
     statics = [
         engine.Static(
@@ -264,10 +288,19 @@ def trace(
     lrs = grid.parse_lr(lr)
     if lrs.size != 1:
         raise ValueError(f"lr={lrs.tolist()!r} is invalid: trace takes one learning rate")
-    epochs = _checks.integer("epochs", epochs, 1)
+    epochs = _checks.integer("epochs", epochs, 1, outcomes.MAX_EPOCHS)
     grad = gradients.check_name(grad)
     policy = get_policy(precision)
     h = _checks.real("h", h, 0.0, closed_low=False)
+    _checks.representable("lr", lrs, policy.compute_dtype, nonzero=True)
+    _checks.representable("h", h, policy.param_dtype, nonzero=True)
+    # Every intermediate of every epoch is kept: parameters, gradient, update and probes per element.
+    need = 8 * 8 * epochs * (gradients.n_elements(problem.init) + 1)
+    if need > plan.default_memory():
+        raise ValueError(
+            f"epochs={epochs:,} would keep about {plan.human_size(need)} of per-epoch rows; trace is for a "
+            "few epochs of one run: use sweep(..., record='trajectory', every=k) for long runs"
+        )
     opt = optimizers.get(optimizer, optimizer_kwargs)
     static = engine.Static(problem.loss, problem.n_data, grad, policy, epochs, "trace", 1, opt)
     params0 = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf, policy.param_dtype), problem.init)

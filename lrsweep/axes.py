@@ -21,6 +21,13 @@ from .problems import Problem
 from .types import PyTree
 
 
+def _ends(axis) -> np.ndarray:
+    """The values that bound an axis: both ends of a space, every value of a list."""
+    if isinstance(axis, grid.Axis) and axis.values is None:
+        return axis.at(np.array([0, len(axis) - 1]))
+    return np.asarray(axis.values if isinstance(axis, grid.Axis) else axis)
+
+
 def check_batch(problem: Problem, init) -> PyTree:
     """Validate a batch of initial parameters (leading axis ``n``) against the problem's init."""
     ref_leaves, ref_def = jax.tree_util.tree_flatten(problem.init)
@@ -35,7 +42,12 @@ def check_batch(problem: Problem, init) -> PyTree:
     names = problems.param_names(problem.init)
     arrays, sizes = [], set()
     for name, ref, leaf in zip(names, ref_leaves, leaves):
-        arr = np.asarray(leaf, dtype=np.float64)
+        if isinstance(leaf, np.ma.MaskedArray) or np.asarray(leaf).dtype == bool:
+            raise ValueError(f"init[{name!r}] is a masked or boolean array; pass plain float values")
+        try:
+            arr = np.asarray(leaf, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"init[{name!r}]={leaf!r} is invalid: expected numbers") from None
         if arr.ndim != ref.ndim + 1 or arr.shape[1:] != ref.shape or arr.shape[0] == 0:
             raise ValueError(
                 f"init[{name!r}] has shape {arr.shape}: expected (n, *{ref.shape}) with n >= 1, "
@@ -158,6 +170,25 @@ class Axes:
         for name, leaf in zip(self.names, jax.tree_util.tree_leaves(batch)):
             if leaf.ndim == 1:
                 self.extra_coords[f"init_{name}"] = ("init", leaf)
+
+    # -- what the compute dtypes can hold -------------------------------------------------------
+    def check_representable(self, policy: Policy) -> None:
+        """Refuse swept values that the policy's dtypes turn into 0, inf or NaN (``_checks.representable``).
+
+        Learning rates must stay finite and non-zero in the compute dtype, hyperparameters finite;
+        initial parameters finite in the parameter dtype. A space is monotone, so its two ends
+        stand for all its values.
+        """
+        for dim in self._lr_dims:
+            arg = "lr" if dim == "lr" else f"lr[{dim[3:]!r}]"
+            _checks.representable(arg, _ends(self.coords[dim]), policy.compute_dtype, nonzero=True)
+        for name in self.hyper_names:
+            _checks.representable(f"optimizer_axes[{name!r}]", _ends(self.coords[f"opt_{name}"]), policy.compute_dtype)
+        for k, dim in self._grid.items():
+            _checks.representable(f"init_grid({self.names[k]}=...)", _ends(self.coords[dim]), policy.param_dtype)
+        tree = self._batch if self._batch is not None else self.problem.init
+        for name, leaf in zip(self.names, jax.tree_util.tree_leaves(tree)):
+            _checks.representable(f"init[{name!r}]", leaf, policy.param_dtype)
 
     # -- configs ----------------------------------------------------------------------------
     def configs(self, idx: dict[str, np.ndarray], policy: Policy):

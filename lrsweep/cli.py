@@ -27,8 +27,16 @@ from . import spec as spec_mod
 DEFAULT_LR = "log:1e-4:10:256"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``lrsweep: error: ...``, exit 2), like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"lrsweep: error: {message} ({self.prog} --help lists the options)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrsweep", description="Train many learning rates at once, in JAX.")
+    parser = _Parser(prog="lrsweep", description="Train many learning rates at once, in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a sweep and print a summary table")

@@ -19,9 +19,14 @@ import dataclasses
 
 import numpy as np
 
+#: The most values one axis may have (2**48, about 2.8e14): far beyond any machine's memory or
+#: disk, so a larger count is a typo; it keeps every index inside int64 arithmetic.
+MAX_VALUES = 2**48
+
 
 def _error(arg: str, value, accepted: str) -> ValueError:
-    return ValueError(f"{arg}={value!r} is invalid: {accepted}")
+    shown = f"<{type(value).__name__} of shape {value.shape}>" if isinstance(value, np.ndarray) else repr(value)
+    return ValueError(f"{arg}={shown} is invalid: {accepted}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -88,6 +93,8 @@ def parse_space(text: str, arg: str = "lr", positive: bool = True) -> Axis:
     bad = bad or ((positive or kind == "log") and start <= 0)
     if bad:
         raise _error(arg, text, accepted + ("" if kind == "lin" else "; a log space needs START > 0"))
+    if num > MAX_VALUES:
+        raise _error(arg, text, f"NUM={num:,} is more values than any sweep can hold (at most {MAX_VALUES:,})")
     return Axis(kind, start=start, stop=stop, num=num)
 
 
@@ -105,6 +112,13 @@ def parse_axis(value, arg: str, positive: bool = True, what: str = "value") -> A
                 arg, value, "expected comma-separated numbers ('0.01,0.1,1') or a space ('log:1e-4:10:256')"
             ) from None
     else:
+        flat = value if isinstance(value, (list, tuple)) else [value]
+        if (
+            isinstance(value, np.ma.MaskedArray)
+            or np.asarray(value).dtype == bool
+            or any(isinstance(v, bool) for v in flat)
+        ):
+            raise _error(arg, value, f"expected numbers; booleans and masked arrays are not {what}s")
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):

@@ -136,7 +136,8 @@ def bytes_per_config(static: engine.Static, problem: Problem) -> int:
     n_param = gradients.n_elements(problem.init)
     width = int(np.prod(problem.x.shape[1:], dtype=np.int64)) + int(np.prod(problem.y.shape[1:], dtype=np.int64))
     # Parameters, optimizer state and gradient copies, and the per-example activations of a batch.
-    state = item * (16 * n_param * 3 + 8 * problem.n_data * max(width, 1) + 64)
+    # The score's window of losses (the last scan's output, or a trajectory's ring): a few copies.
+    state = item * (16 * n_param * 3 + 8 * problem.n_data * max(width, 1) + 64 + 3 * static.score_window)
     records = 0
     if static.record == "trajectory":
         leaves = jax.tree_util.tree_leaves(problem.init)
@@ -172,9 +173,15 @@ def default_memory() -> int:
 def chunk_size(static: engine.Static, problem: Problem, memory: int, requested: int | None, n_configs: int) -> int:
     """Configs per chunk: a power of two from ``MIN_CHUNK`` up, set by the problem's cost and the
     memory budget, and by the sweep's size only where that cannot change a bit (``chunk_invariant``)."""
-    if requested is not None:
-        return _checks.integer("chunk_size", requested, 1)
     per_config = bytes_per_config(static, problem) * workers()  # every chunk in flight
+    if requested is not None:
+        requested = _checks.integer("chunk_size", requested, 1)
+        if requested * per_config > memory:
+            raise ValueError(
+                f"chunk_size={requested:,} needs about {human_size(requested * per_config)}, more than memory="
+                f"{human_size(memory)}; choose a smaller chunk_size or raise --memory"
+            )
+        return requested
     by_memory = _pow2_floor(memory / per_config) if memory >= per_config else 0
     if by_memory < MIN_CHUNK:
         raise ValueError(
@@ -239,6 +246,19 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
         np.dtype(np.int32),
         -1,
         {"long_name": "epoch of the outcome's event (-1: none)", "units": "1"},
+    )
+    variables["score"] = Variable(
+        dims,
+        axes.shape,
+        static.policy.compute_dtype,
+        np.nan,
+        {"long_name": "mean of the last score_window losses over the initial loss (trainable below 1)", "units": "1"},
+    )
+    variables["best_loss"] = Variable(
+        dims, axes.shape, static.policy.compute_dtype, np.nan, {"long_name": "lowest training loss", "units": "1"}
+    )
+    variables["best_epoch"] = Variable(
+        dims, axes.shape, np.dtype(np.int32), -1, {"long_name": "epoch of the lowest loss (-1: none)", "units": "1"}
     )
     return Layout(
         dims=dims,

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import numbers
+import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -77,8 +79,40 @@ def setting(default: Any = None, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata={"lrsweep": Setting(**meta)})
 
 
-def _int(minimum: int) -> Callable[[str, Any], int]:
-    return lambda arg, v: _checks.integer(arg, v, minimum)
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
+    return lambda arg, v: _checks.integer(arg, v, minimum, maximum)
+
+
+#: Seeds are JAX PRNG seeds: above 2**32 - 1 they wrap (2**32 draws what 0 draws).
+MAX_SEED = 2**32 - 1
+#: The most configs or inits one count may ask for (2**40, about 1.1e12); memory checks come after.
+MAX_COUNT = 2**40
+
+
+def _init(arg: str, value: Any) -> Any:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return _checks.integer(arg, value, 1, MAX_COUNT)
+    if isinstance(value, (bool, str, float)):
+        raise ValueError(
+            f"{arg}={value!r} is invalid: expected a count, a batch of parameter pytrees or lrsweep.init_grid(...)"
+        )
+    return value
+
+
+def _path(arg: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ValueError(f"{arg}={value!r} is invalid: expected a path (a string or a pathlib.Path)")
+    return os.fspath(value)
+
+
+def _hyperparameters(arg: str, value: Any) -> dict:
+    """An optimizer's fixed hyperparameters: finite numbers or booleans (a flag such as nesterov=True)."""
+    table = _table(arg, value)
+    for key, v in table.items():
+        number = isinstance(v, numbers.Real) and (isinstance(v, bool) or math.isfinite(float(v)))
+        if not number:
+            raise ValueError(f"{arg}[{key!r}]={v!r} is invalid: expected a finite number or a boolean")
+    return table
 
 
 def _epochs(arg: str, value: Any) -> int:
@@ -120,10 +154,10 @@ def _groups(arg: str, value: Any) -> dict:
 
 def _problem_seed(arg: str, value: Any) -> list[int]:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return list(range(_checks.integer(arg, value, 1)))
+        return list(range(_checks.integer(arg, value, 1, 2**20)))
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError(f"{arg}={value!r} is invalid: expected a count or a non-empty list of seeds")
-    return [_checks.integer(f"{arg}[]", s, 0) for s in value]
+    return [_checks.integer(f"{arg}[]", s, 0, MAX_SEED) for s in value]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +186,7 @@ class SweepSpec:
         toml=(int, dict),
         what="a count or a table {grid = {name = values}}",
         flag="int",
+        check=_init,
     )
     epochs: int = setting(1000, help="number of steps", toml=(int,), what="an integer", flag="int", check=_epochs)
     grad: str = setting(
@@ -178,7 +213,7 @@ class SweepSpec:
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_int(1),
+        check=_int(1, outcomes.MAX_EPOCHS),
     )
     variables: Any = setting(
         help="what a trajectory keeps: 'loss' and parameter names (default: all)",
@@ -191,7 +226,11 @@ class SweepSpec:
         "gd", help="gd, momentum, nesterov, adam, rmsprop, or an optax factory (Python)", toml=(str,), what="a string"
     )
     optimizer_kwargs: Any = setting(
-        help="the optimizer's hyperparameters, key=value,...", toml=(dict,), what="a table", flag="pairs", check=_table
+        help="the optimizer's hyperparameters, key=value,...",
+        toml=(dict,),
+        what="a table",
+        flag="pairs",
+        check=_hyperparameters,
     )
     optimizer_axes: Any = setting(
         help="hyperparameters as sweep axes, NAME=VALUES (repeat the flag)",
@@ -207,7 +246,9 @@ class SweepSpec:
         flag="keyed",
         check=_groups,
     )
-    seed: int = setting(0, help="seed of the init sampler", toml=(int,), what="an integer", flag="int", check=_int(0))
+    seed: int = setting(
+        0, help="seed of the init sampler", toml=(int,), what="an integer", flag="int", check=_int(0, MAX_SEED)
+    )
     problem_args: Any = setting(
         help="keyword arguments of a problem given by name, key=value,...",
         toml=(dict,),
@@ -240,6 +281,22 @@ class SweepSpec:
         flag="int",
         check=_int(1),
     )
+    score_window: int = setting(
+        outcomes.DEFAULT_SCORE_WINDOW,
+        help="losses averaged by the score: the last K before each step, over the first (trainable below 1)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=_int(1),
+    )
+    plateau_rtol: float = setting(
+        outcomes.DEFAULT_PLATEAU_RTOL,
+        help="with an unknown minimum, a run converged when its final losses spread at most this, relative",
+        toml=(int, float),
+        what="a number",
+        flag="float",
+        check=_nonnegative,
+    )
     memory: Any = setting(
         help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)",
         toml=(str, int),
@@ -254,6 +311,7 @@ class SweepSpec:
         what="a path",
         identity=False,
         attr=False,
+        check=_path,
     )
     chunk_size: Any = setting(
         help="configs per compiled chunk (default: from the memory budget)",
@@ -262,7 +320,7 @@ class SweepSpec:
         flag="int",
         identity=False,
         attr=False,
-        check=_int(1),
+        check=_int(1, 2**30),
     )
     kernel: KernelName = setting(
         "auto",
@@ -303,15 +361,38 @@ def build(problem: Any, lr: Any, **kwargs: Any) -> SweepSpec:
     return SweepSpec(problem=problem, lr=lr, **kwargs)
 
 
+#: A spec file is a few lines of settings; these bound what reading one may cost.
+MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_DEPTH = 8
+
+
+def _check_depth(value: Any, where: str, path: str = "", depth: int = 0) -> None:
+    """Refuse tables and arrays nested deeper than ``MAX_SPEC_DEPTH`` (naming the key path)."""
+    if depth > MAX_SPEC_DEPTH:
+        raise ValueError(f"{where}: {path or 'the file'} nests deeper than {MAX_SPEC_DEPTH} levels")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _check_depth(item, where, f"{path}.{key}" if path else str(key), depth + 1)
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a sweep spec from a TOML file; unknown keys and wrong types are errors naming the key."""
     path = Path(path)
+    where = f"spec file {str(path)!r}"
     try:
-        data = tomllib.loads(path.read_text())
+        if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+            raise ValueError(f"{where} is {path.stat().st_size:,} bytes; a spec file holds at most {MAX_SPEC_BYTES:,}")
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text)
     except OSError as err:
-        raise ValueError(f"spec file {str(path)!r} cannot be read: {err.strerror or err}") from None
+        raise ValueError(f"{where} cannot be read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"spec file {str(path)!r} is not valid TOML: {err}") from None
+        raise ValueError(f"{where} is not valid TOML: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{where} nests too deeply to read; a spec nests at most {MAX_SPEC_DEPTH} levels") from None
+    _check_depth(data, where)
     keys = {name: meta for name, meta in settings().items() if meta.toml}
     for key, value in data.items():
         if key not in keys:

@@ -17,8 +17,24 @@ import numpy as np
 
 PyTree = Any
 
-#: Names the result Dataset uses for its own variables; a parameter may not take them.
-RESERVED_NAMES = frozenset({"loss", "outcome", "event_epoch", "lr", "init", "epoch"})
+#: Names a result already uses (variables, dims, a store's own arrays): no parameter may take them.
+RESERVED_NAMES = frozenset(
+    {
+        "loss",
+        "outcome",
+        "event_epoch",
+        "score",
+        "best_loss",
+        "best_epoch",
+        "lr",
+        "init",
+        "epoch",
+        "problem_seed",
+        "chunk",
+        "chunk_done",
+        "chunk_checksum",
+    }
+)
 
 #: The attribute :func:`problem_factory` sets on a function it marks.
 FACTORY_MARK = "__lrsweep_problem_factory__"
@@ -69,8 +85,9 @@ class Problem:
       init: the initial parameters, a pytree of finite float arrays (scalars allowed), or a sampler
         ``init(key) -> params`` taking a ``jax.random`` key; a sampler's draw from ``key(0)`` is
         then the default init, and the sampler draws ``sweep(..., init=N, seed=S)``'s N inits.
-      min_loss: the smallest value the loss can reach (0 for a problem the model can fit exactly).
-        Convergence is measured relative to it (see ``lrsweep.outcomes``).
+      min_loss: the smallest value the loss can reach (0 for a problem the model can fit exactly),
+        or None (the default) when it is not known. Known, convergence means reaching it within a
+        tolerance; unknown, it means a plateau of the loss below its start (``lrsweep.outcomes``).
       description: one line of documentation: the math and the source.
       minimum: the parameters at a known minimum (a pytree like ``init``), or None when there is
         no known minimiser; ``lrsweep.theory`` takes the Hessian there, else at ``init``.
@@ -87,7 +104,7 @@ class Problem:
     x: np.ndarray
     y: np.ndarray
     init: PyTree
-    min_loss: float = 0.0
+    min_loss: float | None = None
     description: str = ""
     minimum: PyTree | None = None
     sampler: Callable[[Any], PyTree] | None = None

@@ -17,6 +17,21 @@ import numpy as np
 from .. import _checks
 from ._problem import Problem, problem_factory
 
+#: Bounds on the built-ins' sizes, checked before anything is allocated: a typo such as
+#: ``dim=100000000`` asks for a 1e8 x 1e8 matrix. They are far above what a sweep of many
+#: configs can train (every config holds its own parameters).
+MAX_DIM = 4096
+MAX_DATA = 10_000_000
+#: Values a built-in's data set may hold (float64: 800 MB).
+MAX_DATA_VALUES = 100_000_000
+
+
+def _check_data_size(values: int) -> None:
+    if values > MAX_DATA_VALUES:
+        raise ValueError(
+            f"the data set would hold {values:,} values, more than {MAX_DATA_VALUES:,}; choose fewer points or dimensions"
+        )
+
 
 def _linear_loss(params, x, y):
     # One example of the lesson's model y_hat = w * x + b, squared error.
@@ -112,7 +127,7 @@ def quadratic(dim: int = 2, cond: float = 10.0, seed: int = 0) -> Problem:
     >>> q.n_data, q.init["p"].shape
     (3, (3,))
     """
-    dim, cond = _checks.integer("dim", dim, 1), _checks.real("cond", cond, 1.0)
+    dim, cond = _checks.integer("dim", dim, 1, MAX_DIM), _checks.real("cond", cond, 1.0)
     lam = np.geomspace(1.0, cond, dim) if dim > 1 else np.array([1.0])
     q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(dim, dim)))
     x = np.sqrt(lam)[:, None] * q.T  # row i: sqrt(lambda_i) q_i
@@ -148,7 +163,8 @@ def logistic(n: int = 64, dim: int = 2, seed: int = 0) -> Problem:
     >>> p.x.shape, sorted(p.init)
     ((64, 2), ['b', 'w'])
     """
-    n, dim = _checks.integer("n", n, 1), _checks.integer("dim", dim, 1)
+    n, dim = _checks.integer("n", n, 1, MAX_DATA), _checks.integer("dim", dim, 1, MAX_DIM)
+    _check_data_size(n * dim)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, dim))
     u = rng.normal(size=dim)
@@ -264,21 +280,22 @@ def mlp(
     >>> {k: v.shape for k, v in p.init.items()}, p.x.shape, p.y.shape
     ({'W0': (16, 16), 'W1': (16, 1)}, (272, 16), (272, 1))
     """
-    width, depth = _checks.integer("width", width, 1), _checks.integer("depth", depth, 1)
+    width, depth = _checks.integer("width", width, 1, MAX_DIM), _checks.integer("depth", depth, 1, 64)
     activation = _checks.choice("activation", activation, ACTIVATIONS)
-    seed = _checks.integer("seed", seed, 0)
+    seed = _checks.integer("seed", seed, 0, 2**32 - 1)
     if seed >= 2**63:
         raise ValueError(f"seed={seed!r} is invalid: expected an integer in [0, 2**63)")
     gain = DEFAULT_GAINS[activation] if gain is None else _checks.real("gain", gain, 0.0, closed_low=False)
-    input_dim = width if input_dim is None else _checks.integer("input_dim", input_dim, 1)
-    target_dim = _checks.integer("target_dim", target_dim, 1)
+    input_dim = width if input_dim is None else _checks.integer("input_dim", input_dim, 1, MAX_DIM)
+    target_dim = _checks.integer("target_dim", target_dim, 1, MAX_DIM)
     shapes = {"W0": (input_dim, width)}
     shapes.update({f"W{k}": (width, width) for k in range(1, depth)})
     shapes[f"W{depth}"] = (width, target_dim)
     n_params = sum(a * b for a, b in shapes.values())
     if n_data is None:
         n_data = width if activation == "identity" else max(1, n_params // target_dim)
-    n_data = _checks.integer("n_data", n_data, 1)
+    n_data = _checks.integer("n_data", n_data, 1, MAX_DATA)
+    _check_data_size(n_data * (input_dim + target_dim))
 
     def sampler(key):
         # The notebook's init(rng, width, depth): one key per layer, W ~ N(0, 1) in JAX's default float.
