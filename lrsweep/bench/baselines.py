@@ -128,7 +128,7 @@ class ChapterNet(_Baseline):
 
 
 class MLP(_Baseline):
-    """``mlp(width, depth=1, "tanh")``: ``mean_i (tanh(x_i W0 / sqrt(width)) Wout / width - y_i)^2``.
+    """``mlp(width, depth=1, "tanh")``: ``mean_i (tanh(sqrt(2) x_i W0 / sqrt(width)) W1 / width - y_i)^2``.
 
     The hidden layer of all configs is one matrix product, ``x (n, width) @ W0 (width, N * width)``
     (BLAS); configs run in chunks of ``chunk`` to bound memory.
@@ -145,10 +145,11 @@ class MLP(_Baseline):
         self.init0 = {k: np.asarray(v) for k, v in p.init.items()}
 
     def _forward(self, p):
-        w0, wout = p["W0"], p["Wout"][:, :, 0]  # (N, d, k), (N, k)
+        w0, wout = p["W0"], p["W1"][:, :, 0]  # (N, d, k), (N, k)
         n, d = w0.shape[0], self.width
         stacked = w0.transpose(1, 0, 2).reshape(d, n * d)
-        hidden = np.tanh((self.x @ stacked).reshape(-1, n, d) / self.dtype.type(math.sqrt(d)))  # (e, N, k)
+        scale = self.dtype.type(math.sqrt(2) / math.sqrt(d))  # the gain sqrt(2) and the mean-field 1/sqrt(fan_in)
+        hidden = np.tanh((self.x @ stacked).reshape(-1, n, d) * scale)  # (e, N, k)
         out = (hidden * wout).sum(axis=2) / self.dtype.type(d)  # (e, N)
         return hidden, out
 
@@ -161,10 +162,10 @@ class MLP(_Baseline):
         e, n, d = hidden.shape
         dout = (out - self.y[:, None]) * self.dtype.type(2 / e)  # (e, N)
         g_out = (hidden * dout[:, :, None]).sum(axis=0) / self.dtype.type(d)  # (N, k)
-        dpre = dout[:, :, None] * (p["Wout"][:, :, 0] / self.dtype.type(d)) * (1 - hidden * hidden)
-        dpre /= self.dtype.type(math.sqrt(d))
+        dpre = dout[:, :, None] * (p["W1"][:, :, 0] / self.dtype.type(d)) * (1 - hidden * hidden)
+        dpre *= self.dtype.type(math.sqrt(2) / math.sqrt(d))
         g_w0 = (self.x.T @ dpre.reshape(e, n * d)).reshape(d, n, d).transpose(1, 0, 2)
-        return {"W0": g_w0, "Wout": g_out[:, :, None]}
+        return {"W0": g_w0, "W1": g_out[:, :, None]}
 
 
 def _forward_difference(loss, params: dict, h) -> dict:
@@ -253,8 +254,8 @@ class TorchBaseline:
             out = (hidden[:, :, :, None] * p["W2"][:, None, :, :]).sum(dim=2) + p["b2"][:, None, :]
             return ((out - y) ** 2).mean(dim=(1, 2))
         d = self.width
-        hidden = torch.tanh(torch.matmul(x, p["W0"]) / math.sqrt(d))  # (N, e, d), batched matmul
-        out = torch.matmul(hidden, p["Wout"])[:, :, 0] / d  # (N, e)
+        hidden = torch.tanh(torch.matmul(x, p["W0"]) * (math.sqrt(2) / math.sqrt(d)))  # (N, e, d), batched matmul
+        out = torch.matmul(hidden, p["W1"])[:, :, 0] / d  # (N, e)
         return ((out - y) ** 2).mean(dim=1)
 
     def train(self, lr, params: dict, epochs: int, grad: str):
@@ -332,7 +333,7 @@ def _chapter_feed_forward(inputs, outputs, weights):
 
 def _mlp_feed_forward(inputs, outputs, weights):
     width = inputs.shape[1]
-    hidden = np.tanh(np.dot(inputs, weights[0]) / np.sqrt(width))
+    hidden = np.tanh(np.sqrt(2) * np.dot(inputs, weights[0]) / np.sqrt(width))
     return np.mean(np.square(np.dot(hidden, weights[1]) / width - outputs))
 
 
@@ -350,7 +351,7 @@ def _notebook_setup(problem: str):
         weights = [p.init["W1"], p.init["b1"], p.init["W2"], p.init["b2"]]
         return np.array([[1, 1]]), np.array([[0]]), [w.copy() for w in weights], _chapter_feed_forward
     p = problems.mlp(width=16)
-    return p.x, p.y, [p.init["W0"].copy(), p.init["Wout"].copy()], _mlp_feed_forward
+    return p.x, p.y, [p.init["W0"].copy(), p.init["W1"].copy()], _mlp_feed_forward
 
 
 def notebook_train(problem: str, lr: float, epochs: int):

@@ -283,7 +283,7 @@ class Suite:
             epochs=e,
             compile_s=max(0.0, first - m["seconds"]),
             chunk=chunk,
-            kernel=attrs.get("kernel", "xla"),
+            kernel=attrs.get("kernel_path", attrs.get("kernel", "xla")),
             devices=len(jax.devices(backend)),
             **m,
             **roofline.cost_per_config_step(name, problem, grad, chunk, backend),

@@ -84,7 +84,7 @@ def verify(backend: str | None = None, sizes: tuple[int, int, int | None] | None
                 continue
             xla, t_xla = _timed(functools.partial(run_path, problem, lr, "xla", kw))
             bad = disagreements(xla, fused)
-            ran = fused.attrs.get("kernel", "not recorded")
+            ran = fused.attrs.get("kernel_path", "not recorded")
             entry.update(
                 bad,
                 kernel_ran=ran,
