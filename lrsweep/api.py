@@ -8,6 +8,7 @@ sink, memory or a resumable Zarr store (``lrsweep.runner``, ``lrsweep.store``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -19,7 +20,21 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _checks, engine, gradients, grid, identity, notebook, optimizers, outcomes, plan, problems, runner, store
+from . import (
+    _checks,
+    engine,
+    gradients,
+    grid,
+    identity,
+    lock,
+    notebook,
+    optimizers,
+    outcomes,
+    plan,
+    problems,
+    runner,
+    store,
+)
 from . import spec as spec_mod
 from .axes import Axes
 from .precision import get as get_policy
@@ -225,22 +240,32 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
     """
     spec = spec_mod.build(problem, lr, **settings)
     job, memory = plan_sweep(spec)
-    if spec.out is not None:
-        sink = store.ZarrSink(job.layout, spec.out)
-        job = dataclasses.replace(job, layout=sink.layout, chunk=int(sink.layout.attrs["chunk_size"]))
-    else:
-        if job.layout.nbytes() > memory:
-            raise ValueError(
-                f"the results need about {plan.human_size(job.layout.nbytes())}, more than memory="
-                f"{plan.human_size(memory)}; stream them to disk with out='sweep.zarr' (--out), or record less"
+    per_config = plan.inflight_bytes(job.statics[0], job.instances[0], 1)  # one config, every chunk in flight
+    with contextlib.ExitStack() as held:
+        if spec.out is not None:
+            store.check_space(job.layout, spec.out)  # before anything is written, the lock included
+            # One writer per store, for the whole run, creation included.
+            held.enter_context(lock.acquire(spec.out, break_lock=bool(spec.break_lock)))
+            sink = store.ZarrSink(
+                job.layout, spec.out, memory=memory, per_config=per_config, allow_mixed=bool(spec.allow_mixed)
             )
-        sink = store.MemorySink(job.layout)
-    show = spec.progress if spec.progress is not None else (job.layout.n_chunks > 1 and sys.stderr.isatty())
-    try:
-        runner.run(job, sink, show)
-    except KeyboardInterrupt:
-        raise SweepInterrupted(sink.dataset()) from None
-    return sink.dataset()
+            held.callback(sink.close)  # finished chunks' done-marks are written whatever happens
+            job = dataclasses.replace(job, layout=sink.layout, chunk=int(sink.layout.attrs["chunk_size"]))
+        else:
+            need = plan.in_memory_bytes(job.layout) + per_config * job.chunk
+            if need > memory:
+                raise ValueError(
+                    f"the results need about {plan.human_size(need)} (results, coordinates and chunks in flight), "
+                    f"more than memory={plan.human_size(memory)}; stream them to disk with out='sweep.zarr' (--out), "
+                    "or record less"
+                )
+            sink = store.MemorySink(job.layout)
+        show = spec.progress if spec.progress is not None else (job.layout.n_chunks > 1 and sys.stderr.isatty())
+        try:
+            runner.run(job, sink, show)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(sink.dataset()) from None
+        return sink.dataset()
 
 
 def _signature() -> inspect.Signature:

@@ -2,12 +2,23 @@
 
 Two sweeps with equal canonical specs compute the same results; a store is resumed only by a sweep
 whose canonical spec equals the one it was created with (``lrsweep.store``).
+
+One canonical form whatever the entry point: ``sweep("linear", ...)``, ``sweep(problems.linear(),
+...)`` and ``lrsweep run --problem linear`` share a store. A problem is identified by what it
+computes, not by how it was named: its name, a fingerprint of its loss's *code*
+(:func:`code_fingerprint`), of its init sampler's, and of its data, init and ``min_loss``
+(:func:`problem_id`). Edit a loss's body and the spec changes, so a store made with the old loss is
+refused, naming ``problem.loss``. The code fingerprint is of Python bytecode, which changes between
+Python versions: a store is resumed by the Python version that made it (the refusal names
+``problem.loss``; ``attrs["environments"]`` records the Python version).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -28,12 +39,138 @@ def fingerprint(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
+#: How deep :func:`code_fingerprint` follows functions, closures and containers.
+_DEPTH = 24
+
+
+def code_fingerprint(fn: Any) -> str:
+    """A short hash of what a function computes: its code, and the code and values it reaches.
+
+    Covered: the bytecode (``co_code``), constants (``co_consts``, nested code objects
+    recursively), names (``co_names``, ``co_varnames``), defaults; closures' cell contents
+    recursively (functions, arrays, numbers, containers); the module-level functions and constants
+    it names, followed into functions of its own module (library functions, e.g. ``jnp.tanh``, are
+    identified by module and name: their versions are recorded with the store). ``functools.partial``
+    and wrappers (``__wrapped__``) are unwrapped; a callable object by its class's ``__call__`` and
+    its attributes. Not covered: file names and line numbers (moving a function changes nothing).
+    """
+    h = hashlib.sha256()
+    _feed(h, fn, set(), 0, getattr(fn, "__module__", None))
+    return h.hexdigest()[:16]
+
+
+def _feed(h, obj: Any, seen: set[int], depth: int, home: str | None) -> None:
+    put = lambda *parts: h.update(repr(parts).encode())
+    if depth > _DEPTH:
+        put("deep")
+        return
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        put(type(obj).__name__, obj)
+        return
+    if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
+        put("array", fingerprint(np.asarray(obj)))
+        return
+    if isinstance(obj, types.ModuleType):
+        put("module", obj.__name__)
+        return
+    if id(obj) in seen:
+        put("seen")
+        return
+    seen.add(id(obj))
+    nxt = lambda o: _feed(h, o, seen, depth + 1, home)
+    if isinstance(obj, (tuple, list, frozenset, set)):
+        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        put(type(obj).__name__, len(items))
+        for item in items:
+            nxt(item)
+    elif isinstance(obj, dict):
+        put("dict", len(obj))
+        for key in sorted(obj, key=repr):
+            put(repr(key))
+            nxt(obj[key])
+    elif isinstance(obj, types.CodeType):
+        put("code", obj.co_code, obj.co_names, obj.co_varnames, obj.co_argcount, obj.co_kwonlyargcount)
+        for const in obj.co_consts:
+            nxt(const)
+    elif isinstance(obj, functools.partial):
+        put("partial")
+        nxt(obj.func)
+        nxt(obj.args)
+        nxt(obj.keywords)
+    elif isinstance(obj, types.MethodType):
+        put("method")
+        nxt(obj.__func__)
+        nxt(obj.__self__)
+    elif isinstance(obj, types.FunctionType):
+        if depth > 0 and obj.__module__ != home:
+            put("function", obj.__module__, obj.__qualname__)  # a library's: its version is recorded
+            return
+        put("function", obj.__name__)
+        nxt(obj.__code__)
+        nxt(obj.__defaults__)
+        nxt(obj.__kwdefaults__)
+        for cell in obj.__closure__ or ():
+            try:
+                nxt(cell.cell_contents)
+            except ValueError:  # an empty cell
+                put("empty cell")
+        for name in sorted(_global_names(obj.__code__)):
+            if name in obj.__globals__:
+                put("global", name)
+                nxt(obj.__globals__[name])
+    elif hasattr(obj, "__wrapped__") and getattr(obj, "__module__", None) == home:
+        put("wrapped")
+        nxt(obj.__wrapped__)
+    elif callable(obj) and not isinstance(obj, type) and type(obj).__module__ == home:
+        put("callable", type(obj).__qualname__)
+        nxt(type(obj).__call__)
+        nxt(getattr(obj, "__dict__", {}))
+    else:  # classes, builtins, library objects: by name (never a repr with a memory address)
+        put(
+            "object",
+            getattr(obj, "__module__", None) or type(obj).__module__,
+            getattr(obj, "__qualname__", None) or type(obj).__qualname__,
+        )
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def problem_id(problem) -> dict[str, Any]:
+    """What identifies a problem: name, loss and sampler code, data, init and min_loss (fingerprints)."""
+    leaves, treedef = jax.tree_util.tree_flatten(problem.init)
+    min_loss = getattr(problem, "min_loss", None)
+    return {
+        "name": problem.name,
+        "loss": code_fingerprint(problem.loss),
+        "sampler": None if problem.sampler is None else code_fingerprint(problem.sampler),
+        "data": fingerprint(problem.x, problem.y),
+        "init": f"{treedef}:{fingerprint(*leaves)}",
+        "min_loss": None if min_loss is None else float(min_loss),
+    }
+
+
 def _problem_id(problem) -> Any:
+    """A problem as a list of :func:`problem_id` (one per instance: ``problem_seed``), or as given."""
+    if isinstance(problem, (list, tuple)):
+        ids = [problem_id(p) for p in problem]
+        return ids[0] if len(ids) == 1 else ids
     if isinstance(problem, str):
         return problem
-    leaves = jax.tree_util.tree_leaves(problem.init)
-    loss = getattr(problem.loss, "__qualname__", repr(problem.loss))
-    return {"name": problem.name, "loss": loss, "data": fingerprint(problem.x, problem.y, *leaves)}
+    return problem_id(problem)
+
+
+def _instances(spec: SweepSpec) -> list:
+    """The problem instances a spec names (built again: a problem is identified by what it computes)."""
+    from . import problems
+
+    seeds = spec.problem_seed or [None]
+    return [problems.resolve(spec.problem, spec.problem_args, s) for s in seeds]
 
 
 #: Explicit axes longer than this are identified by a fingerprint in the spec, not value by value.
@@ -88,6 +225,8 @@ def canonical(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
     object, a batch of inits, an optax factory) are identified by name and a fingerprint of their
     data. ``resolved`` overrides values the sweep settled (the default ``stuck_window``).
     """
+    if "problem" not in resolved:
+        resolved = {**resolved, "problem": _instances(spec)}
     out = {}
     for name, meta in settings().items():
         if meta.identity:
@@ -122,7 +261,30 @@ def _jsonable(value):
     return repr(value)
 
 
-def differences(a: dict, b: dict) -> list[str]:
-    """Human-readable differences between two canonical specs: ``["epochs: 2000 vs 1000", ...]``."""
-    keys = sorted(set(a) | set(b))
-    return [f"{k}: {json.dumps(a.get(k))} vs {json.dumps(b.get(k))}" for k in keys if a.get(k) != b.get(k)]
+#: What a difference in a problem's fingerprint means, for the refusal's message.
+_MEANING = {
+    "loss": "the loss function's code",
+    "sampler": "the init sampler's code",
+    "data": "the data x, y",
+    "init": "the init",
+    "min_loss": "min_loss",
+}
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Human-readable differences between two canonical specs: ``["epochs: 2000 vs 1000", ...]``.
+
+    Nested tables are compared key by key (``problem.loss: "3f2a..." vs "9b1c..." (the loss
+    function's code)``).
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                out += differences(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(isinstance(v, dict) for v in a + b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{prefix}{i}.")]
+    key = prefix[:-1]
+    meaning = _MEANING.get(key.rsplit(".", 1)[-1]) if key.startswith("problem.") else None
+    return [f"{key}: {json.dumps(a)} vs {json.dumps(b)}" + (f" ({meaning})" if meaning else "")]

@@ -116,7 +116,14 @@ class Layout:
         return axis.at(idx) if hasattr(axis, "at") else np.asarray(axis)[idx]
 
     def nbytes(self) -> int:
+        """Bytes of the result's variables."""
         return sum(int(np.prod(v.shape, dtype=np.int64)) * np.dtype(v.dtype).itemsize for v in self.variables.values())
+
+    def coords_nbytes(self) -> int:
+        """Bytes of the result's coordinates (every sweep dim's values, extra coords, epochs)."""
+        n = sum(int(self.coord_values(d, slice(0, 1)).itemsize) * s for d, s in zip(self.dims, self.shape))
+        n += sum(int(np.asarray(v).nbytes) for _, v in self.extra_coords.values())
+        return n + (0 if self.epochs is None else int(self.epochs.nbytes))
 
 
 def _work(problem: Problem, grad: str) -> int:
@@ -146,6 +153,22 @@ def bytes_per_config(static: engine.Static, problem: Problem) -> int:
         # The scan's output, its concatenation with the last epoch, and the host copy.
         records = 3 * item * kept * len(static.recorded_epochs())
     return int(state + records)
+
+
+def inflight_bytes(static: engine.Static, problem: Problem, chunk: int) -> int:
+    """Memory of the chunks in flight: ``workers()`` chunks of ``chunk`` configs (``bytes_per_config``)."""
+    return bytes_per_config(static, problem) * chunk * workers()
+
+
+#: Copies of the coordinates an in-memory result holds at its peak: the values, the pandas index
+#: xarray builds on each dim, and two temporaries while they are computed (measured: a summary
+#: sweep of 8e6 learning rates peaks at 17 bytes of results plus about 31 bytes per config).
+COORD_COPIES = 4
+
+
+def in_memory_bytes(layout: Layout) -> int:
+    """Peak memory of a result held in memory (without ``out``): its variables and its coordinates' copies."""
+    return layout.nbytes() + COORD_COPIES * layout.coords_nbytes()
 
 
 def human_size(n: int) -> str:

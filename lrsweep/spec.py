@@ -54,7 +54,7 @@ class Setting:
     Attributes:
       help: one line for ``--help``, the docs and error messages.
       toml: the TOML types it accepts (empty: not in TOML files), and ``what`` names them.
-      flag: how ``lrsweep run`` parses it: ``"str"``, ``"int"``, ``"float"``, ``"list"`` (comma
+      flag: how ``lrsweep run`` parses it: ``"str"``, ``"int"``, ``"float"``, ``"bool"`` (a switch), ``"list"`` (comma
         separated), ``"pairs"`` (``key=value,...``, repeatable), ``"keyed"`` (``KEY=VALUE``, repeatable,
         one key each), ``"lr"`` (``SPEC`` or ``GROUP=SPEC``, repeatable); None: no flag.
       check: ``value -> value`` for a given (non-None) value, raising ValueError naming it.
@@ -150,6 +150,12 @@ def _names(arg: str, value: Any) -> list[str]:
 def _groups(arg: str, value: Any) -> dict:
     table = _table(arg, value)
     return {g: [k.strip() for k in v.split(",") if k.strip()] if isinstance(v, str) else v for g, v in table.items()}
+
+
+def _checks_bool(arg: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{arg}={value!r} is invalid: expected True or False")
+    return value
 
 
 def _problem_seed(arg: str, value: Any) -> list[int]:
@@ -333,6 +339,24 @@ class SweepSpec:
     progress: Any = setting(
         help="a progress bar (default: several chunks and a terminal)", flag=None, identity=False, attr=False
     )
+    allow_mixed: bool = setting(
+        False,
+        help="resume a store made with other versions, backend or kernel path (each chunk records its environment)",
+        toml=(bool,),
+        what="true or false",
+        flag="bool",
+        identity=False,
+        attr=False,
+        check=_checks_bool,
+    )
+    break_lock: bool = setting(
+        False,
+        help="remove the store's lock first, whoever holds it (only when that process is gone)",
+        flag="bool",
+        identity=False,
+        attr=False,
+        check=_checks_bool,
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -400,7 +424,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"{path.name}: unknown key {key!r}{hint}; known keys: {', '.join(keys)}")
         meta = keys[key]
-        if isinstance(value, bool) or not isinstance(value, meta.toml):
+        if (isinstance(value, bool) and bool not in meta.toml) or not isinstance(value, meta.toml):
             raise ValueError(f"{path.name}: {key} = {value!r} has the wrong type: expected {meta.what}")
     if isinstance(data.get("init"), dict):
         init = data["init"]
@@ -426,6 +450,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         if meta.flag in _FLAG_TYPES:
             parser.add_argument(flag, dest=name, type=_FLAG_TYPES[meta.flag], help=text)
+        elif meta.flag == "bool":
+            parser.add_argument(flag, dest=name, action="store_const", const=True, help=meta.help)
         elif meta.flag == "list":
             parser.add_argument(flag, dest=name, help=text)
         else:  # lr, pairs, keyed: repeatable

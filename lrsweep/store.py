@@ -2,17 +2,31 @@
 
 A sweep is cut into *chunks*: rectangular blocks of its grid of configs, each trained by one
 compiled program (``lrsweep.plan``). Both sinks take a chunk's results as arrays shaped like its
-region and write them there.
+region and write them there, NaNs made canonical (``integrity.canonical_nans``) so that the store
+and the in-memory result are equal byte for byte.
 
-The Zarr store (``sweep(..., out="sweep.zarr")``, ``lrsweep run ... --out sweep.zarr``):
+The Zarr store (``sweep(..., out="sweep.zarr")``, ``lrsweep run ... --out sweep.zarr``), format
+:data:`FORMAT` (docs/store.md has the whole story):
 
-- one Zarr array per variable, with xarray's conventions (``dimension_names``), whose Zarr chunks
-  are exactly our chunks: each chunk writes whole Zarr chunks, so rewriting one never touches another;
-- after a chunk's data, its *done-mark* (``chunk_done[k] = 1``, a chunk of its own) is written, so
-  a crash (SIGKILL, Ctrl-C, power loss) at any point loses at most the chunks in flight: running the
-  same command again skips every done chunk and redoes the rest, and ends with the same bytes as
-  an uninterrupted run;
-- the sweep's spec (``attrs["spec"]``, JSON) is written first; a run whose spec differs is refused.
+- **Created atomically**: its metadata and coordinates are built in a temporary sibling directory
+  and renamed into place (``_fs.atomic_dir``; into an existing empty directory, its ``zarr.json``
+  moves in last). A store without its ``zarr.json`` is an unfinished creation: remade when it
+  holds no finished chunk, refused otherwise.
+- **One array per variable**, with xarray's conventions, whose Zarr chunks are exactly our
+  chunks: each chunk writes whole Zarr chunks, so rewriting one never touches another.
+- **A done-mark per chunk that is a checksum**: after a chunk's data, ``chunk_done[k]`` gets a
+  64-bit checksum of them (0: unfinished), and ``chunk_env[k]`` the index of the environment that
+  computed it (``attrs["environments"]``). A crash loses at most the chunks in flight and the
+  done-marks not yet synced (at most ``SYNC_INTERVAL_S`` of work).
+- **Durable**: a chunk's data files are fsync-ed before its done-mark is written, and the
+  done-mark after (batched: every ``SYNC_INTERVAL_S`` seconds and at the end), so that after a
+  power loss no done-mark exists without its data. ``LRSWEEP_FSYNC=0`` turns syncing off.
+- **Self-checking**: running the same sweep again verifies every finished chunk against its
+  checksum, and metadata and coordinates against theirs, rebuilds damaged metadata from the spec
+  and recomputes damaged chunks. :func:`open` refuses a damaged store; ``lrsweep verify`` lists
+  the damage (``lrsweep.integrity``).
+- **Identified**: a run whose canonical spec differs is refused, naming the differences; a run on
+  other versions, backend or kernel path is refused unless ``allow_mixed``.
 
 :func:`open` reopens a store as an ``xarray.Dataset``; :func:`export` writes its summary (one
 row per config) to CSV or Parquet, block by block.
@@ -20,32 +34,86 @@ row per config) to CSV or Parquet, block by block.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import shutil
+import os
+import re
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xarray as xr
 import zarr
+import zarr.storage
+from zarr.core.buffer import default_buffer_prototype
 
-from . import identity, outcomes
-from .plan import Layout, coord_attrs
+from . import _fs, identity, integrity, outcomes
+from .integrity import BACKUP, ENVS, MARKS
+from .plan import Layout, coord_attrs, human_size
 
-FORMAT = "lrsweep-store/2"
+FORMAT = "lrsweep-store/3"
 #: Stores with at most this many configs get an index on every dim on :func:`open` (like an
 #: in-memory sweep, so ``ds.sel(lr=0.1)`` works); larger ones get none (a pandas index of 1e8
 #: learning rates would take 800 MB).
 INDEX_MAX = 10_000_000
+#: Done-marks are written (and data and marks synced) in batches at most this many seconds apart:
+#: a crash loses at most this much finished work, and syncing costs one pass per batch.
+SYNC_INTERVAL_S = 1.0
+#: Whether chunks are fsync-ed before their done-marks (``LRSWEEP_FSYNC=0`` in the environment: no).
+FSYNC = os.environ.get("LRSWEEP_FSYNC", "1") != "0"
+#: Zarr's own temporary files (``<name>.<32 hex>.partial``), left inside a store by a killed writer.
+_ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
+
+
+class DamageWarning(UserWarning):
+    """A resumed store had damage that this run repairs (chunks recomputed, metadata rebuilt)."""
 
 
 def _with_outcome_attrs(ds: xr.Dataset) -> xr.Dataset:
     """``outcome`` keeps its int8 codes; CF flag attributes say what they mean (``lrsweep.outcome_names``)."""
     ds["outcome"].attrs.update(outcomes.FLAG_ATTRS)
     return ds
+
+
+def _test_hook(stage: str) -> None:
+    """SIGKILL this process at ``stage`` when ``LRSWEEP_TEST_KILL_AT`` names it (crash tests)."""
+    if os.environ.get("LRSWEEP_TEST_KILL_AT") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[Callable[[], None]]:
+    """Ctrl-C waits until the block (or its next ``check()``) instead of tearing a Zarr write apart.
+
+    Zarr writes through an event loop in another thread: a KeyboardInterrupt in the middle leaves
+    that loop's tasks running and prints pages of asyncio noise. Here SIGINT only sets a flag; the
+    block calls ``check()`` at safe points and the interrupt is raised there or when it ends. Only
+    in the main thread with Python's default handler (elsewhere it changes nothing).
+    """
+    hit: list[int] = []
+
+    def check() -> None:
+        if hit:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield check
+        return
+    old = signal.signal(signal.SIGINT, lambda *_: hit.append(1))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, old)
+    check()
 
 
 class MemorySink:
@@ -60,10 +128,13 @@ class MemorySink:
 
     def write(self, k: int, values: dict[str, np.ndarray]) -> None:
         region = self.layout.chunk_region(k)
-        for name, value in values.items():
+        for name, value in integrity.canonical_nans(values).items():
             self.arrays[name][region] = value
 
     def mark_done(self, k: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def dataset(self) -> xr.Dataset:
@@ -76,170 +147,501 @@ class MemorySink:
         return _with_outcome_attrs(xr.Dataset(data, coords=coords, attrs=dict(lay.attrs)))
 
 
-class ZarrSink:
-    """Results in a Zarr store at ``path``: created on the first run, resumed on the next ones."""
+# -- the arrays of a store -------------------------------------------------------------------------
 
-    def __init__(self, layout: Layout, path: str | Path):
-        self.layout, self.path = layout, Path(path)
-        spec_json = layout.attrs["spec"]
-        existing = (self.path.is_dir() and any(self.path.iterdir())) or self.path.is_file()
-        if existing:
-            self.group = self._reopen(spec_json)
-        else:
-            self.group = self._create()
-        self.done = self._array("chunk_done")
-        self._done_now = np.asarray(self.done[:], dtype=bool)
 
-    # -- creation and reopening ---------------------------------------------------------------
-    def _reopen(self, spec_json: str) -> zarr.Group:
-        where = f"--out={str(self.path)!r}"
-        try:
-            group = zarr.open_group(self.path, mode="r+")
-            attrs: dict[str, Any] = dict(group.attrs)
-        except Exception:  # noqa: BLE001 - anything unreadable is "not a store of ours"
-            raise ValueError(f"{where} exists and is not an lrsweep store; choose another path") from None
-        if attrs.get("format") != FORMAT:
-            raise ValueError(f"{where} exists and is not an lrsweep store ({FORMAT}); choose another path")
-        if attrs.get("spec") != spec_json:
-            diff = identity.differences(json.loads(attrs["spec"]), json.loads(spec_json))
-            raise ValueError(
-                f"{where} holds a sweep of another spec ({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); "
-                "give a new path, or delete the store to start over"
-            )
-        if tuple(attrs.get("chunk_shape", ())) != tuple(self.layout.chunk_shape):
-            # Same spec, another memory budget: keep the store's chunks so that regions stay
-            # aligned (results do not depend on the chunk size, see lrsweep.plan).
-            self.layout = dataclasses.replace(
-                self.layout,
-                chunk_shape=tuple(attrs["chunk_shape"]),
-                attrs={**self.layout.attrs, "chunk_size": attrs["chunk_size"]},
-            )
-        return group
+def _coordinates(lay: Layout) -> list[tuple[str, str, int, int, np.dtype, Callable[[slice], np.ndarray]]]:
+    """(name, dim, length, chunk, dtype, values of a slice) of each coordinate array."""
+    out = []
+    for d, t, s in zip(lay.dims, lay.chunk_shape, lay.shape):
+        dtype = lay.coord_values(d, slice(0, 1)).dtype
+        out.append((d, d, s, t, dtype, lambda sl, d=d: lay.coord_values(d, sl)))
+    for name, (d, values) in lay.extra_coords.items():
+        t = lay.chunk_shape[lay.dims.index(d)]
+        out.append((name, d, len(values), t, values.dtype, lambda sl, v=values: np.asarray(v[sl])))
+    if lay.epochs is not None:
+        ep = lay.epochs
+        out.append(("epoch", "epoch", len(ep), len(ep), ep.dtype, lambda sl, v=ep: np.asarray(v[sl])))
+    return out
 
-    def _create(self) -> zarr.Group:
-        lay = self.layout
-        try:
-            group = zarr.open_group(self.path, mode="w")
-            group.attrs.update(
-                {
-                    **_jsonable_attrs(lay.attrs),
-                    "format": FORMAT,
-                    "chunk_shape": list(lay.chunk_shape),
-                    "extra_coords": list(lay.extra_coords),
-                }
-            )
-            for d, t, s in zip(lay.dims, lay.chunk_shape, lay.shape):
-                values0 = lay.coord_values(d, slice(0, 1))
-                arr = group.create_array(
-                    d, shape=(s,), chunks=(t,), dtype=values0.dtype, dimension_names=[d], attributes=coord_attrs(d)
-                )
-                block = max(t, 2**20 // t * t)
-                for start in range(0, s, block):  # huge axes are written block by block
-                    arr[start : start + block] = lay.coord_values(d, slice(start, start + block))
-            for name, (d, values) in lay.extra_coords.items():
-                t = lay.chunk_shape[lay.dims.index(d)]
-                group.create_array(
-                    name,
-                    shape=values.shape,
-                    chunks=(t,),
-                    dtype=values.dtype,
-                    dimension_names=[d],
-                    attributes=coord_attrs(name),
-                )[:] = values
-            if lay.epochs is not None:
-                group.create_array(
-                    "epoch",
-                    shape=lay.epochs.shape,
-                    dtype=lay.epochs.dtype,
-                    dimension_names=["epoch"],
-                    attributes=coord_attrs("epoch"),
-                )[:] = lay.epochs
-            for name, v in lay.variables.items():
-                chunks = tuple(lay.chunk_shape) + tuple(v.shape[len(lay.dims) :])
-                attrs = dict(v.attrs)
-                if name == "outcome":
-                    attrs.update(outcomes.FLAG_ATTRS)
-                group.create_array(
-                    name,
-                    shape=v.shape,
-                    chunks=chunks,
-                    dtype=v.dtype,
-                    fill_value=v.fill,
-                    dimension_names=list(v.dims),
-                    attributes=attrs,
-                )
-            group.create_array(
-                "chunk_done", shape=(lay.n_chunks,), chunks=(1,), dtype="uint8", fill_value=0, dimension_names=["chunk"]
-            )
-        except OSError as err:
-            raise ValueError(f"--out={str(self.path)!r} cannot be written: {err.strerror or err}") from None
-        return group
 
-    # -- chunks -------------------------------------------------------------------------------
-    def is_done(self, k: int) -> bool:
-        return bool(self._done_now[k])
+def coordinate_bytes(lay: Layout) -> int:
+    """Bytes of the store's coordinate arrays and bookkeeping (before compression)."""
+    coords = sum(n * np.dtype(dtype).itemsize for _, _, n, _, dtype, _ in _coordinates(lay))
+    return int(coords + lay.n_chunks * 10)
 
-    def write(self, k: int, values: dict[str, np.ndarray]) -> None:
-        region = self.layout.chunk_region(k)
-        try:
-            for name, value in values.items():
-                self._array(name)[region] = value
-        except OSError as err:
-            raise ValueError(
-                f"--out={str(self.path)!r}: writing chunk {k} failed: {err.strerror or err}; "
-                "the finished chunks are kept, run the same command again to resume"
-            ) from None
 
-    def _array(self, name: str) -> zarr.Array:
-        array = self.group[name]
-        assert isinstance(array, zarr.Array), name  # a store of ours holds arrays only
-        return array
+def _create_arrays(group: zarr.Group, lay: Layout) -> dict[str, zarr.Array]:
+    """Every array of a store, empty: coordinates, one per variable, done-marks and environments."""
+    arrays = {}
+    for name, dim, n, t, dtype, _ in _coordinates(lay):
+        arrays[name] = group.create_array(
+            name, shape=(n,), chunks=(max(t, 1),), dtype=dtype, dimension_names=[dim], attributes=coord_attrs(name)
+        )
+    for name, v in lay.variables.items():
+        chunks = tuple(lay.chunk_shape) + tuple(v.shape[len(lay.dims) :])
+        attrs = dict(getattr(v, "attrs", None) or {})
+        if name == "outcome":
+            attrs.update(outcomes.FLAG_ATTRS)
+        arrays[name] = group.create_array(
+            name,
+            shape=v.shape,
+            chunks=tuple(max(c, 1) for c in chunks),
+            dtype=v.dtype,
+            fill_value=v.fill,
+            dimension_names=list(v.dims),
+            attributes=_jsonable_attrs(attrs),
+        )
+    for name, dtype in ((MARKS, "uint64"), (ENVS, "uint16")):
+        arrays[name] = group.create_array(
+            name, shape=(lay.n_chunks,), chunks=(1,), dtype=dtype, fill_value=0, dimension_names=["chunk"]
+        )
+    return arrays
 
-    def mark_done(self, k: int) -> None:
-        try:
-            self.done[k] = 1  # written after the chunk's data: a crash before it redoes the chunk
-        except OSError as err:
-            raise ValueError(
-                f"--out={str(self.path)!r}: marking chunk {k} done failed: {err.strerror or err}"
-            ) from None
-        self._done_now[k] = True
 
-    def dataset(self) -> xr.Dataset:
-        return open(self.path)
+def _expected_docs(lay: Layout) -> dict[str, bytes]:
+    """Each array's ``zarr.json`` as this layout makes it (built in memory; nothing is written)."""
+    group = zarr.open_group(zarr.storage.MemoryStore(), mode="w", zarr_format=3)
+    proto = default_buffer_prototype()
+    return {
+        name: array.metadata.to_buffer_dict(proto)["zarr.json"].to_bytes()
+        for name, array in _create_arrays(group, lay).items()
+    }
+
+
+def _write_coordinate(array: zarr.Array, n: int, t: int, values: Callable[[slice], np.ndarray], check) -> str:
+    """Write a coordinate block by block (huge axes never materialised); returns its checksum."""
+    block = max(t, 2**20 // max(t, 1) * t)
+
+    def blocks():
+        for start in range(0, max(n, 1), block):
+            part = values(slice(start, start + block))
+            array[start : start + len(part)] = part
+            check()
+            yield part
+
+    return integrity.coord_digest(array.dtype, n, blocks())
 
 
 def _jsonable_attrs(attrs: dict) -> dict:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
 
 
-def open(path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name, as xarray.open_dataset
+def _root_doc(attrs: dict) -> bytes:
+    return json.dumps({"attributes": attrs, "zarr_format": 3, "node_type": "group"}, indent=2).encode()
+
+
+def _consolidate(path: Path) -> None:
+    """Consolidated metadata in ``zarr.json``, so that ``xr.open_zarr(path)`` reads it without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "not part of the Zarr format 3 specification": we know
+        zarr.consolidate_metadata(zarr.storage.LocalStore(path))
+
+
+def check_space(lay: Layout, path: str | Path) -> None:
+    """Refuse, before anything is written, a store whose coordinates do not fit the free space at ``path``."""
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        return  # a store being resumed has its coordinates already
+    need, free = coordinate_bytes(lay), _fs.free_bytes(path)
+    if need > free:
+        raise ValueError(
+            f"--out={str(path)!r} cannot hold this sweep: its coordinates alone need {human_size(need)} "
+            f"and {human_size(free)} are free there; sweep fewer configs, or write to another disk"
+        )
+
+
+def _remove_stale(path: Path) -> list[Path]:
+    """Temporary files of dead writers of this store: creation directories beside it, Zarr's
+    ``*.partial`` and our temp files inside it. Call with the store's lock held."""
+    removed = []
+    host = _fs._host_tag()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            m = _fs.TEMP_PATTERN.fullmatch(entry.name)
+            if (
+                m
+                and m["name"] == path.name[: _fs._NAME_KEEP]
+                and m["host"] == host
+                and not _fs.pid_alive(int(m["pid"]))
+            ):
+                _fs._remove_tree(Path(entry.path))
+                removed.append(Path(entry.path))
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for name in files + dirs:
+                m = _fs.TEMP_PATTERN.fullmatch(name)
+                ours = m is not None and m["host"] == host and not _fs.pid_alive(int(m["pid"]))
+                if _ZARR_PARTIAL.fullmatch(name) or ours:
+                    _fs._remove_tree(Path(root) / name)
+                    removed.append(Path(root) / name)
+    return removed
+
+
+# -- the Zarr sink ---------------------------------------------------------------------------------
+
+
+class ZarrSink:
+    """Results in a Zarr store at ``path``: created on the first run, verified and resumed on the next ones.
+
+    Call with the store's lock held (``lrsweep.lock``; ``sweep`` does). ``memory`` and
+    ``per_config`` (bytes of one config of a chunk, all chunks in flight) check that a resumed
+    store's chunks fit the budget; ``allow_mixed`` lets a run on other versions, backend or
+    kernel path add chunks (each chunk records its environment).
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        path: str | Path,
+        *,
+        memory: int | None = None,
+        per_config: int = 0,
+        allow_mixed: bool = False,
+    ):
+        self.layout, self.path = layout, Path(path)
+        self.where = f"--out={str(self.path)!r}"
+        self.memory, self.per_config, self.allow_mixed = memory, per_config, allow_mixed
+        self.healed: list[str] = []
+        self._ready: list[tuple[int, int]] = []
+        self._last_sync = time.monotonic()
+        self._meta_changed = False
+        try:
+            _remove_stale(self.path)
+            if self.path.is_file() or (self.path.exists() and not self.path.is_dir()):
+                raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
+            if not self.path.exists() or not any(self.path.iterdir()):
+                self._create()
+            else:
+                self._reopen()
+        except OSError as err:
+            raise ValueError(f"{self.where} cannot be written: {err.strerror or err}") from None
+        if self.healed:
+            warnings.warn(
+                f"lrsweep: {self.where} was damaged ({'; '.join(self.healed)}); this run repairs it",
+                DamageWarning,
+                stacklevel=3,
+            )
+
+    # -- creation -------------------------------------------------------------------------------
+    def _create(self) -> None:
+        lay = self.layout
+        check_space(lay, self.path)
+        env = integrity.environment(lay.attrs["kernel_path"])
+        with _deferred_interrupt() as check, _fs.atomic_dir(self.path, marker="zarr.json", sync=FSYNC) as tmp:
+            group = zarr.open_group(zarr.storage.LocalStore(tmp), mode="w", zarr_format=3)
+            arrays = _create_arrays(group, lay)
+            _test_hook("arrays")
+            coords = {
+                name: _write_coordinate(arrays[name], n, t, values, check)
+                for name, _, n, t, _, values in _coordinates(lay)
+            }
+            _test_hook("coordinates")
+            attrs = {
+                **_jsonable_attrs(lay.attrs),
+                "format": FORMAT,
+                "shape": list(lay.shape),
+                "chunk_shape": list(lay.chunk_shape),
+                "extra_coords": list(lay.extra_coords),
+                "variables": list(lay.variables),
+                "coordinates": coords,
+                "arrays": {
+                    name: integrity.json_digest(integrity.read_json(tmp / name / "zarr.json")) for name in arrays
+                },
+                "environments": [env],
+            }
+            attrs["checksum"] = integrity.attrs_checksum(attrs)
+            (tmp / BACKUP).mkdir()
+            (tmp / BACKUP / "zarr.json").write_bytes(_root_doc(attrs))
+            (tmp / "zarr.json").write_bytes(_root_doc(attrs))
+            _consolidate(tmp)
+            check()
+            _test_hook("created")
+        self.attrs = attrs
+        self._open_group()
+        self.marks = np.zeros(lay.n_chunks, np.uint64)
+
+    # -- reopening ------------------------------------------------------------------------------
+    def _reopen(self) -> None:
+        attrs, problems = integrity.load_attrs(self.path)
+        if attrs is None:
+            self._unreadable()
+            return
+        if attrs.get("format") != FORMAT:
+            raise ValueError(
+                f"{self.where} is a store of format {attrs.get('format')!r}, not {FORMAT!r}; give a new path"
+            )
+        spec_json = self.layout.attrs["spec"]
+        if attrs.get("spec") != spec_json:
+            diff = identity.differences(json.loads(attrs["spec"]), json.loads(spec_json))
+            raise ValueError(
+                f"{self.where} holds a sweep of another spec ({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); "
+                "give a new path, or delete the store to start over"
+            )
+        if tuple(attrs["chunk_shape"]) != tuple(self.layout.chunk_shape):
+            # Same spec, another memory budget: keep the store's chunks so that regions stay
+            # aligned (results do not depend on the chunk size, see lrsweep.plan).
+            chunk = int(np.prod(attrs["chunk_shape"]))
+            self.layout = dataclasses.replace(
+                self.layout,
+                chunk_shape=tuple(attrs["chunk_shape"]),
+                attrs={**self.layout.attrs, "chunk_size": attrs["chunk_size"]},
+            )
+            need = chunk * self.per_config
+            if self.memory is not None and need > self.memory:
+                raise ValueError(
+                    f"{self.where} has chunks of {chunk} configs, which need about {human_size(need)} in flight, "
+                    f"more than memory={human_size(self.memory)}; resume with --memory {human_size(need).replace(' ', '')} "
+                    "or more (a store keeps its chunk size)"
+                )
+        expected = _expected_docs(self.layout)
+        recorded = attrs.get("arrays", {})
+        if {n: integrity.json_digest(json.loads(doc)) for n, doc in expected.items()} != recorded:
+            raise ValueError(
+                f"{self.where} was written with another layout of its arrays (another lrsweep version?); "
+                "give a new path, or delete the store to start over"
+            )
+        self.attrs = attrs
+        env = integrity.environment(self.layout.attrs["kernel_path"])
+        marks_on_disk = self._any_marks()
+        if env not in attrs["environments"] and marks_on_disk and not self.allow_mixed:
+            old = attrs["environments"][-1]
+            raise ValueError(
+                f"{self.where} was computed with {', '.join(integrity.env_differences(old, env))} (store vs this run); "
+                "pass allow_mixed=True (--allow-mixed) to add chunks computed here (each chunk records its "
+                "environment), or give a new path"
+            )
+        # Repairs, from here on: the metadata first, from the spec; then the coordinates; then chunks.
+        for name, doc in expected.items():
+            if integrity.read_json(self.path / name / "zarr.json") != json.loads(doc):
+                (self.path / name).mkdir(exist_ok=True)
+                _fs.atomic_write(self.path / name / "zarr.json", doc, overwrite=True)
+                self.healed.append(f"{name}/zarr.json rebuilt")
+                self._meta_changed = True
+        if problems:
+            self.healed += [p + ", rewritten" for p in problems]
+            self._save_attrs()
+        self._open_group()
+        for name, _, n, t, _, values in _coordinates(self.layout):
+            try:
+                ok = integrity.coord_checksum(self._array(name)) == attrs["coordinates"][name]
+            except Exception:  # noqa: BLE001 - unreadable coordinate files
+                ok = False
+            if not ok:
+                with _deferred_interrupt() as check:
+                    _write_coordinate(self._array(name), n, t, values, check)
+                if integrity.coord_checksum(self._array(name)) != attrs["coordinates"][name]:
+                    raise ValueError(f"{self.where}: coordinate {name!r} differs from this sweep's; give a new path")
+                self.healed.append(f"coordinate {name!r} rewritten")
+        if env not in attrs["environments"]:
+            attrs["environments"] = attrs["environments"] + [env] if marks_on_disk else [env]
+            self._save_attrs()
+        self._verify_chunks()
+
+    def _any_marks(self) -> bool:
+        folder = self.path / MARKS / "c"
+        return folder.is_dir() and any(folder.iterdir())
+
+    def _unreadable(self) -> None:
+        """A directory without intact attributes: an unfinished creation (remade), or refused."""
+        entries = list(self.path.iterdir())
+        ours = all(
+            e.name == "zarr.json" or (e.is_dir() and ((e / "zarr.json").exists() or e.name == MARKS)) for e in entries
+        )
+        root = integrity.read_json(self.path / "zarr.json")
+        if isinstance(root, dict) and isinstance(root.get("attributes"), dict) and "format" in root["attributes"]:
+            if root["attributes"].get("format") != FORMAT:
+                raise ValueError(
+                    f"{self.where} is a store of format {root['attributes'].get('format')!r}, not {FORMAT!r}; "
+                    "give a new path"
+                )
+        if not ours:
+            raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
+        if self._any_marks():
+            raise ValueError(
+                f"{self.where} has lost its attributes (zarr.json and {BACKUP}/zarr.json) but holds finished chunks, "
+                "which cannot be matched to a sweep; delete it to start over, or give a new path"
+            )
+        for e in entries:  # an unfinished creation of ours: remade in place (the directory itself is kept)
+            _fs._remove_tree(e)
+        self._create()
+
+    def _open_group(self) -> None:
+        self.group = zarr.open_group(zarr.storage.LocalStore(self.path), mode="r+", use_consolidated=False)
+        self.names = list(self.attrs["variables"])
+        self.done = self._array(MARKS)
+        self.envs = self._array(ENVS)
+
+    def _verify_chunks(self) -> None:
+        """Every finished chunk's data against its checksum; damaged ones are redone."""
+        marks, envs, bad = integrity.read_marks(self.group, self.layout.n_chunks)
+        damaged = set(bad)
+        for k in np.flatnonzero(marks):
+            if not integrity.chunk_ok(self.group, self.attrs, int(k), int(marks[k]), int(envs[k])):
+                damaged.add(int(k))
+        marks[list(damaged)] = 0
+        self.marks = marks
+        if damaged:
+            self.healed.append(
+                f"chunks {integrity.describe_chunks(sorted(damaged))} failed their checksums and are recomputed"
+            )
+
+    def _save_attrs(self) -> None:
+        """The attributes, with a new checksum, into ``zarr.json`` and its copy (each replaced atomically)."""
+        attrs = self.attrs
+        attrs["checksum"] = integrity.attrs_checksum(attrs)
+        (self.path / BACKUP).mkdir(exist_ok=True)
+        _fs.atomic_write(self.path / BACKUP / "zarr.json", _root_doc(attrs), overwrite=True)
+        _fs.atomic_write(self.path / "zarr.json", _root_doc(attrs), overwrite=True)
+        self._meta_changed = True
+
+    # -- chunks -------------------------------------------------------------------------------
+    def is_done(self, k: int) -> bool:
+        return bool(self.marks[k])
+
+    def _array(self, name: str) -> zarr.Array:
+        array = self.group[name]
+        assert isinstance(array, zarr.Array), name  # a store of ours holds arrays only
+        return array
+
+    def _env_index(self) -> int:
+        env = integrity.environment(self.layout.attrs["kernel_path"])
+        envs = self.attrs["environments"]
+        if env not in envs:  # the run changed path (the GPU kernel fell back to XLA): record it
+            envs.append(env)
+            self._save_attrs()
+        return envs.index(env)
+
+    def _chunk_files(self, k: int, names: list[str]) -> list[Path]:
+        pos = np.unravel_index(k, self.layout.chunk_grid)
+        files = []
+        for name in names:
+            array = self._array(name)
+            coords = tuple(int(p) for p in pos) + (0,) * (array.ndim - len(pos)) if name not in (MARKS, ENVS) else (k,)
+            files.append(self.path / name / array.metadata.encode_chunk_key(coords))
+        return files
+
+    def write(self, k: int, values: dict[str, np.ndarray]) -> None:
+        region = self.layout.chunk_region(k)
+        values = integrity.canonical_nans(values)
+        try:
+            env = self._env_index()
+            checksum = integrity.chunk_checksum(values, self.names, env)
+            with _deferred_interrupt():
+                for name in self.names:
+                    self._array(name)[region] = values[name]
+                self.envs[k] = env
+        except OSError as err:
+            raise ValueError(
+                f"{self.where}: writing chunk {k} failed: {err.strerror or err}; "
+                "the finished chunks are kept, run the same command again to resume"
+            ) from None
+        self._ready.append((k, checksum))
+
+    def mark_done(self, k: int) -> None:
+        """Chunk ``k``'s done-mark is due; it is written with the next batch (see :meth:`flush`)."""
+        if not FSYNC or time.monotonic() - self._last_sync >= SYNC_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Sync the written chunks' data, then write and sync their done-marks (checksums)."""
+        if not self._ready:
+            return
+        ready, self._ready = self._ready, []
+        try:
+            with _deferred_interrupt():
+                if FSYNC:
+                    _sync([f for k, _ in ready for f in self._chunk_files(k, [*self.names, ENVS])], self.path)
+                _test_hook("before-marks")
+                for k, checksum in ready:
+                    self.done[k] = checksum
+                if FSYNC:
+                    _sync([f for k, _ in ready for f in self._chunk_files(k, [MARKS])], self.path)
+        except OSError as err:
+            raise ValueError(f"{self.where}: marking chunks done failed: {err.strerror or err}") from None
+        for k, checksum in ready:
+            self.marks[k] = checksum
+        self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        """Write the pending done-marks; consolidate the metadata if it changed (repairs, environments)."""
+        self.flush()
+        if self._meta_changed:
+            with _deferred_interrupt():
+                _consolidate(self.path)
+                if FSYNC:
+                    _fs.fsync_tree([self.path / "zarr.json"])
+            self._meta_changed = False
+
+    def dataset(self) -> xr.Dataset:
+        self.close()
+        return open(self.path, verify=False)  # this run verified what was there and wrote the rest
+
+
+def _sync(files: list[Path], root: Path) -> None:
+    """fsync the files that exist, and every directory from theirs up to ``root`` (new names, deletions)."""
+    present = [f for f in files if f.exists()]
+    _fs.fsync_tree(present)
+    dirs = set()
+    for f in files:
+        for parent in f.parents:
+            if parent == root.parent or len(parent.parts) < len(root.parts):
+                break
+            dirs.add(parent)
+    for d in sorted(dirs, key=lambda p: -len(p.parts)):
+        if d.exists():
+            _fs.fsync_dir(d)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def open(path: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 - the natural name, as xarray.open_dataset
     """Reopen a store written by ``sweep(..., out=path)`` as an ``xarray.Dataset``.
+
+    Never returns damaged data silently: the store is verified first (``lrsweep.verify``: every
+    finished chunk against its checksum, metadata and coordinates against theirs; it reads the
+    store back once, chunk by chunk) and a damaged one is refused with a ValueError naming the
+    damaged chunks and the fix (run the same sweep again: it recomputes them). ``verify=False``
+    skips that check (the caller takes responsibility, e.g. right after writing the store).
 
     Arrays stay on disk until used (xarray's lazy indexing). It opens like an in-memory result:
     ``outcome`` as int8 codes (-1 for configs not trained yet; ``lrsweep.outcome_names`` decodes
     them, ``ds.outcome.attrs["flag_meanings"]`` says what they mean). A store of at most
     ``INDEX_MAX`` configs gets an index on every dim, so ``ds.sel(lr=0.1)`` works; larger ones get
     none (``ds.set_xindex("lr")`` builds one; or use ``isel``). ``ds.attrs["chunks_done"]`` and
-    ``["chunks_total"]`` say how complete it is.
+    ``["chunks_total"]`` say how complete it is, ``["environments"]`` (JSON) where it was computed.
     """
     path = Path(path)
+    where = f"path={str(path)!r}"
     if not path.exists():
-        raise ValueError(f"path={str(path)!r} does not exist")
+        raise ValueError(f"{where} does not exist")
+    if verify:
+        damage = integrity.verify(path)
+        if not damage.clean:
+            raise ValueError(
+                f"{where} is damaged ({'; '.join(damage.lines())}); run the same sweep again with the same out= "
+                "to repair it (damaged chunks are recomputed), or open(..., verify=False) to read it anyway"
+            )
+    attrs, _ = integrity.load_attrs(path)
+    if attrs is None or attrs.get("format") != FORMAT:
+        raise ValueError(f"{where} is not an lrsweep store ({FORMAT})")
     try:
-        # A store has a handful of arrays, so reading their metadata one by one is cheap, and
-        # consolidated metadata is not part of the Zarr 3 format.
         # mask_and_scale=False: the fill values are the data's own "not trained yet" (-1 codes,
         # NaN losses), not missing values to turn integer arrays into floats for.
         # No indexes yet: a pandas index of 1e8 learning rates would take 800 MB. Small stores get
         # them below, so that ds.sel(lr=...) works as on an in-memory result.
         ds = xr.open_zarr(path, consolidated=False, mask_and_scale=False, create_default_indexes=False)
     except Exception as err:  # noqa: BLE001 - any failure to read is reported with the path
-        raise ValueError(f"path={str(path)!r} is not a readable lrsweep store: {err}") from None
-    if ds.attrs.get("format") != FORMAT:
-        raise ValueError(f"path={str(path)!r} is not an lrsweep store")
-    done = np.asarray(ds["chunk_done"].values)
-    ds = ds.drop_vars("chunk_done").set_coords(ds.attrs.pop("extra_coords", []))
-    ds.attrs.update(chunks_done=int(done.sum()), chunks_total=int(done.size))
+        raise ValueError(f"{where} is not a readable lrsweep store: {err}") from None
+    n_chunks = int(ds.sizes.get("chunk", 0))
+    marks, _, _ = integrity.read_marks(
+        zarr.open_group(zarr.storage.LocalStore(path, read_only=True), mode="r"), n_chunks
+    )
+    ds = ds.drop_vars([MARKS, ENVS], errors="ignore").set_coords(attrs.get("extra_coords", []))
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in integrity.BOOKKEEPING}
+    ds.attrs["environments"] = json.dumps(ds.attrs.get("environments", []))
+    ds.attrs.update(chunks_done=int(np.count_nonzero(marks)), chunks_total=n_chunks)
     ds = _with_outcome_attrs(ds)
     if ds["outcome"].size <= INDEX_MAX:
         for dim in list(ds.dims):
@@ -248,44 +650,76 @@ def open(path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name, as x
     return ds
 
 
+def verify(path: str | Path) -> integrity.Damage:
+    """The damaged chunks of the store at ``path`` (``lrsweep.integrity.verify``)."""
+    return integrity.verify(path)
+
+
 def summary_table(ds: xr.Dataset):
-    """One row per config: the sweep's coords, final loss, scalar parameters, outcome, event epoch."""
+    """One row per config: the sweep's coords, and every variable's final value.
+
+    Array parameters get one column per element, ``W0[0,1]``; trajectories give their last epoch.
+    """
     if "epoch" in ds.dims:
         ds = ds.isel(epoch=-1, drop=True)
-    keep = [v for v in ds.data_vars if ds[v].ndim == ds["outcome"].ndim]
-    frame = ds[keep].to_dataframe().reset_index()
+    dims = ds["outcome"].dims
+    columns = {}
+    for name in ds.data_vars:
+        var = ds[name]
+        if var.dims[: len(dims)] != dims:
+            continue
+        extra = var.dims[len(dims) :]
+        if not extra:
+            columns[name] = var
+            continue
+        for idx in np.ndindex(*[var.sizes[d] for d in extra]):
+            columns[f"{name}[{','.join(map(str, idx))}]"] = var.isel(dict(zip(extra, idx)), drop=True)
+    frame = xr.Dataset(columns, coords={c: ds.coords[c] for c in ds.coords if set(ds.coords[c].dims) <= set(dims)})
+    frame = frame.to_dataframe().reset_index()
     frame["outcome"] = outcomes.names(frame["outcome"].to_numpy())
     return frame
 
 
-def export(source: xr.Dataset | str | Path, path: str | Path, block: int = 1_000_000) -> Path:
+def export(
+    source: xr.Dataset | str | Path, path: str | Path, block: int = 1_000_000, *, overwrite: bool = False
+) -> Path:
     """Write a sweep's summary, one row per config, to ``path`` (``.csv`` or ``.parquet``).
 
-    ``source`` is a result Dataset or a store path. Rows are written in blocks of about ``block``
-    configs along the first sweep dim, so a store larger than memory exports too.
+    ``source`` is a result Dataset or a store path (verified, see :func:`open`). Rows are written
+    in blocks of about ``block`` configs along the first sweep dim, so a store larger than memory
+    exports too. Array parameters get one column per element (``W0[0,1]``).
+
+    Only what is ours is touched: an existing ``path`` is refused unless ``overwrite=True``
+    (``lrsweep export --force``), a directory always; the table is written under a unique
+    temporary name beside ``path`` and renamed into place when complete (``_fs.atomic_output``),
+    so a failure or Ctrl-C leaves ``path`` as it was and no temporary file behind.
     """
-    ds = open(source) if isinstance(source, (str, Path)) else source
     path = Path(path)
     fmt = path.suffix.lower()
     if fmt not in (".csv", ".parquet"):
         raise ValueError(f"path={str(path)!r} is invalid: expected a .csv or .parquet file name")
+    if path.is_dir():
+        raise ValueError(f"path={str(path)!r} is a directory; give a file name")
+    if not overwrite and os.path.lexists(path):
+        raise ValueError(f"path={str(path)!r} exists; pass overwrite=True (--force) to replace it")
+    ds = open(source) if isinstance(source, (str, Path)) else source
     first = ds["outcome"].dims[0]
     per_row = max(1, int(np.prod([ds.sizes[d] for d in ds["outcome"].dims[1:]], dtype=np.int64)))
     step = max(1, block // per_row)
-    tmp = path.with_name(path.name + ".partial")
-    writer = None
-    try:
-        for start in range(0, ds.sizes[first], step):
-            frame = summary_table(ds.isel({first: slice(start, start + step)}).load())
-            if fmt == ".csv":
-                frame.to_csv(tmp, mode="w" if start == 0 else "a", header=start == 0, index=False)
-            else:
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-        if writer is not None:
-            writer.close()
-        shutil.move(tmp, path)
-    except OSError as err:
-        raise ValueError(f"path={str(path)!r} cannot be written: {err.strerror or err}") from None
+    with _fs.atomic_output(path, overwrite=overwrite) as tmp:
+        writer = None
+        try:
+            for start in range(0, ds.sizes[first], step):
+                frame = summary_table(ds.isel({first: slice(start, start + step)}).load())
+                if fmt == ".csv":
+                    frame.to_csv(tmp, mode="w" if start == 0 else "a", header=start == 0, index=False)
+                else:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+        except OSError as err:
+            raise ValueError(f"path={str(path)!r} cannot be written: {err.strerror or err}") from None
+        finally:
+            if writer is not None:
+                writer.close()
     return path
