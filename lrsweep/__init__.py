@@ -9,6 +9,7 @@ The public API:
 - :func:`init_grid`: a grid of initialisations over chosen parameters.
 - :func:`open` and :func:`export`: reopen a sweep's Zarr store (``sweep(..., out=path)``), write its
   summary to CSV or Parquet.
+- :func:`explore`: one self-contained, offline HTML page to explore a sweep (or a store).
 - :func:`suggest_lr`: one learning rate from a sweep (largest stable, fastest, lowest loss, valley).
 - :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
 - :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them); :func:`outcome_names`
@@ -17,6 +18,7 @@ The public API:
 
 from . import optimizers, problems, theory
 from .api import SweepInterrupted, sweep, trace
+from .explore import explore
 from .grid import init_grid, parse_lr
 from .outcomes import NAMES as OUTCOMES
 from .outcomes import names as outcome_names
@@ -31,6 +33,7 @@ __all__ = [
     "Problem",
     "SweepInterrupted",
     "__version__",
+    "explore",
     "export",
     "init_grid",
     "open",

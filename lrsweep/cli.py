@@ -1,7 +1,10 @@
-"""The ``lrsweep`` command line: ``run``, ``trace`` and ``info``.
+"""The ``lrsweep`` command line: ``run``, ``show``, ``explore``, ``export``, ``trace``, ``info``, ...
 
     lrsweep run                               # the built-in default sweep
     lrsweep run --lr 0.01,0.1,1 --grad forward --precision mixed
+    lrsweep run --json                        # a machine-readable summary on stdout
+    lrsweep show sweep.zarr                   # a stored sweep's summary table, without rerunning it
+    lrsweep explore sweep.zarr --out page.html  # one offline HTML page to explore a sweep
     lrsweep trace --lr 0.01 --epochs 10       # the lesson notebook's printed lines
     lrsweep export sweep.zarr summary.csv     # a store's summary as a table
     lrsweep figures --out figures             # the lecture gallery
@@ -14,6 +17,8 @@ Bad input prints one line ``lrsweep: error: ...`` naming the argument and exits 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import platform
 import sys
 import time
@@ -21,7 +26,7 @@ import time
 import jax
 import numpy as np
 
-from . import api, notebook, optimizers, outcomes, problems, store, suggest, theory
+from . import api, engine, notebook, optimizers, outcomes, problems, store, suggest, theory
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -36,24 +41,59 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lrsweep", description="Train many learning rates at once, in JAX.")
+    from . import __version__
+
+    parser = _Parser(
+        prog="lrsweep",
+        description="Train many learning rates at once, in JAX.",
+        epilog=_EPILOGS["lrsweep"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lrsweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a sweep and print a summary table")
-    run.add_argument("spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it)")
-    spec_mod.add_flags(run)  # one flag per setting of lrsweep.spec.SweepSpec
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=_EPILOGS[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
-    export = sub.add_parser("export", help="write a store's summary (one row per config) to CSV or Parquet")
+    run = command("run", "run a sweep and print a summary table")
+    run.add_argument(
+        "spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it; default: none)"
+    )
+    spec_mod.add_flags(run)  # one flag per setting of lrsweep.spec.SweepSpec
+    _output_flags(run, json_help="print a machine-readable summary (JSON) on stdout instead of the table")
+
+    show = command("show", "print the summary table of a stored sweep, without rerunning it")
+    show.add_argument("store", help="a store written by lrsweep run --out")
+
+    explore = command("explore", "write one self-contained, offline HTML page to explore a sweep")
+    explore.add_argument("source", help="a store (lrsweep run --out) or a spec TOML file (the sweep runs first)")
+    explore.add_argument("--out", default="explore.html", help="the page to write, .html (default: explore.html)")
+    explore.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
+
+    export = command("export", "write a store's summary (one row per config) to CSV or Parquet")
     export.add_argument("store", help="a store written by lrsweep run --out")
     export.add_argument("table", help="the output file, .csv or .parquet")
 
-    trace = sub.add_parser("trace", help="print the lesson's per-epoch lines for one learning rate")
-    trace.add_argument("--problem", default="linear")
-    trace.add_argument("--lr", type=float, required=True)
-    trace.add_argument("--epochs", type=int, default=10)
-    trace.add_argument("--grad", default="forward")
-    trace.add_argument("--precision", default="mixed")
+    trace = command("trace", "print the lesson's per-epoch lines for one learning rate")
+    trace.add_argument("--problem", default="linear", help="a built-in problem (default: linear)")
+    trace.add_argument("--lr", type=float, required=True, help="the learning rate (required)")
+    trace.add_argument("--epochs", type=int, default=10, help="epochs to print (default: 10; run's default is 1000)")
+    trace.add_argument(
+        "--grad",
+        default="forward",
+        help="gradient estimator (default: forward, the lesson's; run's default is autodiff)",
+    )
+    trace.add_argument(
+        "--precision",
+        default="mixed",
+        help="precision policy (default: mixed, the notebook's arithmetic; run's default is float32)",
+    )
     trace.add_argument("--param", default=None, help="parameter to print (default: the first, 'w')")
 
     # `lrsweep bench ...` hands its arguments to lrsweep.bench (see main); listed here for --help.
@@ -64,8 +104,49 @@ def _parser() -> argparse.ArgumentParser:
         "figures", help="the lecture figure gallery (lrsweep figures --help for its options)", add_help=False
     )
 
-    sub.add_parser("info", help="print versions, backend and devices")
+    info = command("info", "print versions, backend and devices")
+    info.add_argument("--json", action="store_true", help="print them as JSON (default: off)")
     return parser
+
+
+def _output_flags(parser: argparse.ArgumentParser, json_help: str) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings (default: off)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print the settings and the chunk plan on stderr (default: off)"
+    )
+    parser.add_argument("--json", action="store_true", help=json_help + " (default: off)")
+
+
+#: An example block at the end of each command's --help.
+_EPILOGS = {
+    "lrsweep": """examples:
+  lrsweep run                                   the default sweep: the lesson, 256 lrs from 1e-4 to 10
+  lrsweep run --lr log:1e-3:1:64 --out s.zarr   stream results to a resumable store
+  lrsweep show s.zarr                           its summary table, without rerunning
+  lrsweep explore s.zarr --out page.html        one offline HTML page to explore it
+  lrsweep <command> --help                      a command's options and their defaults""",
+    "run": """examples:
+  lrsweep run                                   the lesson, 256 lrs log-spaced from 1e-4 to 10
+  lrsweep run --lr 0.01,0.1,1 --grad forward --precision mixed
+  lrsweep run --problem mlp --lr W0=log:0.1:100:32 --lr W1=log:0.1:100:32 --init 4
+  lrsweep run sweep.toml --out sweep.zarr       a spec file; Ctrl-C'd? the same command resumes
+  lrsweep run --json | jq .outcomes             a machine-readable summary""",
+    "show": """examples:
+  lrsweep run --lr log:1e-4:1:65536 --out sweep.zarr --quiet
+  lrsweep show sweep.zarr""",
+    "explore": """examples:
+  lrsweep explore sweep.zarr --out page.html    open page.html#lr=0.1 to start at lr 0.1
+  lrsweep explore sweep.toml --out page.html    runs the spec's sweep first""",
+    "export": """examples:
+  lrsweep export sweep.zarr summary.csv
+  lrsweep export sweep.zarr summary.parquet""",
+    "trace": """examples:
+  lrsweep trace --lr 0.01 --epochs 10           the lesson notebook's printed lines, exactly
+  lrsweep trace --lr 1 --epochs 5 --param b""",
+    "info": """examples:
+  lrsweep info
+  lrsweep info --json""",
+}
 
 
 def _summary(ds, block: int = 2**22) -> str:
@@ -110,7 +191,7 @@ def _summary(ds, block: int = 2**22) -> str:
     for k, name in enumerate((*outcomes.NAMES, "pending")):
         if count[k]:
             lines.append(
-                f"{name:<11} {count[k]:>9}" + "".join(f"  {lo[d][k]:>12.4g}  {hi[d][k]:>12.4g}" for d in lr_dims)
+                f"{name:<11} {count[k]:>9,}" + "".join(f"  {lo[d][k]:>12.4g}  {hi[d][k]:>12.4g}" for d in lr_dims)
             )
     conv = outcomes.CONVERGED
     for d in lr_dims:
@@ -135,10 +216,17 @@ def _run_settings(args) -> dict:
 
 def _run(args) -> None:
     settings = _run_settings(args)
+    if settings.get("record") == "trajectory" and "out" not in settings and not args.quiet:
+        print(
+            "lrsweep: warning: --record trajectory without --out: only the summary is printed and the "
+            "trajectories are dropped; add --out STORE to keep them",
+            file=sys.stderr,
+        )
+    layout, todo, compile_s = _prepare(settings, args.verbose)
     t0 = time.perf_counter()
     problem = settings.pop("problem")
     try:
-        ds = api.sweep(problem, settings.pop("lr"), progress=False if args.quiet else None, **settings)
+        ds = api.sweep(problem, settings.pop("lr"), progress=False if args.quiet or args.json else None, **settings)
     except api.SweepInterrupted as stop:
         done = stop.partial.attrs.get("chunks_done")
         where = (
@@ -148,20 +236,160 @@ def _run(args) -> None:
         )
         raise KeyboardInterrupt(f"interrupted{where}") from None
     seconds = time.perf_counter() - t0
-    sizes = " x ".join(f"{ds.sizes[d]} {d}" for d in ds["outcome"].dims)
+    configs = sum(layout.chunk_configs(k) for k in todo)
     epochs = ds.attrs["epochs"]
+    timing = {"compile_s": compile_s, "sweep_s": seconds, "theory_s": 0.0, "configs_computed": configs}
+    timing["config_steps_computed"] = configs * epochs
+    plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")
+    advice_problem = problems.get(problem) if plain else None
+    if args.json:
+        t1 = time.perf_counter()
+        facts = _facts(ds, advice_problem)
+        timing["theory_s"] = time.perf_counter() - t1
+        print(json.dumps({**facts, "out": settings.get("out"), "timing": timing}, indent=2, default=str))
+        return
+    sizes = " x ".join(f"{ds.sizes[d]:,} {d}" for d in ds["outcome"].dims)
     print(
         f"lrsweep run: problem {ds.attrs['problem']}, {sizes}, {epochs} epochs, grad {ds.attrs['grad']}, "
         f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
     print(_summary(ds))
-    plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")
-    advice_problem = problems.get(problem) if plain else None
     if advice_problem is not None and "lr" in ds.dims and ds["outcome"].size <= store.INDEX_MAX:
+        t1 = time.perf_counter()
         print(_advice(advice_problem, ds, ds.attrs["optimizer"]))
+        timing["theory_s"] = time.perf_counter() - t1
     if "out" in settings:
         print(f"results: {settings['out']} (lrsweep.open to read them; lrsweep export to write a table)")
-    print(f"time: {seconds:.2f} s for {ds['outcome'].size * epochs:,} config-steps (compile included)")
+    print(_time_line(timing, epochs, ds["outcome"].size))
+
+
+def _prepare(settings: dict, verbose: bool) -> tuple:
+    """Plan the sweep (printing the plan with ``verbose``) and compile its program ahead of time.
+
+    Returns the layout, the chunks this run computes (a resumed store's done chunks excluded) and
+    the compile time in seconds: the time to compile the first chunk's program
+    (``engine.run_chunk.lower(...).compile()``, which fills JAX's cache, so the sweep reuses it),
+    or None where that failed (then compiling is part of the sweep's time).
+    """
+    rest = {k: v for k, v in settings.items() if k not in ("problem", "lr")}
+    job, memory = api.plan_sweep(spec_mod.build(settings["problem"], settings["lr"], **rest))
+    layout = job.layout
+    done = np.zeros(layout.n_chunks, bool)
+    out = settings.get("out")
+    if out is not None:
+        try:
+            import zarr
+
+            group = zarr.open_group(out, mode="r")
+            chunk_shape = tuple(group.attrs["chunk_shape"])
+            if chunk_shape != layout.chunk_shape:  # a resumed store keeps its chunks
+                layout = dataclasses.replace(layout, chunk_shape=chunk_shape)
+            done = np.asarray(group["chunk_done"][:], bool)
+            if done.size != layout.n_chunks:
+                done = np.zeros(layout.n_chunks, bool)
+        except Exception:  # noqa: BLE001 - no store yet, or not ours: the sweep itself says which
+            done = np.zeros(layout.n_chunks, bool)
+    todo = [k for k in range(layout.n_chunks) if not done[k]]
+    if verbose:
+        shown = {k: v for k, v in settings.items() if v is not None}
+        print("lrsweep: settings " + json.dumps(shown, sort_keys=True, default=str), file=sys.stderr)
+        print(
+            f"lrsweep: plan: {job.axes.size:,} configs in {layout.n_chunks:,} chunks of up to {job.chunk:,} configs "
+            f"(chunk shape {layout.chunk_shape} over dims {layout.dims}), {len(todo):,} to compute; "
+            f"memory budget {memory / 2**20:,.0f} MiB; kernel path {layout.attrs.get('kernel_path')}",
+            file=sys.stderr,
+        )
+    if not todo:
+        return layout, todo, 0.0
+    t0 = time.perf_counter()
+    try:
+        static = job.statics[0]
+        with static.policy.context():
+            _which, inputs = job.inputs(todo[0])
+            engine.run_chunk.lower(inputs, static=static).compile()
+    except Exception:  # noqa: BLE001 - e.g. a kernel that does not compile: the sweep falls back and reports
+        return layout, todo, None
+    return layout, todo, time.perf_counter() - t0
+
+
+def _time_line(timing: dict, epochs: int, total: int) -> str:
+    """``time: compile ... s, sweep ... s (N config-steps computed in this run), theory ... s``."""
+    configs = timing["configs_computed"]
+    compile_s = timing["compile_s"]
+    parts = ["compile included in the sweep" if compile_s is None else f"compile {compile_s:.2f} s"] if configs else []
+    if configs:
+        rate = configs * epochs / timing["sweep_s"] if timing["sweep_s"] > 0 else float("inf")
+        of = "" if configs == total else f" of {total:,}"
+        parts.append(
+            f"sweep {timing['sweep_s']:.2f} s ({configs:,}{of} configs x {epochs:,} epochs = "
+            f"{configs * epochs:,} config-steps computed in this run, {rate:,.0f} per second)"
+        )
+    else:
+        parts.append(f"sweep {timing['sweep_s']:.2f} s (nothing to compute: every chunk was already done)")
+    if timing["theory_s"]:
+        parts.append(f"theory {timing['theory_s']:.2f} s")
+    return "time: " + ", ".join(parts)
+
+
+def _counts(ds, block: int = 2**22) -> dict[str, int]:
+    """Configs per outcome (and "pending"), streamed over blocks of the first dim."""
+    dims = ds["outcome"].dims
+    per_row = max(1, int(np.prod([ds.sizes[d] for d in dims[1:]], dtype=np.int64)))
+    step = max(1, block // per_row)
+    count = np.zeros(len(outcomes.NAMES) + 1, np.int64)
+    for start in range(0, ds.sizes[dims[0]], step):
+        codes = outcomes.codes(ds["outcome"].isel({dims[0]: slice(start, start + step)}).values)
+        count += np.bincount(np.where(codes < 0, len(outcomes.NAMES), codes).ravel(), minlength=count.size)
+    return {name: int(n) for name, n in zip((*outcomes.NAMES, outcomes.PENDING_NAME), count)}
+
+
+def _facts(ds, problem: problems.Problem | None) -> dict:
+    """A sweep's summary as JSON-able data: settings, sizes, outcome counts, suggested and critical lr."""
+    keep = ("problem", "epochs", "grad", "precision", "record", "optimizer", "optimizer_kwargs", "seed", "kernel_path")
+    facts: dict = {
+        "settings": {k: ds.attrs[k] for k in keep if k in ds.attrs},
+        "spec": json.loads(ds.attrs["spec"]) if "spec" in ds.attrs else None,
+        "sizes": {str(d): int(ds.sizes[d]) for d in ds["outcome"].dims},
+        "configs": int(ds["outcome"].size),
+        "outcomes": _counts(ds),
+        "suggested_lr": None,
+        "critical_lr": None,
+    }
+    if "chunks_done" in ds.attrs:
+        facts["chunks"] = {"done": ds.attrs["chunks_done"], "total": ds.attrs["chunks_total"]}
+    if "lr" in ds.dims and ds["outcome"].size <= store.INDEX_MAX:
+        try:
+            facts["suggested_lr"] = {"method": "largest_stable", "lr": float(suggest.suggest_lr(ds, "largest_stable"))}
+        except ValueError:
+            pass
+        optimizer = ds.attrs.get("optimizer")
+        if problem is not None and optimizer in theory.OPTIMIZERS:
+            kwargs = dict(optimizers.get(optimizer).kwargs)
+            kwargs.pop("nesterov", None)
+            try:
+                facts["critical_lr"] = float(theory.critical_lr(problem, optimizer, **kwargs))
+            except ValueError:
+                pass
+    return facts
+
+
+def _show(args) -> None:
+    ds = store.open(args.store)
+    sizes = " x ".join(f"{ds.sizes[d]:,} {d}" for d in ds["outcome"].dims)
+    a = ds.attrs
+    print(
+        f"lrsweep show: {args.store}: problem {a.get('problem')}, {sizes}, {int(a.get('epochs', 0)):,} epochs, "
+        f"grad {a.get('grad')}, precision {a.get('precision')}, record {a.get('record')}, optimizer {a.get('optimizer')}"
+    )
+    print(f"chunks done: {a['chunks_done']:,} of {a['chunks_total']:,}")
+    print(_summary(ds))
+
+
+def _explore(args) -> None:
+    from .explore import explore
+
+    path = explore(args.source, args.out, progress=False if args.quiet else None)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 def _export(args) -> None:
@@ -195,13 +423,25 @@ def _trace(args) -> None:
     print(notebook.final_params_line(problem, table))
 
 
-def _info(_args) -> None:
+def _info(args) -> None:
     import chex
     import jaxlib
     import xarray
 
     from . import __version__
 
+    if getattr(args, "json", False):
+        facts = {
+            "lrsweep": __version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "system": platform.system(),
+            **{mod.__name__: mod.__version__ for mod in (jax, jaxlib, np, chex, xarray)},
+            "backend": jax.default_backend(),
+            "devices": [{"id": d.id, "platform": d.platform, "kind": d.device_kind} for d in jax.devices()],
+        }
+        print(json.dumps(facts, indent=2))
+        return
     print(f"lrsweep {__version__}")
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()})")
     for mod in (jax, jaxlib, np, chex, xarray):
@@ -226,12 +466,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "trace": _trace, "info": _info, "export": _export}[args.command](args)
+        commands = {"run": _run, "show": _show, "explore": _explore, "trace": _trace, "info": _info, "export": _export}
+        commands[args.command](args)
     except ValueError as err:
         print(f"lrsweep: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
-        print(f"lrsweep: {stop or 'interrupted'}", file=sys.stderr)
+        print(f"lrsweep: {str(stop) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

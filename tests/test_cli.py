@@ -1,5 +1,6 @@
 """The command line, used as a user would: through main() and as a subprocess."""
 
+import json
 import re
 import subprocess
 import sys
@@ -102,3 +103,71 @@ def test_run_with_optimizer_inits_and_advice(capsys):
     assert suggested <= 0.38
     code, out, err = run_cli(capsys, "run", "--optimizer", "adamx")
     assert code == 2 and "optimizer='adamx'" in err
+
+
+def test_version_help_and_epilogs(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and re.fullmatch(r"lrsweep \d+\.\d+\.\d+\n", capsys.readouterr().out)
+    for command in ("run", "show", "explore", "export", "trace", "info"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "examples:" in text, command
+        # Every option says what it does and its default (or that it is required).
+        options = re.findall(r"^  (-\S+)(?:[^\n]*)\n((?:\s{10,}[^\n]*\n)*)", text, re.M)
+        assert options, command
+    with pytest.raises(SystemExit):
+        cli.main(["trace", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: forward" in text and "run's default is autodiff" in text
+
+
+def test_run_json_and_timing(capsys):
+    code, out, _ = run_cli(capsys, "run", "--lr", "0.01,0.1,1", "--epochs", "100", "--json")
+    assert code == 0
+    facts = json.loads(out)
+    assert facts["sizes"] == {"lr": 3, "init": 1} and facts["settings"]["epochs"] == 100
+    assert sum(facts["outcomes"].values()) == 3 and facts["critical_lr"] == pytest.approx(0.119756, rel=1e-5)
+    assert facts["suggested_lr"]["lr"] == 0.1
+    assert facts["timing"]["configs_computed"] == 3 and facts["timing"]["config_steps_computed"] == 300
+    code, out, _ = run_cli(capsys, "run", "--lr", "0.01,0.1", "--epochs", "100", "--quiet")
+    assert re.search(
+        r"^time: compile \d+\.\d\d s, sweep \d+\.\d\d s \(2 configs x 100 epochs = 200 config-steps", out, re.M
+    )
+
+
+def test_info_json(capsys):
+    code, out, _ = run_cli(capsys, "info", "--json")
+    facts = json.loads(out)
+    assert code == 0 and facts["backend"] == "cpu" and facts["devices"][0]["id"] == 0 and "jax" in facts
+
+
+def test_verbose_prints_the_plan_and_trajectory_without_out_warns(capsys):
+    code, out, err = run_cli(capsys, "run", "--lr", "0.01,0.1", "--epochs", "20", "--record", "trajectory", "-v")
+    assert code == 0 and "2 lr x 1 init" in out
+    assert "lrsweep: settings " in err and "lrsweep: plan: 2 configs in 1 chunks" in err
+    assert "--record trajectory without --out: only the summary is printed" in err
+    code, out, err = run_cli(capsys, "run", "--lr", "0.01", "--epochs", "20", "--record", "trajectory", "-q")
+    assert code == 0 and err == ""
+
+
+def test_show_a_store_without_rerunning(capsys, tmp_path):
+    store = str(tmp_path / "s.zarr")
+    code, out, _ = run_cli(capsys, "run", "--lr", "log:1e-3:1:16", "--epochs", "100", "--out", store, "-q")
+    assert code == 0
+    table = out.split("\n", 1)[1].split("largest")[0]
+    code, out, _ = run_cli(capsys, "show", store)
+    assert code == 0 and "16 lr x 1 init, 100 epochs" in out and table in out
+    # A resumed run that finds every chunk done computes nothing, and says so.
+    code, out, _ = run_cli(capsys, "run", "--lr", "log:1e-3:1:16", "--epochs", "100", "--out", store, "-q")
+    assert "nothing to compute" in out and "compile" not in out.splitlines()[-1]
+
+
+def test_ctrl_c_says_interrupted(capsys, monkeypatch):
+    def stop(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_info", stop)
+    code, _out, err = run_cli(capsys, "info")
+    assert code == 130 and err == "lrsweep: interrupted\n"
