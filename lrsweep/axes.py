@@ -167,8 +167,10 @@ class Axes:
         self._batch = batch
         n = jax.tree_util.tree_leaves(batch)[0].shape[0]
         self._add("init", np.arange(n))
+        # init_<name> values along "init" for inits the sweep was given (a batch, or a count drawn
+        # by the sampler); the problem's one default init is no axis of values.
         for name, leaf in zip(self.names, jax.tree_util.tree_leaves(batch)):
-            if leaf.ndim == 1:
+            if leaf.ndim == 1 and init is not None:
                 self.extra_coords[f"init_{name}"] = ("init", leaf)
 
     # -- what the compute dtypes can hold -------------------------------------------------------

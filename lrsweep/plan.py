@@ -288,9 +288,7 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
         shape=axes.shape,
         chunk_shape=axes.shape,
         coords=dict(axes.coords),
-        # init_<name> values along "init" only for inits the sweep was given (a batch or a count
-        # drawn by the sampler); the problem's one default init is no axis of values.
-        extra_coords=dict(axes.extra_coords) if "init" in attrs else {},
+        extra_coords=dict(axes.extra_coords),
         epochs=static.recorded_epochs() if traj else None,
         variables=variables,
         attrs=attrs,
