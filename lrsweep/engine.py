@@ -14,10 +14,11 @@ Shapes (``C`` configs in a chunk, ``G`` learning-rate groups, ``E`` epochs, ``n`
 - ``params0``: pytree whose leaves are ``(C, *leaf_shape)``, parameter dtype;
 - ``x``, ``y``: ``(n, ...)``, compute dtype, shared by all configs (never copied per config);
 - record ``"summary"``: ``loss (C,)``, ``params`` a list of leaves ``(C, *leaf_shape)``,
-  ``outcome (C,) int8``, ``event_epoch (C,) int32``;
+  ``outcome (C,) int8``, ``event_epoch (C,) int32``, ``score (C,)`` and ``best_loss (C,)`` in the
+  compute dtype, ``best_epoch (C,) int32`` (``lrsweep.outcomes`` defines them);
 - record ``"trajectory"``: ``loss (C, R)``, params ``(C, R, *leaf_shape)`` at the ``R`` epochs of
-  ``Static.recorded_epochs()`` (every epoch ``0..E`` by default), outcome and event as for a
-  summary. Epoch 0 is the state before training.
+  ``Static.recorded_epochs()`` (every epoch ``0..E`` by default); outcome, event, score and best
+  as for a summary. Epoch 0 is the state before training.
 
 One epoch on ``L(p) = (1/n) sum_i loss(p, x_i, y_i)``::
 
@@ -76,6 +77,8 @@ class Static:
       kernel: ``"xla"`` (``vmap`` of ``train_one``), ``"pallas"`` (the fused kernel of
         ``lrsweep.kernels``), ``"pallas-interpret"`` (the same kernel interpreted, for tests on
         CPU) or ``"auto"``: the fused kernel on GPU where it applies, XLA otherwise.
+      score_window: losses in the score's window, ``K`` (``lrsweep.outcomes``); the window holds
+        ``min(K, epochs)`` of them.
     """
 
     loss: Callable
@@ -93,6 +96,7 @@ class Static:
     keep_loss: bool = True
     keep_leaves: tuple[int, ...] | None = None  # None: every leaf
     kernel: KernelName = "auto"
+    score_window: int = outcomes.DEFAULT_SCORE_WINDOW
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
@@ -242,19 +246,29 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     state at the start of each block (its loss comes from the block's first step, so ``every = 1``
     keeps exactly the losses the outcome tracker saw), then the remaining epochs run, then the
     final state is recorded.
+
+    The score's window, the losses ``L_{E-K} .. L_{E-1}`` before the last ``K = min(score_window,
+    E)`` steps: a summary runs its first ``E - K`` epochs in one scan and its last ``K`` in a
+    second scan that outputs their losses (nothing per epoch is carried for it, and memory is
+    ``O(K)``); a trajectory carries a ring of ``K`` losses (epoch ``e`` at slot ``e mod K``),
+    rotated into epoch order at the end. Either way the window is in epoch order, so both
+    records give the same score bit for bit.
     """
-    lr, hyper, params0, x, y, h, zero, rtol, min_loss = inputs
+    lr, hyper, params0, x, y, h, zero, rtol, min_loss, plateau_rtol = inputs
     epochs, every = static.epochs, static.every
+    k_window = min(static.score_window, epochs)
     init, epoch, mean_loss = _epoch_fn(static, lr, x, y, h, zero, hyper)
     loss0 = mean_loss(params0)
-    tol = min_loss + rtol * (loss0 - min_loss)
+    tol = min_loss + rtol * (loss0 - min_loss)  # NaN when the minimum is unknown: no epoch is below it
 
     def step(carry, e):
-        params, state, track = carry
+        params, state, track, ring = carry
         loss, _, _, new, state = epoch(params, state)
         track = outcomes.observe(track, e, loss, loss0, tol)
         track = outcomes.moved(track, e + 1, _changed(params, new))
-        return (new, state, track), loss
+        if ring is not None:
+            ring = lax.dynamic_update_index_in_dim(ring, loss, e % k_window, 0)
+        return (new, state, track, ring), loss
 
     def run(carry, first_epoch, n):
         """``n`` epochs from ``first_epoch``; returns the new carry and the first epoch's loss."""
@@ -266,8 +280,10 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         chosen = range(len(leaves)) if static.keep_leaves is None else static.keep_leaves
         return {"loss": loss if static.keep_loss else None, "params": [leaves[k] for k in chosen]}
 
-    carry = (params0, init(params0), outcomes.start(loss0, tol))
+    track0 = outcomes.start(loss0, tol)
     if static.record == "trajectory":
+        ring0 = jnp.zeros((k_window,), loss0.dtype)
+        carry = (params0, init(params0), track0, ring0)
         n_blocks, rest = divmod(epochs, every)
 
         def block(carry, b):
@@ -282,24 +298,39 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             records = jax.tree_util.tree_map(
                 lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params)
             )
+        ring = carry[3]
+        assert ring is not None
+        # Slot e mod K holds epoch e; the window's first epoch, E - K, sits at slot E mod K.
+        window = jnp.roll(ring, -(epochs % k_window))
     else:
         # Summaries keep no per-epoch output, so memory does not grow with epochs.
-        carry, _ = lax.scan(
-            lambda c, e: (step(c, e)[0], None), carry, jnp.arange(epochs, dtype=jnp.int32), unroll=UNROLL_SCAN
-        )
-    final, _, track = carry
+        carry = (params0, init(params0), track0, None)
+        head = epochs - k_window
+        if head:
+            carry, _ = lax.scan(
+                lambda c, e: (step(c, e)[0], None), carry, jnp.arange(head, dtype=jnp.int32), unroll=UNROLL_SCAN
+            )
+        tail = head + jnp.arange(k_window, dtype=jnp.int32)
+        carry, window = lax.scan(step, carry, tail, unroll=min(UNROLL_SCAN, k_window))
+    final, _, track, _ = carry
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol)
-    outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol)
+    terms = [window[i] for i in range(k_window)]
+    score = outcomes.score(terms, loss0, pairwise_sum)
+    plateaued = outcomes.plateau(terms, loss_final, plateau_rtol)
+    known = ~jnp.isnan(min_loss)
+    outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol, score, plateaued, known)
+    best_loss, best_epoch = outcomes.best(track)
+    extra = dict(score=score, best_loss=best_loss, best_epoch=best_epoch)
     if static.record == "trajectory":
         last = keep(loss_final, final)
         kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
-        return ChunkResult(kept["loss"], kept["params"], outcome, event)
-    return ChunkResult(loss_final, jax.tree_util.tree_leaves(final), outcome, event)
+        return ChunkResult(kept["loss"], kept["params"], outcome, event, **extra)
+    return ChunkResult(loss_final, jax.tree_util.tree_leaves(final), outcome, event, **extra)
 
 
 #: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
-CONFIG_AXES = ChunkInputs._make([0, 0, 0, None, None, None, None, None, None])
+CONFIG_AXES = ChunkInputs._make([0, 0, 0, None, None, None, None, None, None, None])
 
 
 def fusable(static: Static) -> bool:
@@ -334,7 +365,7 @@ def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
     path = kernel_path(static, c)
     out = train(inputs) if path == "xla" else kernels.fused(train, inputs, interpret=path == "pallas-interpret")
     prefix = dims["C"] if static.record == "summary" else dims["CR"]
-    chex.assert_shape([out.outcome, out.event_epoch], dims["C"])
+    chex.assert_shape([out.outcome, out.event_epoch, out.score, out.best_loss, out.best_epoch], dims["C"])
     if out.loss is not None:
         chex.assert_shape(out.loss, prefix)
     chex.assert_tree_shape_prefix(out.params, prefix)

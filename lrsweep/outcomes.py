@@ -1,37 +1,77 @@
-"""Outcomes of a training run, tracked epoch by epoch in O(1) memory.
+"""Outcomes of a training run, tracked epoch by epoch in O(1) memory, and the run's score.
 
-Write ``L_e`` for the loss at epoch ``e`` (``e = 0`` is the state before training, ``E`` the last
-epoch), ``L*`` for the problem's ``min_loss`` and ``tol = L* + rtol * (L_0 - L*)`` (``rtol`` defaults
-to ``1e-6``: the loss gap has shrunk a million-fold). Each epoch falls in one zone:
+Notation. ``L_e`` is the loss at epoch ``e``, computed from the parameters *before* update ``e``
+(``L_0`` at the init, ``L_E`` after the last of ``E`` updates); ``L*`` is the problem's ``min_loss``
+when it is known (``Problem.min_loss``; None or NaN when it is not); ``K = min(score_window, E)``
+(``score_window`` defaults to 20).
 
-- zone 0, *below tolerance*: ``L_e <= tol``;
-- zone 1, *in between*: ``tol < L_e <= L_0``;
-- zone 2, *above the start*: ``L_e > L_0``, or ``L_e`` is NaN or infinite.
+The score (Sohl-Dickstein 2024, "The boundary of neural network trainability is fractal", the
+``convergence_measure`` of its notebook, github.com/Sohl-Dickstein/fractal). Over the ``K`` losses
+recorded before the last ``K`` steps, ``L_{E-K} .. L_{E-1}`` (the notebook keeps the loss computed
+before each of its ``steps`` updates and averages the last 20 of them)::
 
-A run's outcome is the first that applies:
+    r_e   = L_e / L_0                   (0 / 0 := 0: a run that starts and stays at zero loss)
+    r_e   = 1e6  where r_e is NaN or infinite
+    r_e   = min(r_e, 1e6)
+    score = (1 / K) sum_{e=E-K}^{E-1} r_e       (summed in numpy's pairwise order)
+
+and the run is *trainable* iff ``score < 1``: averaged over the window, which smooths oscillations,
+the loss ended below where it started. The notebook replaces non-finite losses with ``1e6``
+*before* dividing by the first one (and, as written, ``v * fin`` keeps a NaN as NaN, so a
+non-finite loss makes its measure NaN: not trainable); we replace the non-finite ratio with the
+clip value ``1e6``. Both make any run with a non-finite loss in the window untrainable (here its
+score is at least ``1e6 / K``), and they agree exactly on finite runs. The score assumes losses
+``>= 0``, as the paper's does.
+
+Also kept: ``best_loss = min(L_0 .. L_E)`` ignoring NaN (NaN when every loss is NaN) and
+``best_epoch``, the first epoch at which it was reached (-1 when every loss is NaN).
+
+The plateau (for problems whose minimum is unknown). Over the window and the final loss,
+``W = {L_{E-K}, .., L_{E-1}, L_E}``::
+
+    plateau  <=>  max(W) - min(W) <= plateau_rtol * max(|max(W)|, |min(W)|)
+
+(``plateau_rtol`` defaults to ``1e-4``): the loss moved by at most a ten-thousandth of its level
+over the window. Every value of the window counts, not two endpoints: a period-2 cycle has equal
+endpoints and a large spread. A NaN or infinite value in ``W`` is no plateau.
+
+The outcome. With ``tol = L* + rtol * (L_0 - L*)`` (``rtol = 1e-6``: the gap to the minimum has
+shrunk a million-fold), *at the minimum* means ``L_E <= tol`` when ``L*`` is known, and
+``plateau and score < 1`` when it is not. The first rule that applies wins:
 
 1. ``"diverged"``: ``L_E`` is NaN or infinite. (Under gradient descent a non-finite loss stays
    non-finite: its gradient makes the parameters NaN.)
-2. ``"stuck"``: no parameter changed over the last ``window`` epochs (default ``max(1, E // 10)``)
-   and ``L_E > tol``. Floating-point absorption does this: an update (or a finite-difference nudge)
-   smaller than half the float spacing at a parameter leaves it unchanged, as in the lesson's
-   ``lr = 1`` run. ``event_epoch``: the epoch at which the parameters took their final values.
-3. ``"diverged"``: ``L_E > L_0``, the run ends above where it started.
-4. ``"converged"``: ``L_E <= tol``.
-5. ``"unfinished"``: none of the above (``L_E`` in zone 1). ``event_epoch``: -1.
+2. ``"stuck"``: no parameter changed over the last ``window`` epochs (``stuck_window``, default
+   ``max(1, E // 10)``) and the run is not at the minimum. Floating-point absorption does this: an
+   update (or a finite-difference nudge) smaller than half the float spacing at a parameter leaves
+   it unchanged, as in the lesson's ``lr = 1`` run, frozen at a huge loss.
+3. ``"diverged"``: ``score >= 1``, not trainable: the last ``K`` losses average at or above
+   ``L_0``. A bounded oscillation below the start is *not* divergence.
+4. ``"converged"``: at the minimum (``L_E <= tol`` with a known ``L*``; a plateau, and trainable,
+   with an unknown one).
+5. ``"unfinished"``: none of the above: still improving, or cycling in a bounded orbit below the
+   start (trainable, but no plateau).
 
-For "diverged" and "converged", ``event_epoch`` is the first epoch of the final stretch of epochs
-spent in the final zone: when the run left the start for good, or reached the tolerance for good.
+``event_epoch``: for "stuck", the epoch at which the parameters took their final values; for
+"converged" with a known minimum, the first epoch of the final stretch of epochs with
+``L_e <= tol`` (it reached the tolerance for good); for "diverged", the first epoch of the final
+stretch of epochs above ``L_0`` (or non-finite) when the run ends there, else -1 (it diverged on
+average over the window while its last loss lies below the start); otherwise -1 (no tolerance to
+reach when ``L*`` is unknown; nothing happened when unfinished).
 
-The tracker keeps two int32 numbers per config. The zone and the epoch at which the current run of
-same-zone epochs began share one: ``run_start * 4 + zone``. One number instead of one per zone
-keeps the per-epoch bookkeeping to two selects, which matters: under ``vmap`` each carried array
-costs the CPU one more pass over the configs every epoch.
+The tracker keeps four numbers per config, updated every epoch: ``run_start * 4 + zone`` (one
+int32: the zone of the latest epoch, 0 below ``tol``, 1 in between, 2 above ``L_0`` or
+non-finite, and the epoch at which the current run of same-zone epochs began), the last epoch with
+a parameter change, and the best loss and its epoch. Few numbers, few selects: under ``vmap`` each
+carried array costs the CPU one more pass over the configs every epoch. The score's window is not
+in the tracker: the engine collects the last ``K`` losses as the output of a short final scan (a
+summary) or a ring of ``K`` losses (a trajectory), so memory never grows with ``E``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -48,6 +88,12 @@ FLAG_ATTRS = {
     "long_name": "outcome of the run",
 }
 DEFAULT_RTOL = 1e-6
+#: Losses in the score's window (the paper's 20).
+DEFAULT_SCORE_WINDOW = 20
+#: Relative spread of the final losses that counts as a plateau (an unknown minimum).
+DEFAULT_PLATEAU_RTOL = 1e-4
+#: Relative losses are clipped here, and a non-finite one counts as this (the paper's ``max_val``).
+SCORE_CLIP = 1e6
 #: Runs up to this many epochs can be tracked (run_start * 4 + zone must fit in an int32).
 MAX_EPOCHS = 2**29 - 1
 
@@ -58,16 +104,20 @@ def default_window(epochs: int) -> int:
 
 
 class Tracker(NamedTuple):
-    """Running facts about one config's run; both fields int32 scalars (per config).
+    """Running facts about one config's run; scalars per config.
 
     Attributes:
-      zone_run: ``run_start * 4 + zone``: the zone of the latest epoch (0, 1 or 2, see the module
-        docstring) and the epoch at which the current run of epochs in that zone began.
-      last_change: the last epoch whose parameters differ from the epoch before; 0 at the start.
+      zone_run: int32 ``run_start * 4 + zone``: the zone of the latest epoch (0, 1 or 2, see the
+        module docstring) and the epoch at which the current run of epochs in that zone began.
+      last_change: int32, the last epoch whose parameters differ from the epoch before; 0 at the start.
+      best_loss: the lowest loss so far (compute dtype); +inf while every loss was NaN.
+      best_epoch: int32, the first epoch with ``best_loss``; -1 while every loss was NaN.
     """
 
     zone_run: jnp.ndarray
     last_change: jnp.ndarray
+    best_loss: jnp.ndarray
+    best_epoch: jnp.ndarray
 
 
 def zone(loss, loss0, tol):
@@ -77,13 +127,26 @@ def zone(loss, loss0, tol):
 
 def start(loss0, tol) -> Tracker:
     """The tracker after observing epoch 0."""
-    return Tracker(zone(loss0, loss0, tol), jnp.zeros_like(zone(loss0, loss0, tol)))
+    z = zone(loss0, loss0, tol)
+    nan = jnp.isnan(loss0)
+    return Tracker(
+        z,
+        jnp.zeros_like(z),
+        jnp.where(nan, jnp.inf, loss0),
+        jnp.where(nan, -1, 0).astype(jnp.int32),
+    )
 
 
 def observe(t: Tracker, epoch, loss, loss0, tol) -> Tracker:
     """Fold in the loss ``L_e`` at ``epoch`` (observing epoch 0 again changes nothing)."""
     z = zone(loss, loss0, tol)
-    return t._replace(zone_run=jnp.where(z == (t.zone_run & 3), t.zone_run, epoch * 4 + z))
+    better = loss < t.best_loss  # False for NaN: a NaN loss is never the best
+    return Tracker(
+        jnp.where(z == (t.zone_run & 3), t.zone_run, epoch * 4 + z),
+        t.last_change,
+        jnp.where(better, loss, t.best_loss),
+        jnp.where(better, epoch, t.best_epoch),
+    )
 
 
 def moved(t: Tracker, epoch, changed) -> Tracker:
@@ -91,23 +154,64 @@ def moved(t: Tracker, epoch, changed) -> Tracker:
     return t._replace(last_change=jnp.where(changed, epoch, t.last_change))
 
 
-def classify(t: Tracker, epochs: int, window: int, loss_final, tol):
-    """Return ``(outcome code, event_epoch)`` as int8 and int32 scalars; see the module docstring."""
+def best(t: Tracker):
+    """``(best_loss, best_epoch)``: NaN and -1 when every loss was NaN."""
+    return jnp.where(t.best_epoch < 0, jnp.nan, t.best_loss).astype(t.best_loss.dtype), t.best_epoch
+
+
+def score(window: Sequence, loss0, total: Callable[[list], Any] = sum) -> Any:
+    """The paper's score of the ``K`` losses ``window = [L_{E-K}, .., L_{E-1}]`` (scalars): see the
+    module docstring. ``total`` sums a list of ``K`` scalars (the engine passes numpy's pairwise
+    order, so that a float64 score equals ``np.mean`` of the same ratios bit for bit)."""
+    ratios = []
+    for loss in window:
+        loss = jnp.asarray(loss)
+        r = jnp.where(loss == 0, jnp.zeros_like(loss), loss / loss0)
+        r = jnp.where(jnp.isfinite(r), r, SCORE_CLIP)
+        ratios.append(jnp.minimum(r, SCORE_CLIP).astype(jnp.result_type(loss)))
+    return total(ratios) / len(ratios)
+
+
+def plateau(window: Sequence, loss_final, rtol) -> jnp.ndarray:
+    """Whether ``W = window + [L_E]`` spans at most ``rtol`` of its level (module docstring)."""
+    values = [*window, loss_final]
+    hi, lo = values[0], values[0]
+    for v in values[1:]:
+        hi, lo = jnp.maximum(hi, v), jnp.minimum(lo, v)  # NaN propagates: no plateau
+    level = jnp.maximum(jnp.abs(hi), jnp.abs(lo))
+    return jnp.isfinite(hi) & jnp.isfinite(lo) & (hi - lo <= rtol * level)
+
+
+def classify(t: Tracker, epochs: int, window: int, loss_final, tol, score_value, plateaued, known):
+    """Return ``(outcome code, event_epoch)`` as int8 and int32 scalars; see the module docstring.
+
+    ``window`` is the stuck window; ``score_value`` the run's score; ``plateaued`` whether the final
+    losses form a plateau; ``known`` whether the problem's minimum (hence ``tol``) is known.
+    """
     final_zone = t.zone_run & 3
     run_start = t.zone_run >> 2
     nonfinite = ~jnp.isfinite(loss_final)
-    converged = loss_final <= tol
+    trainable = score_value < 1
+    at_minimum = jnp.where(known, loss_final <= tol, plateaued & trainable)
     frozen = (epochs - t.last_change) >= window
     outcome = jnp.where(
         nonfinite,
         DIVERGED,
         jnp.where(
-            frozen & ~converged,
+            frozen & ~at_minimum,
             STUCK,
-            jnp.where(final_zone == 2, DIVERGED, jnp.where(final_zone == 0, CONVERGED, UNFINISHED)),
+            jnp.where(~trainable, DIVERGED, jnp.where(at_minimum, CONVERGED, UNFINISHED)),
         ),
     ).astype(jnp.int8)
-    event = jnp.where(outcome == STUCK, t.last_change, jnp.where(outcome == UNFINISHED, -1, run_start))
+    event = jnp.where(
+        outcome == STUCK,
+        t.last_change,
+        jnp.where(
+            outcome == DIVERGED,
+            jnp.where(final_zone == 2, run_start, -1),
+            jnp.where((outcome == CONVERGED) & known, run_start, -1),
+        ),
+    )
     return outcome, event.astype(jnp.int32)
 
 

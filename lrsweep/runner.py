@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import engine, plan
+from . import engine, outcomes, plan
 from .axes import Axes
 from .plan import Layout
 from .problems import Problem
@@ -46,6 +46,11 @@ class Job:
     h: float
     rtol: float
 
+    def __post_init__(self) -> None:
+        # The score's window length shapes the compiled program: a static setting, from the spec.
+        k = int(self.layout.attrs.get("score_window", outcomes.DEFAULT_SCORE_WINDOW))
+        self.statics = [dataclasses.replace(st, score_window=k) for st in self.statics]
+
     def inputs(self, k: int) -> tuple[int, ChunkInputs]:
         """Chunk ``k``'s problem instance and inputs, padded to ``chunk`` configs with copies of its
         last config (their results are dropped). Call inside the policy's context."""
@@ -62,8 +67,10 @@ class Job:
         lr, hyper, params0 = self.axes.configs(idx, policy)
         x, y = engine.to_compute_dtype(static, problem.x, problem.y)
         zero = scalar(0.0)  # a zero that XLA sees only at run time (engine._mean_loss)
+        min_loss = np.nan if problem.min_loss is None else problem.min_loss  # NaN: unknown (lrsweep.outcomes)
+        plateau_rtol = self.layout.attrs.get("plateau_rtol", outcomes.DEFAULT_PLATEAU_RTOL)
         inputs = ChunkInputs(
-            lr, hyper, params0, x, y, scalar(self.h), zero, scalar(self.rtol), scalar(problem.min_loss)
+            lr, hyper, params0, x, y, scalar(self.h), zero, scalar(self.rtol), scalar(min_loss), scalar(plateau_rtol)
         )
         return which, inputs
 
@@ -100,7 +107,8 @@ class Job:
         names = self.axes.names
         trajectory_subset = static.record == "trajectory" and static.keep_leaves is not None
         kept = static.keep_leaves if static.keep_leaves is not None and trajectory_subset else range(len(names))
-        values = {"outcome": result.outcome, "event_epoch": result.event_epoch}
+        values = {"outcome": result.outcome, "event_epoch": result.event_epoch, "score": result.score}
+        values.update(best_loss=result.best_loss, best_epoch=result.best_epoch)
         if result.loss is not None:
             values["loss"] = result.loss
         values.update({names[i]: leaf for i, leaf in zip(kept, result.params)})

@@ -43,7 +43,8 @@ class ChunkInputs(NamedTuple):
     h: Scalar  # () compute dtype: the finite-difference step
     zero: Scalar  # () compute dtype: a zero XLA cannot fold away (see engine._mean_loss)
     rtol: Scalar  # () compute dtype: the convergence tolerance (lrsweep.outcomes)
-    min_loss: Scalar  # () compute dtype: the problem's minimum loss
+    min_loss: Scalar  # () compute dtype: the problem's minimum loss; NaN when unknown
+    plateau_rtol: Scalar  # () compute dtype: the plateau's relative spread (lrsweep.outcomes)
 
 
 class ChunkResult(NamedTuple):
@@ -53,3 +54,6 @@ class ChunkResult(NamedTuple):
     params: list[Array]  # leaves (C, *leaf_shape) or (C, R, *leaf_shape), JAX flattening order
     outcome: Array  # (C,) int8 code, lrsweep.outcomes
     event_epoch: Array  # (C,) int32
+    score: Array  # (C,) compute dtype: mean of the last K relative losses, clipped (lrsweep.outcomes)
+    best_loss: Array  # (C,) compute dtype: the lowest loss over epochs 0..E, NaN-aware
+    best_epoch: Array  # (C,) int32: the first epoch with best_loss (-1: every loss NaN)

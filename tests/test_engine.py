@@ -199,3 +199,40 @@ def test_progress_bar_reports_chunks(capsys):
     lrsweep.sweep("linear", np.geomspace(1e-3, 0.2, 24), epochs=5, record="summary", chunk_size=8, progress=True)
     err = capsys.readouterr().err
     assert "sweep" in err and "3/3" in err
+
+
+def paper_score(losses, window=20, max_val=1e6):
+    """The fractal paper's convergence_measure (github.com/Sohl-Dickstein/fractal), in numpy: the
+    mean of the last ``window`` of the losses recorded before each step, each over the first."""
+    v = np.asarray(losses, dtype=np.float64).copy()
+    v[~np.isfinite(v)] = max_val
+    v = v / v[0]
+    v[v > max_val] = max_val
+    return np.mean(v[-window:])
+
+
+@pytest.mark.parametrize("window", [20, 7, 500])
+def test_score_and_best_equal_numpy_from_the_trajectory(window):
+    lrs = np.geomspace(0.01, 0.13, 40)
+    kw = dict(epochs=300, precision="float64", score_window=window)
+    traj = lrsweep.sweep("linear", lrs, **kw)
+    summ = lrsweep.sweep("linear", lrs, record="summary", **kw)
+    for var in ("score", "best_loss", "best_epoch", "outcome", "event_epoch"):
+        np.testing.assert_array_equal(summ[var].values, traj[var].values, err_msg=var)
+    for k in range(len(lrs)):
+        losses = traj.loss.isel(lr=k, init=0).values  # L_0 .. L_E
+        finite = np.all(np.isfinite(losses[:-1]))
+        expected = paper_score(losses[:-1], window)  # the losses before each step
+        got = float(traj.score.isel(lr=k, init=0))
+        if finite:
+            np.testing.assert_allclose(got, expected, rtol=1e-12)
+        assert (got < 1) == (expected < 1)
+        assert float(traj.best_loss.isel(lr=k, init=0)) == np.nanmin(losses)
+        assert int(traj.best_epoch.isel(lr=k, init=0)) == int(np.nanargmin(losses))
+
+
+def test_fewer_epochs_than_the_window_average_them_all():
+    ds = lrsweep.sweep("linear", [0.01, 0.05], epochs=5, precision="float64")
+    for k in range(2):
+        losses = ds.loss.isel(lr=k, init=0).values
+        np.testing.assert_allclose(float(ds.score.isel(lr=k, init=0)), np.mean(losses[:5] / losses[0]), rtol=1e-15)

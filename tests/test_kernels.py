@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lrsweep
-from lrsweep import engine, kernels, problems
+from lrsweep import engine, problems
 
 CASES = {
     "lesson forward mixed": ("linear", dict(grad="forward", precision="mixed")),
@@ -24,6 +24,9 @@ def test_interpreted_kernel_equals_the_xla_path(case):
     )
     np.testing.assert_array_equal(fused.outcome.values, xla.outcome.values)
     np.testing.assert_array_equal(fused.event_epoch.values, xla.event_epoch.values)
+    np.testing.assert_array_equal(fused.best_epoch.values, xla.best_epoch.values)
+    for var in ("score", "best_loss"):
+        np.testing.assert_allclose(fused[var].values, xla[var].values, rtol=1e-5, atol=1e-7)
     finite = np.isfinite(xla.loss.values)
     np.testing.assert_array_equal(np.isfinite(fused.loss.values), finite)
     np.testing.assert_allclose(fused.loss.values[finite], xla.loss.values[finite], rtol=1e-5, atol=1e-7)
@@ -46,7 +49,7 @@ def test_lesson_is_still_bit_exact_through_the_kernel():
         kernel="pallas-interpret",
         chunk_size=128,
     )
-    for var in ("w", "b", "loss"):
+    for var in ("w", "b", "loss", "score", "best_loss", "best_epoch", "outcome", "event_epoch"):
         np.testing.assert_array_equal(fused[var].values, xla[var].values)
 
 

@@ -1,22 +1,32 @@
-"""Outcome rules on hand-made loss and parameter sequences, with hand-worked answers."""
+"""Outcome rules and the score on hand-made loss and parameter sequences, with hand-worked answers."""
 
 import numpy as np
+import pytest
 
-from lrsweep import outcomes
+from lrsweep import engine, outcomes
 
 
-def classify(losses, params, window=1, rtol=1e-6, min_loss=0.0):
-    """Run the tracker over L_0..L_E and parameters p_0..p_E like the engine does."""
+def classify(losses, params, window=1, rtol=1e-6, min_loss=0.0, score_window=20, plateau_rtol=1e-4):
+    """Run the tracker over L_0..L_E and parameters p_0..p_E like the engine does.
+
+    ``min_loss=None``: the minimum is unknown. Returns ``(name, event_epoch)``.
+    """
     losses = np.asarray(losses, dtype=np.float64)
     epochs = len(losses) - 1
     loss0 = losses[0]
+    known = min_loss is not None
+    min_loss = np.nan if min_loss is None else min_loss
     tol = min_loss + rtol * (loss0 - min_loss)
     t = outcomes.start(loss0, tol)
     for e in range(epochs + 1):
         t = outcomes.observe(t, e, losses[e], loss0, tol)
         if e > 0:
             t = outcomes.moved(t, e, params[e] != params[e - 1])
-    code, event = outcomes.classify(t, epochs, window, losses[-1], tol)
+    k = min(score_window, epochs)
+    terms = list(losses[epochs - k : epochs])
+    score = outcomes.score(terms, loss0, engine.pairwise_sum)
+    plateau = outcomes.plateau(terms, losses[-1], plateau_rtol)
+    code, event = outcomes.classify(t, epochs, window, losses[-1], tol, score, plateau, known)
     return outcomes.NAMES[int(code)], int(event)
 
 
@@ -35,19 +45,69 @@ def test_nonfinite_is_diverged_even_if_frozen_from_the_last_stretch_above_start(
     assert classify(losses, params=[0, 1, 2, 3, 3, 3], window=1) == ("diverged", 2)
 
 
-def test_nonfinite_loss_that_recovers_is_judged_by_where_it_ends():
-    assert classify([1.0, np.inf, 0.5, 0.4], params=[0, 1, 2, 3]) == ("unfinished", -1)
+def test_a_nonfinite_loss_in_the_window_is_diverged_even_if_the_run_recovers():
+    # Window L_0..L_2 = 1, inf, 0.5: ratios 1, 1e6 (non-finite), 0.5, score 333334.5 >= 1.
+    # The last loss is below the start: no final stretch above it, event -1.
+    assert classify([1.0, np.inf, 0.5, 0.4], params=[0, 1, 2, 3]) == ("diverged", -1)
+    # Out of the window (score_window = 2: L_1, L_2 = 0.5, 0.4), the same run is judged by its end.
+    assert classify([1.0, np.inf, 0.5, 0.4, 0.3], params=[0, 1, 2, 3, 4], score_window=2) == ("unfinished", -1)
 
 
 def test_ends_above_start_is_diverged_from_the_last_stretch_above():
+    # score = (1 + 2 + 0.5 + 3) / 4 = 1.625 >= 1; above the start from epoch 3 on.
     losses = [1.0, 2.0, 0.5, 3.0, 9.0]
     assert classify(losses, params=[0, 1, 2, 3, 4]) == ("diverged", 3)
+
+
+def test_bounded_oscillation_below_the_start_is_not_divergence():
+    # A period-2 cycle between 0.3 and 0.9 of L_0: score 0.6, the spread 0.6 is no plateau.
+    losses = [1.0] + [0.3, 0.9] * 20
+    assert classify(losses, params=list(range(41)), min_loss=None) == ("unfinished", -1)
+    # Endpoints equal (0.3 .. 0.3 over an odd window) do not make a plateau either.
+    assert classify(losses[:-1], params=list(range(40)), min_loss=None, score_window=19) == ("unfinished", -1)
+    # Ending above the start, once, does not make it diverged: the window averages 0.6.
+    assert classify(losses + [1.2], params=list(range(42)), min_loss=None) == ("unfinished", -1)
+
+
+def test_oscillation_averaging_above_the_start_is_diverged():
+    # Cycle between 0.5 and 1.7: score 1.1 >= 1, though the last loss (0.5) is below the start.
+    losses = [1.0] + [1.7, 0.5] * 20
+    assert classify(losses, params=list(range(41)), min_loss=None) == ("diverged", -1)
+
+
+def test_unknown_minimum_plateau_is_converged():
+    # Settles at 0.25 exactly from epoch 10: spread 0 over the window, score 0.25.
+    losses = list(np.geomspace(1.0, 0.3, 10)) + [0.25] * 30
+    assert classify(losses, params=list(range(40)), min_loss=None) == ("converged", -1)
+    # Still falling 1% per epoch: the window's spread is 17% of its level, no plateau.
+    falling = list(0.99 ** np.arange(60))
+    assert classify(falling, params=list(range(60)), min_loss=None) == ("unfinished", -1)
+    # The same fall with a known minimum of 0 is unfinished too (0.55 > tol = 1e-6).
+    assert classify(falling, params=list(range(60)), min_loss=0.0) == ("unfinished", -1)
+
+
+def test_plateau_tolerance_is_relative_to_the_level():
+    # Over the last 21 losses the spread is 9e-6 at level 0.1: relative 9e-5, a plateau at
+    # rtol 1e-4, not at 5e-5.
+    losses = [1.0] + [0.1, 0.1 - 9e-6] * 15
+    assert classify(losses, params=list(range(31)), min_loss=None) == ("converged", -1)
+    assert classify(losses, params=list(range(31)), min_loss=None, plateau_rtol=5e-5) == ("unfinished", -1)
 
 
 def test_stuck_beats_ends_above_start():
     # The lesson's lr = 1: huge finite loss, parameters frozen from epoch 3.
     losses = [67.5, 16604.4, 4.03e6, 1.47e9, 1.47e9, 1.47e9]
     assert classify(losses, params=[0, 45, -654, 12755, 12755, 12755], window=2) == ("stuck", 3)
+    # Without a known minimum: frozen, a plateau, but not trainable (score 1e6): still stuck.
+    assert classify(losses, params=[0, 45, -654, 12755, 12755, 12755], window=2, min_loss=None) == ("stuck", 3)
+
+
+def test_frozen_below_the_start_with_an_unknown_minimum_is_converged():
+    losses = [1.0, 0.5] + [0.4] * 30
+    params = [0, 1] + [2] * 30
+    assert classify(losses, params=params, window=2, min_loss=None) == ("converged", -1)
+    # Known minimum 0: frozen at 0.4 > tol is stuck, from epoch 2.
+    assert classify(losses, params=params, window=2, min_loss=0.0) == ("stuck", 2)
 
 
 def test_frozen_for_fewer_epochs_than_the_window_is_not_stuck():
@@ -82,4 +142,34 @@ def test_names_maps_codes():
 
 
 def test_zero_initial_loss_is_converged():
+    # 0 / 0 counts as 0: score 0.
     assert classify([0.0, 0.0], params=[0, 0], window=1) == ("converged", 0)
+    assert float(outcomes.score([0.0, 0.0], 0.0)) == 0.0
+
+
+# --- the score, by hand ---------------------------------------------------------------------
+
+
+def test_score_is_the_mean_of_clipped_ratios():
+    # Ratios 0.5, 2, 1e6 (inf), 1e6 (NaN), 1e6 (3e7 / 1.0 clipped): mean (2.5 + 3e6) / 5.
+    window = [0.5, 2.0, np.inf, np.nan, 3e7]
+    assert float(outcomes.score(window, 1.0)) == (0.5 + 2.0 + 3e6) / 5
+    assert float(outcomes.score([1.0, 3.0], 2.0)) == 1.0  # (0.5 + 1.5) / 2: not trainable at exactly 1
+
+
+@pytest.mark.parametrize(
+    ("losses", "best", "epoch"),
+    [
+        ([3.0, 1.0, 2.0, 1.0, 5.0], 1.0, 1),  # the first of ties
+        ([3.0, np.nan, 2.0, np.inf], 2.0, 2),  # NaN is skipped, inf is no better
+        ([np.nan, np.nan], np.nan, -1),  # every loss NaN
+        ([np.inf, np.inf], np.inf, 0),
+    ],
+)
+def test_best_loss_and_epoch(losses, best, epoch):
+    t = outcomes.start(np.float64(losses[0]), 0.0)
+    for e, loss in enumerate(losses):
+        t = outcomes.observe(t, e, np.float64(loss), losses[0], 0.0)
+    got_loss, got_epoch = outcomes.best(t)
+    np.testing.assert_equal(float(got_loss), best)
+    assert int(got_epoch) == epoch
