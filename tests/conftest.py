@@ -1,5 +1,6 @@
 """Test configuration that catches silent bugs (after equinox's tests/conftest.py)."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,3 +19,41 @@ def pytest_sessionfinish(session, exitstatus):
     if session.testscollected == 0 and exitstatus in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
         print("\nlrsweep: no test was collected; failing the run", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+# -- a headless browser, shared by the explorer pages' tests ---------------------------------------
+CHROME = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium through Selenium and chromedriver; the tests that take it skip without them
+    (CI installs them: ``apt-get install chromium chromium-driver``)."""
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.skip("needs selenium (pip install selenium)")
+    if not (CHROME and DRIVER):
+        pytest.skip("needs chromium and chromedriver on PATH (apt-get install -y chromium chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROME
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -115,33 +115,6 @@ def test_xarray_conventions(tmp_path):
 
 
 # -- in the browser ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if webdriver is None or not (CHROME and DRIVER):
-        pytest.skip("needs selenium, chromium and chromedriver")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROME
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def _open(driver, url: str):
     driver.get("about:blank")
     driver.get(url)

@@ -29,31 +29,6 @@ EXPLORER = Path(__file__).resolve().parents[1] / "figures" / "explorer.html"
 CANVASES = ("weight", "loss", "landscape", "strip")
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROME
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 @pytest.fixture()
 def page(browser):
     assert EXPLORER.is_file(), "figures/explorer.html is missing: run `lrsweep figures --out figures`"

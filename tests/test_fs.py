@@ -4,7 +4,6 @@ Loaded on its own (a stand-in parent package, not ``lrsweep/__init__``, which im
 that the helper process killed mid-write starts in milliseconds.
 """
 
-import importlib
 import os
 import signal
 import socket
@@ -12,23 +11,13 @@ import stat
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
 
 import pytest
 
+from lrsweep import _fs as fs
+
 PKG_DIR = Path(__file__).resolve().parent.parent / "lrsweep"
-
-
-def _load(name):
-    if "_lrsweep_alone" not in sys.modules:
-        pkg = types.ModuleType("_lrsweep_alone")
-        pkg.__path__ = [str(PKG_DIR)]
-        sys.modules["_lrsweep_alone"] = pkg
-    return importlib.import_module("_lrsweep_alone." + name)
-
-
-fs = _load("_fs")
 
 
 def _names(d):

@@ -1,10 +1,9 @@
 """lrsweep.lock: one writer per store, stale locks removed, races with exactly one winner.
 
-The module is loaded on its own (a stand-in parent package, not ``lrsweep/__init__``, which
-imports JAX), so that the helper processes that hold and race for locks start in milliseconds.
+The helper processes that hold and race for locks load the module on its own (a stand-in parent
+package, not ``lrsweep/__init__``, which imports JAX), so that they start in milliseconds.
 """
 
-import importlib
 import json
 import os
 import signal
@@ -13,10 +12,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import types
 from pathlib import Path
 
 import pytest
+
+from lrsweep import _fs, lock
 
 PKG_DIR = Path(__file__).resolve().parent.parent / "lrsweep"
 _LOAD = textwrap.dedent(
@@ -31,16 +31,6 @@ _LOAD = textwrap.dedent(
     """
 )
 
-
-def _load(name):
-    if "_lrsweep_alone" not in sys.modules:
-        pkg = types.ModuleType("_lrsweep_alone")
-        pkg.__path__ = [str(PKG_DIR)]
-        sys.modules["_lrsweep_alone"] = pkg
-    return importlib.import_module("_lrsweep_alone." + name)
-
-
-lock = _load("lock")
 
 # A helper process: `hold STORE` takes the lock and sleeps; `race STORE GO DONE` waits for GO,
 # tries once, says "won" or "locked", and keeps what it got until DONE exists.
@@ -100,7 +90,7 @@ def _write_lock(store, **fields):
     info = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "start_time": _load("_fs").process_start_time(os.getpid()),
+        "start_time": _fs.process_start_time(os.getpid()),
         "created": "2026-01-01T00:00:00+00:00",
         "token": "x",
     }
@@ -140,7 +130,7 @@ def test_a_lock_of_a_killed_holder_is_taken_over(tmp_path, holder_proc):
     holder_proc.send_signal(signal.SIGKILL)
     # Not reaped yet: a zombie, which is dead too.
     deadline = time.monotonic() + 5
-    while _load("_fs")._proc_stat(holder_proc.pid)[0] != "Z" and time.monotonic() < deadline:
+    while _fs._proc_stat(holder_proc.pid)[0] != "Z" and time.monotonic() < deadline:
         time.sleep(0.01)
     with lock.acquire(tmp_path / "s.zarr") as held:
         assert lock.holder(tmp_path / "s.zarr")["pid"] == os.getpid() == held.info["pid"]
@@ -154,7 +144,7 @@ def test_a_dead_pid_is_stale_a_reused_pid_is_stale_a_live_one_is_not(tmp_path):
     _write_lock(store, pid=_dead_pid())
     lock.acquire(store).release()
     # Our own pid but another start time: the pid was reused since the lock was written.
-    _write_lock(store, start_time=_load("_fs").process_start_time(os.getpid()) - 1)
+    _write_lock(store, start_time=_fs.process_start_time(os.getpid()) - 1)
     lock.acquire(store).release()
     # Our own pid and start time: that is a live holder (this very process), so refused.
     _write_lock(store)
