@@ -7,10 +7,12 @@ The public API:
 - :class:`Problem` and :mod:`lrsweep.problems`: what is trained (``linear()``, ``chapter_net()``,
   ``quadratic()``, ``logistic()``, ``mlp()``, or your own).
 - :func:`init_grid`: a grid of initialisations over chosen parameters.
-- :func:`open` and :func:`export`: reopen a sweep's Zarr store (``sweep(..., out=path)``), write its
-  summary to CSV or Parquet.
+- :func:`open`, :func:`export` and :func:`verify`: reopen a sweep's Zarr store (``sweep(..., out=path)``),
+  write its summary to CSV or Parquet, list its damaged chunks.
+- :func:`plot`: a matplotlib Figure of a sweep: final loss against lr with the spread over runs, outcomes,
+  the suggested and critical lr (fastai ``lr_find`` style), or a 2-D score map.
 - :func:`explore`: one self-contained, offline HTML page to explore a sweep (or a store).
-- :func:`suggest_lr`: one learning rate from a sweep (largest stable, fastest, lowest loss, valley).
+- :func:`suggest_lr`: one learning rate from a sweep (best, largest stable, fastest, lowest loss, valley).
 - :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
 - :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them); :func:`outcome_names`
   decodes a result's int8 outcome codes.
@@ -22,8 +24,9 @@ from .explore import explore
 from .grid import init_grid, parse_lr
 from .outcomes import NAMES as OUTCOMES
 from .outcomes import names as outcome_names
+from .plot import plot
 from .problems import Problem, problem_factory
-from .store import export, open  # noqa: A004 - lrsweep.open, as xarray.open_dataset
+from .store import export, open, verify  # noqa: A004 - lrsweep.open, as xarray.open_dataset
 from .suggest import suggest_lr
 
 __version__ = "0.1.0"
@@ -40,10 +43,12 @@ __all__ = [
     "optimizers",
     "outcome_names",
     "parse_lr",
+    "plot",
     "problem_factory",
     "problems",
     "suggest_lr",
     "sweep",
     "theory",
     "trace",
+    "verify",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import sys
 import time
@@ -26,7 +27,7 @@ import time
 import jax
 import numpy as np
 
-from . import api, engine, notebook, optimizers, outcomes, problems, store, suggest, theory
+from . import api, engine, grid, notebook, optimizers, outcomes, problems, store, suggest, theory
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -66,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
         "spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it; default: none)"
     )
     spec_mod.add_flags(run)  # one flag per setting of lrsweep.spec.SweepSpec
+    run.add_argument(
+        "--init-grid",
+        dest="init_grid",
+        action="append",
+        metavar="NAME=SPEC",
+        help="a grid of initial values of a scalar parameter, e.g. w=lin:-5:5:11 or b=0,2 (repeat the flag; "
+        "lrsweep.init_grid; default: none)",
+    )
+    run.add_argument(
+        "--plot", metavar="FILE.png", default=None, help="write lrsweep.plot's figure of the result (default: none)"
+    )
     _output_flags(run, json_help="print a machine-readable summary (JSON) on stdout instead of the table")
 
     show = command("show", "print the summary table of a stored sweep, without rerunning it")
@@ -79,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", "write a store's summary (one row per config) to CSV or Parquet")
     export.add_argument("store", help="a store written by lrsweep run --out")
     export.add_argument("table", help="the output file, .csv or .parquet")
+    export.add_argument("--force", action="store_true", help="replace the output file if it exists (default: refuse)")
+
+    verify = command("verify", "check every finished chunk of a store against its checksum; exit 1 if any is damaged")
+    verify.add_argument("store", help="a store written by lrsweep run --out")
 
     trace = command("trace", "print the lesson's per-epoch lines for one learning rate")
     trace.add_argument("--problem", default="linear", help="a built-in problem (default: linear)")
@@ -140,6 +156,8 @@ _EPILOGS = {
     "export": """examples:
   lrsweep export sweep.zarr summary.csv
   lrsweep export sweep.zarr summary.parquet""",
+    "verify": """examples:
+  lrsweep verify sweep.zarr                     lists damage; the same run command repairs it""",
     "trace": """examples:
   lrsweep trace --lr 0.01 --epochs 10           the lesson notebook's printed lines, exactly
   lrsweep trace --lr 1 --epochs 5 --param b""",
@@ -194,14 +212,28 @@ def _summary(ds, block: int = 2**22) -> str:
                 f"{name:<11} {count[k]:>9,}" + "".join(f"  {lo[d][k]:>12.4g}  {hi[d][k]:>12.4g}" for d in lr_dims)
             )
     conv = outcomes.CONVERGED
+    if "lr" in ds.dims and ds["outcome"].size <= store.INDEX_MAX:
+        # One lr axis: the runs at each lr combined as suggest_lr combines them (the worst run).
+        how = suggest.across_text(ds, "worst")
+        all_conv = (outcomes.codes(ds["outcome"].transpose("lr", ...)).reshape(ds.sizes["lr"], -1) == conv).all(axis=1)
+        text = f"{ds['lr'].values[all_conv].max():.6g}" if all_conv.any() else "none converged"
+        lines.append(f"largest lr that converged: {text} ({how})")
+        if "loss" in ds:
+            lrs, loss = suggest.combined_loss(ds, "worst")
+            if np.any(np.isfinite(loss)):
+                i = int(np.argmin(loss))
+                lines.append(f"lr with the lowest final loss: {lrs[i]:.6g} (loss {loss[i]:.4g}), {how}")
+            else:
+                lines.append(f"lr with the lowest final loss: none (every final loss is NaN or infinite, {how})")
+        return "\n".join(lines)
     for d in lr_dims:
         label = "lr" if d == "lr" else d
         lines.append(f"largest {label} that converged: " + (f"{hi[d][conv]:.6g}" if count[conv] else "none converged"))
     if best[1] is not None:
         where = ", ".join(f"{v:.6g}" if d == "lr" else f"{d} {v:.6g}" for d, v in best[1].items())
-        lines.append(f"lr with the lowest final loss: {where} (loss {best[0]:.4g})")
+        lines.append(f"lowest final loss of a single run: {where} (loss {best[0]:.4g})")
     elif "loss" in ds:
-        lines.append("lr with the lowest final loss: none (every final loss is NaN or infinite)")
+        lines.append("lowest final loss of a single run: none (every final loss is NaN or infinite)")
     return "\n".join(lines)
 
 
@@ -211,6 +243,14 @@ def _run_settings(args) -> dict:
     if args.spec is not None:
         settings.update(spec_mod.load_toml(args.spec))
     settings.update(spec_mod.from_flags(args))
+    if getattr(args, "init_grid", None):
+        if getattr(args, "init", None) is not None:
+            raise ValueError(f"--init-grid={args.init_grid!r} is invalid with --init: give a count or a grid, not both")
+        pairs = [item.partition("=") for item in args.init_grid]
+        bad = [item for item, (key, sep, _) in zip(args.init_grid, pairs) if not sep or not key.strip()]
+        if bad:
+            raise ValueError(f"--init-grid={bad[0]!r} is invalid: expected NAME=SPEC, e.g. w=lin:-5:5:11 or b=0,2")
+        settings["init"] = grid.init_grid(**{key.strip(): value.strip() for key, _, value in pairs})
     return settings
 
 
@@ -242,6 +282,8 @@ def _run(args) -> None:
     timing["config_steps_computed"] = configs * epochs
     plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")
     advice_problem = problems.get(problem) if plain else None
+    if getattr(args, "plot", None):
+        _write_plot(ds, args.plot, advice_problem, seconds)
     if args.json:
         t1 = time.perf_counter()
         facts = _facts(ds, advice_problem)
@@ -256,10 +298,12 @@ def _run(args) -> None:
     print(_summary(ds))
     if advice_problem is not None and "lr" in ds.dims and ds["outcome"].size <= store.INDEX_MAX:
         t1 = time.perf_counter()
-        print(_advice(advice_problem, ds, ds.attrs["optimizer"]))
+        print(_advice(advice_problem, ds, ds.attrs["optimizer"], sweep_s=seconds))
         timing["theory_s"] = time.perf_counter() - t1
     if "out" in settings:
         print(f"results: {settings['out']} (lrsweep.open to read them; lrsweep export to write a table)")
+    if getattr(args, "plot", None):
+        print(f"plot: {args.plot} (lrsweep.plot)")
     print(_time_line(timing, epochs, ds["outcome"].size))
 
 
@@ -358,10 +402,14 @@ def _facts(ds, problem: problems.Problem | None) -> dict:
     if "chunks_done" in ds.attrs:
         facts["chunks"] = {"done": ds.attrs["chunks_done"], "total": ds.attrs["chunks_total"]}
     if "lr" in ds.dims and ds["outcome"].size <= store.INDEX_MAX:
-        try:
-            facts["suggested_lr"] = {"method": "largest_stable", "lr": float(suggest.suggest_lr(ds, "largest_stable"))}
-        except ValueError:
-            pass
+        found = suggest.suggestion(ds)
+        if found.lr is not None:
+            facts["suggested_lr"] = {
+                "method": found.method,
+                "across": found.across,
+                "lr": found.lr,
+                "warning": found.edge,
+            }
         optimizer = ds.attrs.get("optimizer")
         if problem is not None and optimizer in theory.OPTIMIZERS:
             kwargs = dict(optimizers.get(optimizer).kwargs)
@@ -393,26 +441,88 @@ def _explore(args) -> None:
 
 
 def _export(args) -> None:
-    path = store.export(args.store, args.table)
+    path = store.export(args.store, args.table, overwrite=args.force)
     print(f"wrote {path}")
 
 
-def _advice(problem: problems.Problem, ds, optimizer: str) -> str:
-    """The suggested lr, and theory's critical lr where theory has one for this optimizer."""
-    try:
-        line = f"suggested lr (largest stable): {suggest.suggest_lr(ds, 'largest_stable'):.6g}"
-    except ValueError:
-        line = "suggested lr (largest stable): none (the smallest lr is already unstable)"
-    if optimizer in theory.OPTIMIZERS:
-        at = "the minimum" if problem.minimum is not None else "the init"
+def _verify(args) -> int:
+    """Print the store's damage, one line each; exit status 1 if any, 0 if clean."""
+    damage = store.verify(args.store)
+    for line in damage.lines():
+        print(f"{args.store}: {line}")
+    if not damage.clean:
+        print(f"{args.store}: damaged; run the same lrsweep run command (same --out) again to repair it")
+        return 1
+    print(f"{args.store}: ok, {damage.finished} of {damage.total} chunks finished and verified")
+    return 0
+
+
+def _write_plot(ds, path: str, problem: problems.Problem | None, sweep_s: float) -> None:
+    """``lrsweep.plot(ds)`` written to ``path`` (theory's critical lr marked where it is cheap)."""
+    from .plot import plot
+
+    critical = None
+    optimizer = ds.attrs.get("optimizer")
+    if problem is not None and optimizer in theory.OPTIMIZERS and _theory_cost(problem) <= max(sweep_s, 1.0):
         kwargs = dict(optimizers.get(optimizer).kwargs)
         kwargs.pop("nesterov", None)
         try:
             critical = theory.critical_lr(problem, optimizer, **kwargs)
-            line += f"\ntheory: critical lr {critical:.6g} (from the Hessian at {at})"
+        except ValueError:
+            critical = None
+    fig = plot(ds, critical_lr=critical)
+    try:
+        fig.savefig(path, dpi=150)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--plot={path!r} cannot be written: {err}") from None
+
+
+#: Seconds per unit of ``_theory_cost``: op-by-op float64 JAX on a CPU core, generously.
+_THEORY_UNIT_S = 2e-8
+
+
+def _theory_cost(problem: problems.Problem) -> float:
+    """Rough seconds for theory's ``lambda_max``: a dense Hessian is ``P`` gradients, power
+    iteration up to 200 Hessian-vector products (3 gradients each); a gradient costs about
+    ``P * n`` (parameters x examples), plus a fixed 0.5 s of tracing."""
+    n_param = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(problem.init))
+    gradients_needed = n_param if n_param <= theory.DENSE_MAX else 600
+    return 0.5 + _THEORY_UNIT_S * gradients_needed * n_param * problem.n_data
+
+
+def _advice(problem: problems.Problem, ds, optimizer: str, sweep_s: float | None = None) -> str:
+    """The suggested lr (``suggest.suggestion``: method "best", worst over each lr's runs, the
+    fallback named when it cannot answer, the edge-of-grid warning), and theory's critical lr where
+    theory has one for this optimizer and it costs less than the sweep took (``sweep_s``)."""
+    found = suggest.suggestion(ds)
+    how = suggest.across_text(ds, found.across)
+    lines = []
+    if found.lr is None:
+        lines.append(f"suggested lr: none ({found.why_not}; the fallback {suggest.FALLBACK!r} cannot answer either)")
+    else:
+        if found.why_not is not None:
+            lines.append(f"suggested lr: {found.why_not}; falling back to method {found.method!r}")
+        lines.append(f"suggested lr ({found.method.replace('_', ' ')}, {how}): {found.lr:.6g}")
+    if found.edge is not None:
+        lines.append(f"warning: {found.edge}")
+    if optimizer in theory.OPTIMIZERS:
+        at = "the minimum" if problem.minimum is not None else "the init"
+        cost = _theory_cost(problem)
+        if sweep_s is not None and cost > max(sweep_s, 1.0):
+            n_param = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(problem.init))
+            lines.append(
+                f"theory: skipped (the Hessian of {n_param:,} parameters at {at} would take about {cost:.0f} s, "
+                f"longer than the sweep's {sweep_s:.1f} s; lrsweep.theory.critical_lr computes it)"
+            )
+            return "\n".join(lines)
+        kwargs = dict(optimizers.get(optimizer).kwargs)
+        kwargs.pop("nesterov", None)
+        try:
+            critical = theory.critical_lr(problem, optimizer, **kwargs)
+            lines.append(f"theory: critical lr {critical:.6g} (from the Hessian at {at})")
         except ValueError as err:  # e.g. a Hessian that is not positive there
-            line += f"\ntheory: no critical lr ({err})"
-    return line
+            lines.append(f"theory: no critical lr at {at} ({err})")
+    return "\n".join(lines)
 
 
 def _trace(args) -> None:
@@ -464,17 +574,23 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"lrsweep: error: {err}", file=sys.stderr)
             return 2
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         commands = {"run": _run, "show": _show, "explore": _explore, "trace": _trace, "info": _info, "export": _export}
-        commands[args.command](args)
+        code = {**commands, "verify": _verify}[args.command](args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
     except ValueError as err:
         print(f"lrsweep: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         print(f"lrsweep: {str(stop) or 'interrupted'}", file=sys.stderr)
         return 130
-    return 0
+    except BrokenPipeError:
+        # `lrsweep run | head`: the reader is gone, which is no error. Python would report the
+        # pipe again when it flushes stdout at exit; point stdout at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,7 +50,7 @@ def digest(parts: Iterable[bytes | memoryview]) -> int:
 def _array_parts(name: str, value: np.ndarray) -> Iterable[bytes | memoryview]:
     value = np.ascontiguousarray(value)
     yield json.dumps([name, value.dtype.str, list(value.shape)]).encode()
-    yield memoryview(value.reshape(-1).view(np.uint8))
+    yield value.reshape(-1).view(np.uint8).data
 
 
 def chunk_checksum(values: Mapping[str, np.ndarray], names: list[str], env: int) -> int:
@@ -107,7 +107,7 @@ def environment(kernel_path: str) -> dict[str, str]:
         "lrsweep": __version__,
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        "jaxlib": str(getattr(jaxlib, "__version__", "unknown")),
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
         "kernel_path": str(kernel_path),
@@ -227,7 +227,7 @@ def coord_digest(dtype: Any, n: int, blocks: Iterable[np.ndarray]) -> str:
     def parts():
         yield json.dumps([np.dtype(dtype).str, int(n)]).encode()
         for block in blocks:
-            yield memoryview(np.ascontiguousarray(block).reshape(-1).view(np.uint8))
+            yield np.ascontiguousarray(block).reshape(-1).view(np.uint8).data
 
     return f"{digest(parts()):016x}"
 
@@ -298,6 +298,7 @@ def verify(path: str | os.PathLike) -> Damage:
     rebuilds metadata from the spec and recomputes damaged chunks.
     """
     import zarr
+    import zarr.storage
 
     from .store import FORMAT
 
@@ -345,5 +346,6 @@ class _ArraysOnly:
 
     def __getitem__(self, name: str):
         import zarr
+        import zarr.storage
 
         return zarr.open_array(zarr.storage.LocalStore(self.path / name, read_only=True), mode="r")

@@ -83,9 +83,14 @@ def _with_outcome_attrs(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _test_hook(stage: str) -> None:
-    """SIGKILL this process at ``stage`` when ``LRSWEEP_TEST_KILL_AT`` names it (crash tests)."""
-    if os.environ.get("LRSWEEP_TEST_KILL_AT") == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Signal this process at ``stage`` when ``LRSWEEP_TEST_KILL_AT`` is ``stage`` (SIGKILL) or
+    ``stage:INT`` (SIGINT): deterministic crash and interrupt points for the tests."""
+    want, _, sig = os.environ.get("LRSWEEP_TEST_KILL_AT", "").partition(":")
+    if want == stage:
+        os.kill(os.getpid(), signal.SIGINT if sig == "INT" else signal.SIGKILL)
+
+
+_DEFERRED = {"depth": 0, "hit": False}
 
 
 @contextlib.contextmanager
@@ -94,25 +99,31 @@ def _deferred_interrupt() -> Iterator[Callable[[], None]]:
 
     Zarr writes through an event loop in another thread: a KeyboardInterrupt in the middle leaves
     that loop's tasks running and prints pages of asyncio noise. Here SIGINT only sets a flag; the
-    block calls ``check()`` at safe points and the interrupt is raised there or when it ends. Only
-    in the main thread with Python's default handler (elsewhere it changes nothing).
+    block calls ``check()`` at safe points and the interrupt is raised there or when it ends
+    (nested blocks share the flag). Only in the main thread with Python's default handler.
     """
-    hit: list[int] = []
 
     def check() -> None:
-        if hit:
+        if _DEFERRED["hit"]:
+            _DEFERRED["hit"] = False
             raise KeyboardInterrupt
 
-    if threading.current_thread() is not threading.main_thread() or (
-        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    if threading.current_thread() is not threading.main_thread():
         yield check
         return
-    old = signal.signal(signal.SIGINT, lambda *_: hit.append(1))
+    old = None
+    if _DEFERRED["depth"] == 0:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield check
+            return
+        old = signal.signal(signal.SIGINT, lambda *_: _DEFERRED.update(hit=True))
+    _DEFERRED["depth"] += 1
     try:
         yield check
     finally:
-        signal.signal(signal.SIGINT, old)
+        _DEFERRED["depth"] -= 1
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
     check()
 
 
@@ -176,7 +187,12 @@ def _create_arrays(group: zarr.Group, lay: Layout) -> dict[str, zarr.Array]:
     arrays = {}
     for name, dim, n, t, dtype, _ in _coordinates(lay):
         arrays[name] = group.create_array(
-            name, shape=(n,), chunks=(max(t, 1),), dtype=dtype, dimension_names=[dim], attributes=coord_attrs(name)
+            name,
+            shape=(n,),
+            chunks=(max(t, 1),),
+            dtype=dtype,
+            dimension_names=[dim],
+            attributes=_jsonable_attrs(coord_attrs(name)),
         )
     for name, v in lay.variables.items():
         chunks = tuple(lay.chunk_shape) + tuple(v.shape[len(lay.dims) :])
@@ -307,13 +323,14 @@ class ZarrSink:
         self._last_sync = time.monotonic()
         self._meta_changed = False
         try:
-            _remove_stale(self.path)
-            if self.path.is_file() or (self.path.exists() and not self.path.is_dir()):
-                raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
-            if not self.path.exists() or not any(self.path.iterdir()):
-                self._create()
-            else:
-                self._reopen()
+            with _deferred_interrupt():  # Ctrl-C while creating or checking: one clean KeyboardInterrupt
+                _remove_stale(self.path)
+                if self.path.is_file() or (self.path.exists() and not self.path.is_dir()):
+                    raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
+                if not self.path.exists() or not any(self.path.iterdir()):
+                    self._create()
+                else:
+                    self._reopen()
         except OSError as err:
             raise ValueError(f"{self.where} cannot be written: {err.strerror or err}") from None
         if self.healed:
@@ -476,9 +493,11 @@ class ZarrSink:
         """Every finished chunk's data against its checksum; damaged ones are redone."""
         marks, envs, bad = integrity.read_marks(self.group, self.layout.n_chunks)
         damaged = set(bad)
-        for k in np.flatnonzero(marks):
-            if not integrity.chunk_ok(self.group, self.attrs, int(k), int(marks[k]), int(envs[k])):
-                damaged.add(int(k))
+        with _deferred_interrupt() as check:
+            for k in np.flatnonzero(marks):
+                check()
+                if not integrity.chunk_ok(self.group, self.attrs, int(k), int(marks[k]), int(envs[k])):
+                    damaged.add(int(k))
         marks[list(damaged)] = 0
         self.marks = marks
         if damaged:
@@ -531,12 +550,12 @@ class ZarrSink:
                 for name in self.names:
                     self._array(name)[region] = values[name]
                 self.envs[k] = env
+                self._ready.append((k, checksum))  # written: its done-mark follows even after a Ctrl-C
         except OSError as err:
             raise ValueError(
                 f"{self.where}: writing chunk {k} failed: {err.strerror or err}; "
                 "the finished chunks are kept, run the same command again to resume"
             ) from None
-        self._ready.append((k, checksum))
 
     def mark_done(self, k: int) -> None:
         """Chunk ``k``'s done-mark is due; it is written with the next batch (see :meth:`flush`)."""
