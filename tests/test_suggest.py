@@ -1,5 +1,7 @@
 """lrsweep.suggest: hand-built Datasets whose answer is known by construction, and real sweeps."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
@@ -40,17 +42,17 @@ def dataset(outcome, event=None, loss=None, lr=LRS, attrs=None):
 def test_largest_stable_stops_at_the_first_unstable_lr():
     # 0.3 is a lucky stable lr above a diverged one: it must not count.
     ds = dataset([U, U, C, C, D, C])
-    assert suggest_lr(ds) == 0.03
     assert suggest_lr(ds, "largest_stable") == 0.03
 
 
 @pytest.mark.parametrize("bad", [D, S, "pending"])
 def test_largest_stable_counts_stuck_and_pending_as_unstable(bad):
-    assert suggest_lr(dataset([U, C, bad, C, C, C])) == 0.003
+    assert suggest_lr(dataset([U, C, bad, C, C, C]), "largest_stable") == 0.003
 
 
-def test_largest_stable_all_stable_is_the_largest_lr():
-    assert suggest_lr(dataset([U, U, C, C, C, C])) == 0.3
+def test_largest_stable_all_stable_is_the_largest_lr_and_warns():
+    with pytest.warns(UserWarning, match=r"at the edge of the grid: extend lr above 0\.3"):
+        assert suggest_lr(dataset([U, U, C, C, C, C]), "largest_stable") == 0.3
 
 
 def test_largest_stable_takes_the_worst_init():
@@ -67,19 +69,19 @@ def test_largest_stable_any_extra_dims_and_unsorted_duplicate_lrs():
         {"outcome": (("lr", "init_w", "init_b", "seed"), outcome.astype(str))},
         coords={"lr": [0.1, 0.2, 0.3, 0.4]},
     )
-    assert suggest_lr(ds) == 0.2
+    assert suggest_lr(ds, "largest_stable") == 0.2
     # Reversed order and a duplicate 0.1 whose other copy diverged: the lr axis is sorted and merged.
     ds = dataset([C, C, D, C], lr=[0.3, 0.2, 0.1, 0.1])
     with pytest.raises(ValueError, match="largest_stable"):
-        suggest_lr(ds)
-    assert suggest_lr(dataset([D, C, C, C], lr=[0.4, 0.3, 0.1, 0.1])) == 0.3
+        suggest_lr(ds, "largest_stable")
+    assert suggest_lr(dataset([D, C, C, C], lr=[0.4, 0.3, 0.1, 0.1]), "largest_stable") == 0.3
 
 
 def test_largest_stable_none_qualifies():
     with pytest.raises(ValueError, match=r"method='largest_stable'.*no learning rate qualifies"):
-        suggest_lr(dataset([D] * 6))
+        suggest_lr(dataset([D] * 6), "largest_stable")
     with pytest.raises(ValueError, match="largest_stable"):
-        suggest_lr(dataset([S, C, C, C, C, C]))
+        suggest_lr(dataset([S, C, C, C, C, C]), "largest_stable")
 
 
 # --- fastest ----------------------------------------------------------------------------------
@@ -124,7 +126,8 @@ def test_trajectory_uses_the_final_epoch():
         {"loss": (("lr", "init", "epoch"), loss), "outcome": (("lr", "init"), [[U], [U], [U]])},
         coords={"lr": [0.001, 0.003, 0.01], "epoch": [0, 1]},
     )
-    assert suggest_lr(ds, "lowest_loss") == 0.01
+    with pytest.warns(UserWarning, match="extend lr above"):
+        assert suggest_lr(ds, "lowest_loss") == 0.01
 
 
 # --- valley -----------------------------------------------------------------------------------
@@ -157,7 +160,8 @@ def test_valley_cuts_the_curve_at_the_first_non_finite_loss():
 
 def test_valley_flat_curve_zero_gaps_and_smoothing():
     lrs = np.geomspace(1e-3, 1.0, 7)
-    assert suggest_lr(dataset([C] * 7, loss=[0.0] * 7, lr=lrs), "valley") == lrs[0]
+    with pytest.warns(UserWarning, match="extend lr below"):
+        assert suggest_lr(dataset([C] * 7, loss=[0.0] * 7, lr=lrs), "valley") == lrs[0]
     # Gaps to min_loss = 2: 1 .. 1e-5, then an exact fit (gap 0, floored at 1e-5: no further
     # descent). s = 0, e = 5, t = 5 / 3, i = 1. Counting the 0 as -inf (or ignoring min_loss:
     # 2.00001 > 2.0) would extend the valley to e = 6 and give i = 3.
@@ -180,9 +184,11 @@ def test_ema_by_hand():
 
 def test_bad_method_and_arguments():
     ds = dataset([C] * 6)
-    accepted = r"expected one of \['largest_stable', 'fastest', 'lowest_loss', 'valley'\]"
+    accepted = r"expected one of \['best', 'largest_stable', 'fastest', 'lowest_loss', 'valley'\]"
     with pytest.raises(ValueError, match=r"method='steep' is invalid: " + accepted):
         suggest_lr(ds, "steep")
+    with pytest.raises(ValueError, match=r"across='all' is invalid"):
+        suggest_lr(ds, across="all")
     with pytest.raises(ValueError, match=r"smooth=1\.0"):
         suggest_lr(ds, "valley", smooth=1.0)
     with pytest.raises(ValueError, match=r"xarray\.Dataset"):
@@ -210,7 +216,7 @@ def lesson_sweep():
 def test_largest_stable_on_the_lesson_is_one_step_below_critical(lesson_sweep):
     lrs = lesson_sweep.lr.values
     step = lrs[1] / lrs[0]
-    best = suggest_lr(lesson_sweep)
+    best = suggest_lr(lesson_sweep, "largest_stable")
     assert LESSON_CRITICAL / step < best <= LESSON_CRITICAL
 
 
@@ -228,3 +234,115 @@ def test_summary_and_trajectory_agree():
     runs = [lrsweep.sweep("linear", lrs, epochs=200, precision="float64", record=r) for r in ("summary", "trajectory")]
     for method in suggest.METHODS:
         assert suggest_lr(runs[0], method) == suggest_lr(runs[1], method), method
+
+
+# --- across: how the runs at one lr combine ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("across", "expected"),
+    [("worst", 0.003), ("median", 0.01), ("mean", 0.003), ("best", 0.03)],
+)
+def test_lowest_loss_across(across, expected):
+    # Per lr, three runs. worst: 9, 0.5, 0.8, 2, 5, inf -> 0.003. median: 5, 0.4, 0.3, 0.5, 4, inf
+    # -> 0.01. mean: 5, 0.333, 0.367, 0.7, 3.033, inf -> 0.003. best: 1, 0.1, 0.01, 0.001, 0.1, 1 -> 0.03.
+    loss = [[1, 5, 9], [0.1, 0.4, 0.5], [0.01, 0.3, 0.8], [0.001, 0.5, 2], [0.1, 4, 5], [1, INF, INF]]
+    assert suggest_lr(dataset(np.full((6, 3), C), loss=loss), "lowest_loss", across=across) == expected
+
+
+def test_largest_stable_across():
+    outcome = [[C, C, C], [C, C, D], [C, D, D], [D, D, D], [D, D, D], [D, D, D]]
+    ds = dataset(outcome)
+    with pytest.warns(UserWarning, match="extend lr below 0.001"):
+        assert suggest_lr(ds, "largest_stable", across="worst") == 0.001
+    assert [suggest_lr(ds, "largest_stable", across=a) for a in ("median", "mean", "best")] == [0.003, 0.003, 0.01]
+
+
+# --- best ---------------------------------------------------------------------------------------
+
+
+def test_best_takes_the_largest_lr_within_one_percent_of_the_spread():
+    # Spread of the finite losses below the divergence: 0.7 - 0.0005. Within 1%: <= 0.007495.
+    loss = [0.7, 0.2, 0.006, 0.0005, 0.004, 0.3]
+    ds = dataset([U, U, C, C, C, U], loss=loss)
+    assert suggest_lr(ds) == 0.1  # 0.004 is within the tolerance, 0.3 (loss 0.3) is not
+    # A diverged lr cuts the candidates, even if a lucky lr above it ends low.
+    ds = dataset([U, U, C, C, D, C], loss=[0.7, 0.2, 0.006, 0.0005, INF, 0.0001])
+    assert suggest_lr(ds) == 0.03
+    # The score says diverged even when the outcome is not (a run ending low by luck).
+    ds = dataset([U, U, C, C, C, U], loss=loss).assign(
+        score=(("lr", "init"), [[0.9], [0.3], [0.01], [0.001], [2.0], [0.5]])
+    )
+    assert suggest_lr(ds) == 0.03
+
+
+def test_best_none_qualifies():
+    with pytest.raises(ValueError, match=r"method='best'.*smallest lr 0\.001 already diverged"):
+        suggest_lr(dataset([D] * 6, loss=[INF] * 6))
+
+
+def test_best_prefers_a_low_loss_over_a_stable_poor_one():
+    # largest_stable takes 0.3 (stable, poor loss 0.4); best takes 0.03.
+    ds = dataset([U, C, C, C, U, U], loss=[0.69, 0.01, 0.001, 0.0005, 0.3, 0.4])
+    with pytest.warns(UserWarning, match="extend lr above"):
+        assert suggest_lr(ds, "largest_stable") == 0.3
+    assert suggest_lr(ds) == 0.03
+
+
+def test_valley_with_an_unknown_minimum():
+    lrs = np.geomspace(1e-4, 1.0, 12)
+    loss = [3, 5, 4, 3, 2, 1, 0.5, 0.25, 0.2, 0.3, 1, 2]
+    ds = dataset([C] * 12, loss=loss, lr=lrs, attrs={"min_loss": None})
+    assert suggest_lr(ds, "valley") == lrs[4]
+
+
+# --- a user problem: a 2-16-1 tanh network, binary cross-entropy, Adam ------------------------
+
+
+def _mlp_loss(params, x, y):
+    h = jnp.tanh(x @ params["W0"] + params["b0"])
+    z = h @ params["W1"][:, 0] + params["b1"]
+    return jnp.logaddexp(0.0, z) - y * z  # binary cross-entropy of sigmoid(z)
+
+
+def _mlp_problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.float64)  # XOR of the signs: needs the hidden layer
+
+    def sampler(key):
+        k0, k1 = jax.random.split(key)
+        return {
+            "W0": jax.random.normal(k0, (2, 16)) / np.sqrt(2),
+            "b0": jnp.zeros(16),
+            "W1": jax.random.normal(k1, (16, 1)) / 4.0,
+            "b1": jnp.zeros(()),
+        }
+
+    return lrsweep.Problem(name="xor_mlp", loss=_mlp_loss, x=x, y=y, init=sampler)
+
+
+@pytest.fixture(scope="module")
+def mlp_sweep():
+    lrs = np.geomspace(1e-4, 100.0, 32)
+    return lrsweep.sweep(_mlp_problem(), lrs, init=4, optimizer="adam", epochs=300, record="trajectory", every=300)
+
+
+def test_best_on_an_adam_mlp_closes_the_gap_and_is_inside_the_grid(mlp_sweep):
+    ds = mlp_sweep
+    start = ds.loss.isel(epoch=0).max("init").values  # the worst initial loss per lr (same inits)
+    final = ds.loss.isel(epoch=-1).fillna(np.inf).max("init").values
+    final = np.where(np.isfinite(final), final, np.inf)
+    lr = suggest_lr(ds)  # no warning: not at the edge
+    k = int(np.flatnonzero(ds.lr.values == lr)[0])
+    assert 0 < k < ds.sizes["lr"] - 1
+    best = np.nanmin(final)
+    assert (start[k] - final[k]) >= 0.95 * (start[k] - best)
+    # The grid extends well past the divergence boundary: the largest lrs diverged.
+    assert np.all(lrsweep.outcome_names(ds.outcome.isel(lr=-1)) == "diverged")
+
+
+def test_a_too_narrow_grid_warns(mlp_sweep):
+    narrow = mlp_sweep.isel(lr=slice(0, 10))  # lrs up to about 1e-2: still improving at the top
+    with pytest.warns(UserWarning, match="at the edge of the grid: extend lr above"):
+        suggest_lr(narrow)
