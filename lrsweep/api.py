@@ -22,6 +22,8 @@ import xarray as xr
 
 from . import (
     _checks,
+    devices,
+    distributed,
     engine,
     gradients,
     grid,
@@ -155,18 +157,26 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
             f"kernel={spec.kernel!r} is invalid here: the fused kernel takes summary records of data sets "
             f"of at most {engine.UNROLL_MAX} examples; use kernel='xla' or 'auto'"
         )
-    chunk = plan.chunk_size(statics[0], base, memory, spec.chunk_size, axes.size)
+    # Each device trains a block planned as a one-device chunk; the chunk is one block per device
+    # (lrsweep.devices: results do not depend on the device count).
+    n_devices = devices.resolve(spec.devices)
+    if spec.chunk_size is not None:
+        chunk = plan.chunk_size(statics[0], base, memory, spec.chunk_size, axes.size)
+        n_devices = devices.check_chunk(chunk, n_devices, spec.devices)
+    else:
+        chunk = n_devices * plan.chunk_size(statics[0], base, memory, None, -(-axes.size // n_devices))
     attrs = identity.attrs(spec, problem=base.name, optimizer=opt.name, stuck_window=window)
     attrs.update(
         optimizer_kwargs=repr(dict(opt.kwargs)),
         min_loss=base.min_loss,
         chunk_size=chunk,
-        kernel_path=engine.kernel_path(statics[0], chunk),
+        kernel_path=engine.kernel_path(statics[0], chunk // n_devices),
+        devices=n_devices,
         spec=json.dumps(identity.canonical(spec, stuck_window=window), sort_keys=True),
     )
     layout = plan.layout(axes, statics[0], base, attrs)
     layout = dataclasses.replace(layout, chunk_shape=plan.chunk_shape(axes.shape, axes.dims, chunk))
-    return runner.Job(layout, axes, statics, instances, chunk, spec.h, spec.rtol), memory
+    return runner.Job(layout, axes, statics, instances, chunk, spec.h, spec.rtol, n_devices), memory
 
 
 def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
@@ -219,6 +229,12 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
         kernel interpreted on CPU, for tests). Results agree within float32 tolerance.
       progress: a progress bar (chunks, config-steps per second, ETA); default when there are
         several chunks and stderr is a terminal.
+      devices: local devices each chunk is sharded over (``lrsweep.devices``); default all of
+        them. Results do not depend on it, bit for bit; ``attrs["devices"]`` records it.
+      scheduler: a Dask scheduler's address, ``"tcp://HOST:PORT"``: its workers train the chunks
+        and write them into ``out``, which they must all reach (``lrsweep.distributed``).
+      workers: train the chunks in this many Dask worker processes on this machine (needs ``out``).
+      client: a ``dask.distributed.Client`` whose workers train the chunks (needs ``out``).
 
     Returns:
       An ``xarray.Dataset`` with the sweep's dims (``problem_seed``; ``lr`` or ``lr_<group>``;
@@ -239,6 +255,7 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
       12755.16015625
     """
     spec = spec_mod.build(problem, lr, **settings)
+    distributed.check(spec)
     job, memory = plan_sweep(spec)
     per_config = plan.inflight_bytes(job.statics[0], job.instances[0], 1)  # one config, every chunk in flight
     with contextlib.ExitStack() as held:
@@ -262,6 +279,12 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
             sink = store.MemorySink(job.layout)
         show = spec.progress if spec.progress is not None else (job.layout.n_chunks > 1 and sys.stderr.isatty())
         try:
+            if distributed.wanted(spec):  # Dask workers train the chunks and write them to the store
+                assert isinstance(sink, store.ZarrSink)
+                retries = distributed.run(job, sink, spec, show)
+                ds = sink.dataset()
+                ds.attrs["chunk_retries"] = json.dumps({str(k): n for k, n in sorted(retries.items())})
+                return ds
             runner.run(job, sink, show)
         except KeyboardInterrupt:
             raise SweepInterrupted(sink.dataset()) from None

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import engine, outcomes, plan
+from . import devices, engine, outcomes, plan
 from .axes import Axes
 from .plan import Layout
 from .problems import Problem
@@ -36,6 +36,8 @@ class Job:
       instances: the problem instances.
       chunk: configs per compiled chunk (a chunk's configs, padded to this many).
       h, rtol: the finite-difference step and the convergence tolerance.
+      devices: local devices a chunk is sharded over (``lrsweep.devices``), at most; a chunk runs
+        on the most of them that split it into equal blocks (``devices.usable``).
     """
 
     layout: Layout
@@ -45,6 +47,7 @@ class Job:
     chunk: int
     h: float
     rtol: float
+    devices: int = 1
 
     def __post_init__(self) -> None:
         # The score's window length shapes the compiled program: a static setting, from the spec.
@@ -81,12 +84,12 @@ class Job:
             which, inputs = self.inputs(k)
             static = self.statics[which]
             try:
-                result = engine.run_chunk(inputs, static=static)
+                result = devices.run_chunk(inputs, static, devices.usable(self.devices, self.chunk))
             except Exception as err:
                 if not (static.kernel == "auto" and engine.kernel_path(static, self.chunk) == "pallas"):
                     raise
                 self._fall_back_to_xla(err)
-                result = engine.run_chunk(inputs, static=self.statics[which])
+                result = devices.run_chunk(inputs, self.statics[which], devices.usable(self.devices, self.chunk))
             result = jax.tree_util.tree_map(np.asarray, result)
         return self.values(k, result, self.statics[which])
 

@@ -158,6 +158,20 @@ def _checks_bool(arg: str, value: Any) -> bool:
     return value
 
 
+def _address(arg: str, value: Any) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    host = text.partition("://")[2] if "://" in text else text
+    if not host or ":" not in host or any(c.isspace() for c in text):
+        raise ValueError(f"{arg}={value!r} is invalid: expected a Dask scheduler address such as tcp://10.0.0.1:8786")
+    return text
+
+
+def _client(arg: str, value: Any) -> Any:
+    if not (callable(getattr(value, "submit", None)) and callable(getattr(value, "scheduler_info", None))):
+        raise ValueError(f"{arg}={value!r} is invalid: expected a dask.distributed.Client")
+    return value
+
+
 def _problem_seed(arg: str, value: Any) -> list[int]:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return list(range(_checks.integer(arg, value, 1, 2**20)))
@@ -356,6 +370,38 @@ class SweepSpec:
         identity=False,
         attr=False,
         check=_checks_bool,
+    )
+    devices: Any = setting(
+        help="local devices each chunk is sharded over (default: all; results do not depend on it)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        identity=False,
+        check=_int(1, 2**16),
+    )
+    scheduler: Any = setting(
+        help="a Dask scheduler, tcp://HOST:PORT: its workers train the chunks (--out on a filesystem they share)",
+        toml=(str,),
+        what="an address",
+        identity=False,
+        attr=False,
+        check=_address,
+    )
+    workers: Any = setting(
+        help="train the chunks in N local Dask worker processes (needs --out)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        identity=False,
+        attr=False,
+        check=_int(1, 4096),
+    )
+    client: Any = setting(
+        help="a dask.distributed.Client whose workers train the chunks (Python; needs out=)",
+        flag=None,
+        identity=False,
+        attr=False,
+        check=_client,
     )
 
     def __post_init__(self) -> None:
