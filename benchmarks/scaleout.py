@@ -55,7 +55,7 @@ def task_overhead(client, n: int = 2000) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/scaleout-cpu.md")
     args = parser.parse_args()
     os.environ.setdefault("LRSWEEP_FSYNC", "1")
@@ -72,8 +72,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lrsweep-scaleout-"))
     facts: dict[str, float] = {}
     # -- 2. throughput: one process ---------------------------------------------------------------
-    big = dict(epochs=20000, chunk_size=4096, record="summary")
-    n_lr, epochs = 32 * 4096, big["epochs"]
+    n_lr, epochs = 32 * 4096, 20000
+    big = dict(epochs=epochs, chunk_size=4096, record="summary")
     steps = n_lr * epochs
     lrsweep.sweep("linear", "log:1e-4:1:8192", **big)  # compile
     one = _median_s(lambda: lrsweep.sweep("linear", f"log:1e-4:1:{n_lr}", **big), 2)
