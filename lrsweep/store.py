@@ -34,6 +34,7 @@ row per config) to CSV or Parquet, block by block.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -322,6 +323,8 @@ class ZarrSink:
         self._ready: list[tuple[int, int]] = []
         self._last_sync = time.monotonic()
         self._meta_changed = False
+        self._syncer: concurrent.futures.ThreadPoolExecutor | None = None  # made by the first flush
+        self._syncing: concurrent.futures.Future | None = None
         try:
             with _deferred_interrupt():  # Ctrl-C while creating or checking: one clean KeyboardInterrupt
                 _remove_stale(self.path)
@@ -562,11 +565,29 @@ class ZarrSink:
         if not FSYNC or time.monotonic() - self._last_sync >= SYNC_INTERVAL_S:
             self.flush()
 
-    def flush(self) -> None:
-        """Sync the written chunks' data, then write and sync their done-marks (checksums)."""
-        if not self._ready:
-            return
-        ready, self._ready = self._ready, []
+    def flush(self, wait: bool = False) -> None:
+        """Hand the written chunks to the syncer: it syncs their data, then writes and syncs their
+        done-marks (checksums). ``wait``: until every batch handed over is marked.
+
+        With ``FSYNC`` the syncer is a thread of its own: waiting for the disk overlaps with the
+        chunks being computed, so durability costs the sweep little more than the last batch.
+        """
+        if self._syncing is not None and (wait or self._syncing.done()):
+            future, self._syncing = self._syncing, None
+            future.result()  # a failure of the previous batch surfaces here
+        if self._ready:
+            ready, self._ready = self._ready, []
+            if not FSYNC:
+                self._mark(ready)
+            else:
+                self._syncer = self._syncer or concurrent.futures.ThreadPoolExecutor(1, "lrsweep-sync")
+                self._syncing = self._syncer.submit(self._mark, ready)
+                if wait:
+                    self.flush(wait=True)
+        self._last_sync = time.monotonic()
+
+    def _mark(self, ready: list[tuple[int, int]]) -> None:
+        """Data synced, then done-marks written and synced: no done-mark outlives its data."""
         try:
             with _deferred_interrupt():
                 if FSYNC:
@@ -580,11 +601,15 @@ class ZarrSink:
             raise ValueError(f"{self.where}: marking chunks done failed: {err.strerror or err}") from None
         for k, checksum in ready:
             self.marks[k] = checksum
-        self._last_sync = time.monotonic()
 
     def close(self) -> None:
         """Write the pending done-marks; consolidate the metadata if it changed (repairs, environments)."""
-        self.flush()
+        try:
+            self.flush(wait=True)
+        finally:
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
+                self._syncer = None
         if self._meta_changed:
             with _deferred_interrupt():
                 _consolidate(self.path)

@@ -91,13 +91,13 @@ def test_sigkill_between_data_and_done_mark_resumes_bit_for_bit(tmp_path, refere
         import os, signal
         import lrsweep
         from lrsweep import store
-        real = store.ZarrSink.flush
-        def flush(self):
-            if any(k == 3 for k, _ in self._ready):  # chunk 3's data are written and synced
+        real = store.ZarrSink._mark
+        def mark(self, ready):
+            if any(k == 3 for k, _ in ready):  # chunk 3's data are written, its done-mark is not
                 os.kill(os.getpid(), signal.SIGKILL)
-            real(self)
-        store.ZarrSink.flush = flush
-        store.SYNC_INTERVAL_S = 0  # a done-mark per chunk, as soon as its data are synced
+            real(self, ready)
+        store.ZarrSink._mark = mark
+        store.SYNC_INTERVAL_S = 0  # a batch per chunk
         lrsweep.sweep("linear", {LR!r}, record="trajectory", out={str(path)!r}, chunk_size=256, **{KW!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
