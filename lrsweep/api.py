@@ -149,6 +149,8 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
             keep_loss,
             keep_leaves,
             spec.kernel,
+            score_window=spec.score_window,
+            track_best=spec.track_best,
         )
         for p in instances
     ]

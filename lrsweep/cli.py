@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     # `lrsweep bench ...` hands its arguments to lrsweep.bench (see main); listed here for --help.
     sub.add_parser("bench", help="the benchmark suite (lrsweep bench --help for its options)", add_help=False)
 
+    # `lrsweep map ...` hands its arguments to lrsweep.maps (see main); listed here for --help.
+    sub.add_parser(
+        "map", help="a trainability map over two layers' learning rates (lrsweep map --help)", add_help=False
+    )
+
     # `lrsweep figures ...` hands its arguments to lrsweep.gallery (see main); listed here for --help.
     sub.add_parser(
         "figures", help="the lecture figure gallery (lrsweep figures --help for its options)", add_help=False
@@ -256,13 +261,13 @@ def _run_settings(args) -> dict:
 
 def _run(args) -> None:
     settings = _run_settings(args)
+    layout, todo, compile_s = _prepare(settings, args.verbose)  # checks every setting first
     if settings.get("record") == "trajectory" and "out" not in settings and not args.quiet:
         print(
             "lrsweep: warning: --record trajectory without --out: only the summary is printed and the "
             "trajectories are dropped; add --out STORE to keep them",
             file=sys.stderr,
         )
-    layout, todo, compile_s = _prepare(settings, args.verbose)
     t0 = time.perf_counter()
     problem = settings.pop("problem")
     try:
@@ -563,10 +568,12 @@ def _info(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] in (["bench"], ["figures"]):
+    if argv[:1] in (["bench"], ["figures"], ["map"]):
         # Their own parsers; matplotlib and the baselines load only for these commands.
         if argv[0] == "bench":
             from .bench import main as command
+        elif argv[0] == "map":
+            from .maps import main as command
         else:
             from .gallery import main as command
         try:

@@ -97,6 +97,7 @@ class Static:
     keep_leaves: tuple[int, ...] | None = None  # None: every leaf
     kernel: KernelName = "auto"
     score_window: int = outcomes.DEFAULT_SCORE_WINDOW
+    track_best: bool = False
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
@@ -152,12 +153,17 @@ def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
     # which rounds once where numpy rounds twice. Adding a zero known only at run time cannot be
     # folded away: it becomes fma(a, b, 0) = round(a * b). Only exact policies pay for it.
     separate = (lambda v: v + zero) if static.policy.exact else (lambda v: v)
+    # A problem's optional whole-batch loss (Problem.batch_loss), for large data sets with autodiff:
+    # under vmap over configs, x @ W of a shared x becomes one large matrix product per chunk.
+    whole = getattr(static.loss, "batch_loss", None) if static.grad == "autodiff" else None
 
     def mean_loss(params):
         p = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)
         if static.n_data <= UNROLL_MAX:
             terms = [separate(static.loss(p, x[i], y[i])) for i in range(static.n_data)]
             total = pairwise_sum(terms)
+        elif whole is not None:
+            return whole(p, x, y)
         else:
             total = tree_sum(jax.vmap(static.loss, in_axes=(None, 0, 0))(p, x, y))
         return total / static.n_data
@@ -264,7 +270,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     def step(carry, e):
         params, state, track, ring = carry
         loss, _, _, new, state = epoch(params, state)
-        track = outcomes.observe(track, e, loss, loss0, tol)
+        track = outcomes.observe(track, e, loss, loss0, tol, best=static.track_best)
         track = outcomes.moved(track, e + 1, _changed(params, new))
         if ring is not None:
             ring = lax.dynamic_update_index_in_dim(ring, loss, e % k_window, 0)
@@ -314,7 +320,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         carry, window = lax.scan(step, carry, tail, unroll=min(UNROLL_SCAN, k_window))
     final, _, track, _ = carry
     loss_final = mean_loss(final)
-    track = outcomes.observe(track, epochs, loss_final, loss0, tol)
+    track = outcomes.observe(track, epochs, loss_final, loss0, tol, best=static.track_best)
     terms = [window[i] for i in range(k_window)]
     score = outcomes.score(terms, loss0, pairwise_sum)
     plateaued = outcomes.plateau(terms, loss_final, plateau_rtol)

@@ -277,12 +277,13 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
         np.nan,
         {"long_name": "mean of the last score_window losses over the initial loss (trainable below 1)", "units": "1"},
     )
-    variables["best_loss"] = Variable(
-        dims, axes.shape, static.policy.compute_dtype, np.nan, {"long_name": "lowest training loss", "units": "1"}
-    )
-    variables["best_epoch"] = Variable(
-        dims, axes.shape, np.dtype(np.int32), -1, {"long_name": "epoch of the lowest loss (-1: none)", "units": "1"}
-    )
+    if static.track_best:
+        variables["best_loss"] = Variable(
+            dims, axes.shape, static.policy.compute_dtype, np.nan, {"long_name": "lowest training loss", "units": "1"}
+        )
+        variables["best_epoch"] = Variable(
+            dims, axes.shape, np.dtype(np.int32), -1, {"long_name": "epoch of the lowest loss (-1: none)", "units": "1"}
+        )
     return Layout(
         dims=dims,
         shape=axes.shape,

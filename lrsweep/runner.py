@@ -49,11 +49,6 @@ class Job:
     rtol: float
     devices: int = 1
 
-    def __post_init__(self) -> None:
-        # The score's window length shapes the compiled program: a static setting, from the spec.
-        k = int(self.layout.attrs.get("score_window", outcomes.DEFAULT_SCORE_WINDOW))
-        self.statics = [dataclasses.replace(st, score_window=k) for st in self.statics]
-
     def inputs(self, k: int) -> tuple[int, ChunkInputs]:
         """Chunk ``k``'s problem instance and inputs, padded to ``chunk`` configs with copies of its
         last config (their results are dropped). Call inside the policy's context."""

@@ -1,5 +1,7 @@
 """The engine: sweeps equal single runs and an independent float64 reference; no retracing."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -214,7 +216,7 @@ def paper_score(losses, window=20, max_val=1e6):
 @pytest.mark.parametrize("window", [20, 7, 500])
 def test_score_and_best_equal_numpy_from_the_trajectory(window):
     lrs = np.geomspace(0.01, 0.13, 40)
-    kw = dict(epochs=300, precision="float64", score_window=window)
+    kw = dict(epochs=300, precision="float64", score_window=window, track_best=True)
     traj = lrsweep.sweep("linear", lrs, **kw)
     summ = lrsweep.sweep("linear", lrs, record="summary", **kw)
     for var in ("score", "best_loss", "best_epoch", "outcome", "event_epoch"):
@@ -236,3 +238,13 @@ def test_fewer_epochs_than_the_window_average_them_all():
     for k in range(2):
         losses = ds.loss.isel(lr=k, init=0).values
         np.testing.assert_allclose(float(ds.score.isel(lr=k, init=0)), np.mean(losses[:5] / losses[0]), rtol=1e-15)
+
+
+def test_best_tracking_is_opt_in_and_changes_nothing_else():
+    lrs = np.geomspace(0.01, 0.13, 24)
+    plain = lrsweep.sweep("linear", lrs, epochs=200, record="summary")
+    best = lrsweep.sweep("linear", lrs, epochs=200, record="summary", track_best=True)
+    assert "best_loss" not in plain and "best_epoch" not in plain
+    for var in plain.data_vars:
+        np.testing.assert_array_equal(plain[var].values, best[var].values, err_msg=var)
+    assert json.loads(best.attrs["spec"])["track_best"] is True

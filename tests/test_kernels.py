@@ -18,9 +18,11 @@ LRS = {"linear": "log:1e-3:1:256", "chapter_net": "log:1e-2:10:256", "quadratic"
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_interpreted_kernel_equals_the_xla_path(case):
     name, kw = CASES[case]
-    xla = lrsweep.sweep(name, LRS[name], epochs=150, record="summary", kernel="xla", chunk_size=256, **kw)
+    xla = lrsweep.sweep(
+        name, LRS[name], epochs=150, record="summary", kernel="xla", chunk_size=256, track_best=True, **kw
+    )
     fused = lrsweep.sweep(
-        name, LRS[name], epochs=150, record="summary", kernel="pallas-interpret", chunk_size=256, **kw
+        name, LRS[name], epochs=150, record="summary", kernel="pallas-interpret", chunk_size=256, track_best=True, **kw
     )
     np.testing.assert_array_equal(fused.outcome.values, xla.outcome.values)
     np.testing.assert_array_equal(fused.event_epoch.values, xla.event_epoch.values)
@@ -37,7 +39,14 @@ def test_interpreted_kernel_equals_the_xla_path(case):
 
 def test_lesson_is_still_bit_exact_through_the_kernel():
     xla = lrsweep.sweep(
-        "linear", [0.01, 0.1, 1.0], epochs=1000, grad="forward", precision="mixed", record="summary", kernel="xla"
+        "linear",
+        [0.01, 0.1, 1.0],
+        epochs=1000,
+        grad="forward",
+        precision="mixed",
+        record="summary",
+        kernel="xla",
+        track_best=True,
     )
     fused = lrsweep.sweep(
         "linear",
@@ -48,6 +57,7 @@ def test_lesson_is_still_bit_exact_through_the_kernel():
         record="summary",
         kernel="pallas-interpret",
         chunk_size=128,
+        track_best=True,
     )
     for var in ("w", "b", "loss", "score", "best_loss", "best_epoch", "outcome", "event_epoch"):
         np.testing.assert_array_equal(fused[var].values, xla[var].values)

@@ -63,7 +63,7 @@ def paper_score(losses_before_each_step, max_val=1e6):
 
 @pytest.fixture(scope="module")
 def runs():
-    ds = lrsweep.sweep(problem(), LRS, epochs=EPOCHS, precision="float64", record="summary")
+    ds = lrsweep.sweep(problem(), LRS, epochs=EPOCHS, precision="float64", record="summary", track_best=True)
     return ds, {lr: numpy_gd(lr) for lr in LRS}
 
 
@@ -77,7 +77,7 @@ def test_the_minimum_is_unknown(runs):
 
 
 def test_scores_equal_the_paper_measure_on_numpy_losses_short_runs():
-    ds = lrsweep.sweep(problem(), LRS, epochs=SHORT, precision="float64", record="summary")
+    ds = lrsweep.sweep(problem(), LRS, epochs=SHORT, precision="float64", record="summary", track_best=True)
     for lr in LRS:
         ref = numpy_gd(lr, SHORT)
         np.testing.assert_allclose(float(ds.score.sel(lr=lr, init=0)), paper_score(ref[:-1]), rtol=1e-9)

@@ -317,7 +317,7 @@ def mlp(
         x=x,
         y=y,
         init=init,
-        min_loss=0.0,
+        min_loss=None,  # unknown: as many parameters as points, but no fit is guaranteed
         description=f"{depth}-hidden-layer {activation} network of width {width} (gain {gain:.6g}), mean-field, "
         f"no biases, {n_data} points, mean squared error (Sohl-Dickstein 2024, seed {seed})",
         sampler=sampler,
