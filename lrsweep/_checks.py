@@ -17,9 +17,9 @@ def choice(arg: str, value, choices) -> str:
 
 def integer(arg: str, value, minimum: int, maximum: int | None = None) -> int:
     """``value`` as an int if it is an integer (not a bool) ``>= minimum`` (and ``<= maximum``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
         raise ValueError(f"{arg}={value!r} is invalid: expected an integer >= {minimum}")
-    if maximum is not None and value > maximum:
+    if maximum is not None and int(value) > maximum:
         raise ValueError(f"{arg}={value!r} is invalid: expected an integer from {minimum} to {maximum:,}")
     return int(value)
 

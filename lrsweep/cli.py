@@ -330,10 +330,10 @@ def _prepare(settings: dict, verbose: bool) -> tuple:
             import zarr
 
             group = zarr.open_group(out, mode="r")
-            chunk_shape = tuple(group.attrs["chunk_shape"])
+            chunk_shape = tuple(group.attrs["chunk_shape"])  # type: ignore[arg-type]  # a JSON list
             if chunk_shape != layout.chunk_shape:  # a resumed store keeps its chunks
                 layout = dataclasses.replace(layout, chunk_shape=chunk_shape)
-            done = np.asarray(group["chunk_done"][:], bool)
+            done = np.asarray(group["chunk_done"][:], bool)  # type: ignore[index]  # an array, not a group
             if done.size != layout.n_chunks:
                 done = np.zeros(layout.n_chunks, bool)
         except Exception:  # noqa: BLE001 - no store yet, or not ours: the sweep itself says which

@@ -169,7 +169,7 @@ def _guard(fd: int) -> Iterator[bool]:
     try:
         yield held
     finally:
-        if held:
+        if held and fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 

@@ -29,7 +29,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import builtins
 from ._problem import Problem, is_problem_factory
@@ -175,7 +175,7 @@ def _registered(name: str) -> Callable[..., Problem]:
         raise ValueError(
             f"problem={name!r} is invalid: its entry point {ep.value!r} is {type(obj).__name__}, not a function"
         )
-    return obj
+    return cast(Callable[..., Problem], obj)
 
 
 @contextlib.contextmanager
@@ -219,6 +219,8 @@ def _load_file(name: str, where: str):
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     module_name = f"_lrsweep_problem_file_{path.stem if path.stem.isidentifier() else 'file'}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"problem={str(path)!r} cannot be loaded as a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickle look modules up by name
     try:
