@@ -656,7 +656,7 @@ def open(path: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 
     none (``ds.set_xindex("lr")`` builds one; or use ``isel``). ``ds.attrs["chunks_done"]`` and
     ``["chunks_total"]`` say how complete it is, ``["environments"]`` (JSON) where it was computed.
     """
-    path = Path(path)
+    path = _store_path("path", path)
     where = f"path={str(path)!r}"
     if not path.exists():
         raise ValueError(f"{where} does not exist")
@@ -696,7 +696,14 @@ def open(path: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 
 
 def verify(path: str | Path) -> integrity.Damage:
     """The damaged chunks of the store at ``path`` (``lrsweep.integrity.verify``)."""
-    return integrity.verify(path)
+    return integrity.verify(_store_path("path", path))
+
+
+def _store_path(arg: str, value) -> Path:
+    """``value`` as a Path if it is a str or path-like, else a ValueError naming ``arg``."""
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise ValueError(f"{arg}={value!r} is invalid: expected a store's path (a string or a pathlib.Path)")
 
 
 def summary_table(ds: xr.Dataset):
@@ -738,7 +745,9 @@ def export(
     temporary name beside ``path`` and renamed into place when complete (``_fs.atomic_output``),
     so a failure or Ctrl-C leaves ``path`` as it was and no temporary file behind.
     """
-    path = Path(path)
+    if not isinstance(source, xr.Dataset):
+        source = _store_path("source", source)
+    path = _store_path("path", path)
     fmt = path.suffix.lower()
     if fmt not in (".csv", ".parquet"):
         raise ValueError(f"path={str(path)!r} is invalid: expected a .csv or .parquet file name")

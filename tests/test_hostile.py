@@ -145,3 +145,18 @@ def test_a_parameter_may_not_shadow_a_store_variable():
         lrsweep.Problem(
             "p", lambda p, x, y: (p["chunk_done"] * x - y) ** 2, np.ones(3), np.ones(3), {"chunk_done": 0.0}
         )
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda: lrsweep.open(None), "path=None"),
+        (lambda: lrsweep.verify(123), "path=123"),
+        (lambda: lrsweep.export(123, "x.csv"), "source=123"),
+        (lambda: lrsweep.export(lrsweep.sweep("linear", 0.1, epochs=2), 5), "path=5"),
+    ],
+    ids=["open", "verify", "export source", "export path"],
+)
+def test_store_functions_name_a_bad_path(call, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        call()
