@@ -13,12 +13,13 @@ The public API:
   the suggested and critical lr (fastai ``lr_find`` style), or a 2-D score map.
 - :func:`explore`: one self-contained, offline HTML page to explore a sweep (or a store).
 - :func:`suggest_lr`: one learning rate from a sweep (best, largest stable, fastest, lowest loss, valley).
+- :mod:`lrsweep.maps`: trainability maps over two layers' learning rates, their fractal dimension.
 - :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
 - :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them); :func:`outcome_names`
   decodes a result's int8 outcome codes.
 """
 
-from . import optimizers, problems, theory
+from . import maps, optimizers, problems, theory
 from .api import SweepInterrupted, sweep, trace
 from .explore import explore
 from .grid import init_grid, parse_lr
@@ -39,6 +40,7 @@ __all__ = [
     "explore",
     "export",
     "init_grid",
+    "maps",
     "open",
     "optimizers",
     "outcome_names",

@@ -18,6 +18,7 @@ compile time reported apart (the warm-up call's time minus the median).
     lrsweep bench --quick --out /tmp/bench  # a small subset
     lrsweep bench compare A.json B.json     # one table and one plot across result files
     lrsweep bench --verify                  # the fused kernel against the XLA path
+    lrsweep bench --maps                    # trainability maps against the paper's approach
     python -m lrsweep.bench --problems linear --sizes 1e6 --epochs 1000 --grads forward
 """
 
@@ -182,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead of timing: check the fused kernel against the XLA path (exit 1 on a disagreement)",
     )
+    p.add_argument(
+        "--maps",
+        action="store_true",
+        help="instead: trainability maps against the paper's approach (lrsweep bench --maps --help)",
+    )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -252,6 +258,10 @@ def main(argv=None) -> int:
         return compare.main(argv[1:])
     if "--verify" in argv:
         return verify.main([a for a in argv if a != "--verify"])
+    if "--maps" in argv:  # trainability maps against the paper's approach (lrsweep.bench.maps)
+        from . import maps as maps_bench
+
+        return maps_bench.main([a for a in argv if a != "--maps"])
     result = run(argv)
     print(Path(result["paths"]["markdown"]).read_text())
     return 0

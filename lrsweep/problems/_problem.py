@@ -92,6 +92,11 @@ class Problem:
       minimum: the parameters at a known minimum (a pytree like ``init``), or None when there is
         no known minimiser; ``lrsweep.theory`` takes the Hessian there, else at ``init``.
       sampler: ``sampler(key) -> params`` drawing random inits, or None (set from a callable init).
+      batch_loss: optional, the same loss written for the whole data set,
+        ``batch_loss(params, x, y) -> L(params)`` (the mean over examples), for data sets larger than
+        ``engine.UNROLL_MAX`` trained with autodiff: a network whose first layer is ``x @ W`` then runs
+        one large matrix product per chunk instead of per-example products. ``loss`` is then a
+        :class:`WholeBatchLoss` pairing the two (it calls the per-example loss).
 
     A problem is checked when it is made: finite real data; finite float parameters (the init,
     and the sampler's draw from ``key(0)``, which must look like the init); a loss that returns a
@@ -108,6 +113,7 @@ class Problem:
     description: str = ""
     minimum: PyTree | None = None
     sampler: Callable[[Any], PyTree] | None = None
+    batch_loss: Callable[[PyTree, Any, Any], Any] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -145,10 +151,51 @@ class Problem:
             if not drawn_init:
                 check_params(_draw(self.sampler, 0, where), where, "the sampler's draw from key(0)")
         _check_loss(self, where)
+        if isinstance(self.loss, WholeBatchLoss) and self.batch_loss is None:
+            object.__setattr__(self, "batch_loss", self.loss.batch_loss)
+        if self.batch_loss is not None:
+            _check_batch_loss(self, where)
+            per_example = self.loss.loss if isinstance(self.loss, WholeBatchLoss) else self.loss
+            object.__setattr__(self, "loss", WholeBatchLoss(per_example, self.batch_loss))
 
     @property
     def n_data(self) -> int:
         return int(self.x.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class WholeBatchLoss:
+    """A per-example loss and the same loss written for the whole data set (``Problem.batch_loss``).
+
+    Called, it is the per-example loss; the engine uses ``batch_loss`` for the mean over a data set
+    larger than ``engine.UNROLL_MAX`` with autodiff. Equal pairs hash equal, so problem instances
+    that share both functions share one compiled program.
+    """
+
+    loss: Callable[[PyTree, Any, Any], Any]
+    batch_loss: Callable[[PyTree, Any, Any], Any]
+
+    def __call__(self, params, x, y):
+        return self.loss(params, x, y)
+
+
+def _check_batch_loss(problem: Problem, where: str) -> None:
+    """``batch_loss`` must be a function returning a real floating scalar for the init and the data set."""
+    if not callable(problem.batch_loss):
+        raise ValueError(
+            f"{where}: batch_loss={problem.batch_loss!r} is invalid: expected a function batch_loss(params, x, y)"
+        )
+    try:
+        out = jax.eval_shape(problem.batch_loss, problem.init, problem.x, problem.y)
+    except Exception as err:  # noqa: BLE001 - report any failure of user code with the problem's name
+        raise ValueError(
+            f"{where}: its batch_loss failed on the init parameters and the data set: {type(err).__name__}: {err}"
+        ) from None
+    if getattr(out, "shape", None) != () or not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ValueError(
+            f"{where}: batch_loss(params, x, y) must return a real floating scalar (the mean over examples), "
+            f"got {getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}"
+        )
 
 
 def _data(arr, arg: str, where: str) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""``lrsweep map``: a trainability map, its PNG and fractal dimension, or a zoom GIF."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+EXAMPLES = """examples:
+  lrsweep map --res 128 --steps 500 --png map.png                the default window
+  lrsweep map --x-range -1:3 --y-range 0:2 --res 256 --out map.zarr --png map.png
+  lrsweep map --center 1.5,1.4 --zoom 100 --png zoom.png         100x narrower, centred there
+  lrsweep map --zoom-to 1.5,1.4 --zoom 1000 --frames 12 --res 96 --out frames --gif zoom.gif
+
+Killed? Run the same command again: every store (one per GIF frame under --out) resumes."""
+
+#: Options that take a value which may start with '-' (a negative log10 lr).
+_VALUED = ("--x-range", "--y-range", "--center", "--zoom-to")
+
+
+def _pair(text: str, sep: str, what: str) -> tuple[float, float]:
+    parts = text.split(sep)
+    try:
+        a, b = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{what}={text!r} is invalid: expected two numbers separated by {sep!r}") from None
+    return a, b
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lrsweep map",
+        description="A trainability map over the input and output layers' learning rates (Sohl-Dickstein 2024).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--x-range", help="LO:HI, log10 of the input layer's lr (default -1:3)")
+    p.add_argument("--y-range", help="LO:HI, log10 of the output layer's lr (default 0:2)")
+    p.add_argument("--center", help="X,Y: centre of the window (log10 lrs), with --zoom instead of the ranges")
+    p.add_argument("--zoom", type=float, default=None, help="how many times narrower than the default window")
+    p.add_argument("--zoom-to", help="X,Y: render a zoom sequence towards this point into --gif")
+    p.add_argument("--frames", type=int, default=10, help="frames of the zoom sequence (default 10)")
+    p.add_argument("--res", type=int, default=256, help="pixels per side (default 256)")
+    p.add_argument("--steps", type=int, default=500, help="gradient-descent steps per run (default 500)")
+    p.add_argument("--precision", default="float32", help="float32 (default) or float64 (the paper's)")
+    p.add_argument("--out", default=None, help="a resumable Zarr store (with --zoom-to: a folder of stores)")
+    p.add_argument("--png", default=None, help="write the map in the paper's colouring (PNG)")
+    p.add_argument("--gif", default=None, help="with --zoom-to: the animated GIF (default zoom.gif)")
+    p.add_argument("--memory", default=None, help="memory budget, e.g. 2GB (default: lrsweep's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _join_values(argv: list[str]) -> list[str]:
+    """``--x-range -3:6`` as ``--x-range=-3:6``: argparse would take ``-3:6`` for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _VALUED and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lrsweep map``; bad input raises a one-line ValueError (the CLI prints it, exit 2)."""
+    import sys
+
+    from . import DEFAULT_X_RANGE, DEFAULT_Y_RANGE, figure, summary_line, trainability, window, write_gif, zoom_windows
+
+    args = parser().parse_args(_join_values(list(sys.argv[1:] if argv is None else argv)))
+    x_range = _pair(args.x_range, ":", "--x-range") if args.x_range else DEFAULT_X_RANGE
+    y_range = _pair(args.y_range, ":", "--y-range") if args.y_range else DEFAULT_Y_RANGE
+    kw = {"res": args.res, "steps": args.steps, "precision": args.precision, "progress": not args.quiet}
+    if args.memory is not None:
+        kw["memory"] = args.memory
+    if args.zoom_to:
+        if args.center:
+            raise ValueError(f"--center={args.center!r} is invalid with --zoom-to: give one of them")
+        target = _pair(args.zoom_to, ",", "--zoom-to")
+        zoom = 1000.0 if args.zoom is None else args.zoom
+        folder = Path(args.out or "map-zoom")
+        folder.mkdir(parents=True, exist_ok=True)
+        figs, t0 = [], time.perf_counter()
+        for k, (xr_, yr_) in enumerate(zoom_windows(target, zoom, args.frames, x_range, y_range)):
+            ds = trainability(None, xr_, yr_, out=folder / f"frame-{k:03d}.zarr", **kw)
+            print(
+                f"frame {k + 1}/{args.frames}: x {xr_[0]:.6g}:{xr_[1]:.6g}, y {yr_[0]:.6g}:{yr_[1]:.6g}; {summary_line(ds)}"
+            )
+            figs.append(figure(ds, size=(6.0, 6.0)))
+        gif = Path(args.gif or "zoom.gif")
+        write_gif(figs, gif)
+        print(f"wrote {gif} ({args.frames} frames, stores under {folder}); time {time.perf_counter() - t0:.1f} s")
+        return 0
+    if args.center:
+        x_range, y_range = window(
+            _pair(args.center, ",", "--center"), 1.0 if args.zoom is None else args.zoom, x_range, y_range
+        )
+    elif args.zoom is not None:
+        raise ValueError(f"--zoom={args.zoom!r} needs --center X,Y or --zoom-to X,Y")
+    t0 = time.perf_counter()
+    ds = trainability(None, x_range, y_range, out=args.out, **kw)
+    seconds = time.perf_counter() - t0
+    print(
+        f"lrsweep map: x (input layer lr) 10^{x_range[0]:.6g} to 10^{x_range[1]:.6g}, y (output layer lr) "
+        f"10^{y_range[0]:.6g} to 10^{y_range[1]:.6g}, {args.res} x {args.res} pixels, {args.steps} steps, {args.precision}"
+    )
+    print(summary_line(ds, seconds))
+    if args.png:
+        figure(ds).savefig(args.png, metadata={"Software": None})
+        print(f"wrote {args.png}")
+    if args.out:
+        print(f"results: {args.out} (lrsweep.open reads them; the same command resumes)")
+    return 0
