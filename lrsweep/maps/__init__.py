@@ -39,7 +39,7 @@ import xarray as xr
 from .. import _checks, problems
 from ..problems._problem import Problem
 from ._fractal import FractalDimension, boundary, box_counts, fractal_dimension
-from ._render import colour_value, figure, image_of, restretch, write_gif
+from ._render import colour_value, draw, figure, image_of, restretch, write_gif
 
 __all__ = [
     "DEFAULT_X_RANGE",
@@ -48,6 +48,7 @@ __all__ = [
     "boundary",
     "box_counts",
     "colour_value",
+    "draw",
     "figure",
     "fractal_dimension",
     "image_of",
