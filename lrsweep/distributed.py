@@ -45,9 +45,8 @@ from typing import Any
 import numpy as np
 import zarr
 import zarr.storage
-from tqdm.auto import tqdm
 
-from . import _fs, integrity, store
+from . import _fs, integrity, runner, store
 from .plan import Layout
 from .runner import Job
 from .spec import SweepSpec
@@ -327,16 +326,7 @@ def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int
     todo = [k for k in range(layout.n_chunks) if not sink.is_done(k)]
     sent = task_spec(spec, job)
     token = hashlib.sha256(json.dumps([layout.attrs["spec"], job.chunk, sent.out]).encode()).hexdigest()[:16]
-    total = job.axes.size * epochs
-    bar = tqdm(
-        total=total,
-        initial=total - sum(layout.chunk_configs(k) for k in todo) * epochs,
-        disable=not show,
-        unit="config-step",
-        unit_scale=True,
-        desc="sweep",
-        smoothing=0.1,
-    )
+    bar = runner.progress_bar(job, todo, show)
     retries: dict[int, int] = {}
     with _connect(spec) as client:
         _allow_failures(client)

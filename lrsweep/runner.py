@@ -117,6 +117,21 @@ class Job:
         }
 
 
+def progress_bar(job: Job, todo: list[int], show: bool) -> tqdm:
+    """The sweep's progress bar in config-steps, starting at what the chunks not in ``todo`` did."""
+    epochs = job.statics[0].epochs
+    total = job.axes.size * epochs
+    return tqdm(
+        total=total,
+        initial=total - sum(job.layout.chunk_configs(k) for k in todo) * epochs,
+        disable=not show,
+        unit="config-step",
+        unit_scale=True,
+        desc="sweep",
+        smoothing=0.1,
+    )
+
+
 def run(job: Job, sink, show: bool) -> None:
     """Train every chunk ``sink`` does not have and write it there in order, with a progress bar.
 
@@ -125,16 +140,7 @@ def run(job: Job, sink, show: bool) -> None:
     """
     layout, epochs = job.layout, job.statics[0].epochs
     todo = [k for k in range(layout.n_chunks) if not sink.is_done(k)]
-    total = job.axes.size * epochs
-    bar = tqdm(
-        total=total,
-        initial=total - sum(layout.chunk_configs(k) for k in todo) * epochs,
-        disable=not show,
-        unit="config-step",
-        unit_scale=True,
-        desc="sweep",
-        smoothing=0.1,
-    )
+    bar = progress_bar(job, todo, show)
     n_workers = plan.workers()
     pool = concurrent.futures.ThreadPoolExecutor(n_workers)
     try:
