@@ -27,7 +27,7 @@ from .outcomes import NAMES as OUTCOMES
 from .outcomes import names as outcome_names
 from .plot import plot
 from .problems import Problem, problem_factory
-from .store import export, open, verify  # noqa: A004 - lrsweep.open, as xarray.open_dataset
+from .results import export, open, verify  # noqa: A004 - lrsweep.open, as xarray.open_dataset
 from .suggest import suggest_lr
 
 __version__ = "0.1.0"

@@ -46,7 +46,7 @@ import numpy as np
 import zarr
 import zarr.storage
 
-from . import _fs, integrity, runner, store
+from . import _fs, integrity, runner, store, store_format
 from .plan import Layout
 from .runner import Job
 from .spec import SweepSpec
@@ -122,7 +122,7 @@ class ChunkWriter:
         self.layout, self.path = layout, Path(path)
         self.where = f"--out={str(self.path)!r}"
         attrs, _ = integrity.load_attrs(self.path)
-        if attrs is None or attrs.get("format") != store.FORMAT:
+        if attrs is None or attrs.get("format") != store_format.FORMAT:
             raise ValueError(
                 f"{self.where} is not an lrsweep store from this worker's view; the store must be on a filesystem "
                 "every worker reaches, at the same path"

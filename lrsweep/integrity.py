@@ -300,7 +300,7 @@ def verify(path: str | os.PathLike) -> Damage:
     import zarr
     import zarr.storage
 
-    from .store import FORMAT
+    from .store_format import FORMAT
 
     path = Path(path)
     if not path.is_dir():

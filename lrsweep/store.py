@@ -23,13 +23,13 @@ The Zarr store (``sweep(..., out="sweep.zarr")``, ``lrsweep run ... --out sweep.
   power loss no done-mark exists without its data. ``LRSWEEP_FSYNC=0`` turns syncing off.
 - **Self-checking**: running the same sweep again verifies every finished chunk against its
   checksum, and metadata and coordinates against theirs, rebuilds damaged metadata from the spec
-  and recomputes damaged chunks. :func:`open` refuses a damaged store; ``lrsweep verify`` lists
-  the damage (``lrsweep.integrity``).
+  and recomputes damaged chunks. ``lrsweep.open`` refuses a damaged store; ``lrsweep verify``
+  lists the damage (``lrsweep.integrity``).
 - **Identified**: a run whose canonical spec differs is refused, naming the differences; a run on
   other versions, backend or kernel path is refused unless ``allow_mixed``.
 
-:func:`open` reopens a store as an ``xarray.Dataset``; :func:`export` writes its summary (one
-row per config) to CSV or Parquet, block by block.
+The arrays and their documents are defined in ``lrsweep.store_format``; ``lrsweep.results``
+reopens a store as an ``xarray.Dataset`` (``lrsweep.open``) and exports its summary.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import signal
 import threading
 import time
@@ -48,39 +47,36 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import xarray as xr
 import zarr
 import zarr.storage
-from zarr.core.buffer import default_buffer_prototype
 
-from . import _fs, identity, integrity, outcomes
+from . import _fs, identity, integrity, results
 from .integrity import BACKUP, ENVS, MARKS
 from .plan import Layout, coord_attrs, human_size
+from .store_format import (
+    FORMAT,
+    check_space,
+    consolidate,
+    coordinates,
+    create_arrays,
+    expected_docs,
+    jsonable_attrs,
+    remove_stale,
+    root_doc,
+    with_outcome_attrs,
+    write_coordinate,
+)
 
-FORMAT = "lrsweep-store/3"
-#: Stores with at most this many configs get an index on every dim on :func:`open` (like an
-#: in-memory sweep, so ``ds.sel(lr=0.1)`` works); larger ones get none (a pandas index of 1e8
-#: learning rates would take 800 MB).
-INDEX_MAX = 10_000_000
 #: Done-marks are written (and data and marks synced) in batches at most this many seconds apart:
 #: a crash loses at most this much finished work, and syncing costs one pass per batch.
 SYNC_INTERVAL_S = 1.0
 #: Whether chunks are fsync-ed before their done-marks (``LRSWEEP_FSYNC=0`` in the environment: no).
 FSYNC = os.environ.get("LRSWEEP_FSYNC", "1") != "0"
-#: Zarr's own temporary files (``<name>.<32 hex>.partial``), left inside a store by a killed writer.
-_ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
 
 
 class DamageWarning(UserWarning):
     """A resumed store had damage that this run repairs (chunks recomputed, metadata rebuilt)."""
-
-
-def _with_outcome_attrs(ds: xr.Dataset) -> xr.Dataset:
-    """``outcome`` keeps its int8 codes; CF flag attributes say what they mean (``lrsweep.outcome_names``)."""
-    ds["outcome"].attrs.update(outcomes.FLAG_ATTRS)
-    return ds
 
 
 def _test_hook(stage: str) -> None:
@@ -156,143 +152,7 @@ class MemorySink:
         if lay.epochs is not None:
             coords["epoch"] = ("epoch", lay.epochs, coord_attrs("epoch"))
         data = {name: (v.dims, self.arrays[name], dict(v.attrs)) for name, v in lay.variables.items()}
-        return _with_outcome_attrs(xr.Dataset(data, coords=coords, attrs=dict(lay.attrs)))
-
-
-# -- the arrays of a store -------------------------------------------------------------------------
-
-
-def _coordinates(lay: Layout) -> list[tuple[str, str, int, int, np.dtype, Callable[[slice], np.ndarray]]]:
-    """(name, dim, length, chunk, dtype, values of a slice) of each coordinate array."""
-    out = []
-    for d, t, s in zip(lay.dims, lay.chunk_shape, lay.shape):
-        dtype = lay.coord_values(d, slice(0, 1)).dtype
-        out.append((d, d, s, t, dtype, lambda sl, d=d: lay.coord_values(d, sl)))
-    for name, (d, values) in lay.extra_coords.items():
-        t = lay.chunk_shape[lay.dims.index(d)]
-        out.append((name, d, len(values), t, values.dtype, lambda sl, v=values: np.asarray(v[sl])))
-    if lay.epochs is not None:
-        ep = lay.epochs
-        out.append(("epoch", "epoch", len(ep), len(ep), ep.dtype, lambda sl, v=ep: np.asarray(v[sl])))
-    return out
-
-
-def coordinate_bytes(lay: Layout) -> int:
-    """Bytes of the store's coordinate arrays and bookkeeping (before compression)."""
-    coords = sum(n * np.dtype(dtype).itemsize for _, _, n, _, dtype, _ in _coordinates(lay))
-    return int(coords + lay.n_chunks * 10)
-
-
-def _create_arrays(group: zarr.Group, lay: Layout) -> dict[str, zarr.Array]:
-    """Every array of a store, empty: coordinates, one per variable, done-marks and environments."""
-    arrays = {}
-    for name, dim, n, t, dtype, _ in _coordinates(lay):
-        arrays[name] = group.create_array(
-            name,
-            shape=(n,),
-            chunks=(max(t, 1),),
-            dtype=dtype,
-            dimension_names=[dim],
-            attributes=_jsonable_attrs(coord_attrs(name)),
-        )
-    for name, v in lay.variables.items():
-        chunks = tuple(lay.chunk_shape) + tuple(v.shape[len(lay.dims) :])
-        attrs = dict(getattr(v, "attrs", None) or {})
-        if name == "outcome":
-            attrs.update(outcomes.FLAG_ATTRS)
-        arrays[name] = group.create_array(
-            name,
-            shape=v.shape,
-            chunks=tuple(max(c, 1) for c in chunks),
-            dtype=v.dtype,
-            fill_value=v.fill,
-            dimension_names=list(v.dims),
-            attributes=_jsonable_attrs(attrs),
-        )
-    for name, dtype in ((MARKS, "uint64"), (ENVS, "uint16")):
-        arrays[name] = group.create_array(
-            name, shape=(lay.n_chunks,), chunks=(1,), dtype=dtype, fill_value=0, dimension_names=["chunk"]
-        )
-    return arrays
-
-
-def _expected_docs(lay: Layout) -> dict[str, bytes]:
-    """Each array's ``zarr.json`` as this layout makes it (built in memory; nothing is written)."""
-    group = zarr.open_group(zarr.storage.MemoryStore(), mode="w", zarr_format=3)
-    proto = default_buffer_prototype()
-    return {
-        name: array.metadata.to_buffer_dict(proto)["zarr.json"].to_bytes()
-        for name, array in _create_arrays(group, lay).items()
-    }
-
-
-def _write_coordinate(array: zarr.Array, n: int, t: int, values: Callable[[slice], np.ndarray], check) -> str:
-    """Write a coordinate block by block (huge axes never materialised); returns its checksum."""
-    block = max(t, 2**20 // max(t, 1) * t)
-
-    def blocks():
-        for start in range(0, max(n, 1), block):
-            part = values(slice(start, start + block))
-            array[start : start + len(part)] = part
-            check()
-            yield part
-
-    return integrity.coord_digest(array.dtype, n, blocks())
-
-
-def _jsonable_attrs(attrs: dict) -> dict:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
-
-
-def _root_doc(attrs: dict) -> bytes:
-    return json.dumps({"attributes": attrs, "zarr_format": 3, "node_type": "group"}, indent=2).encode()
-
-
-def _consolidate(path: Path) -> None:
-    """Consolidated metadata in ``zarr.json``, so that ``xr.open_zarr(path)`` reads it without a warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "not part of the Zarr format 3 specification": we know
-        zarr.consolidate_metadata(zarr.storage.LocalStore(path))
-
-
-def check_space(lay: Layout, path: str | Path) -> None:
-    """Refuse, before anything is written, a store whose coordinates do not fit the free space at ``path``."""
-    path = Path(path)
-    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
-        return  # a store being resumed has its coordinates already
-    need, free = coordinate_bytes(lay), _fs.free_bytes(path)
-    if need > free:
-        raise ValueError(
-            f"--out={str(path)!r} cannot hold this sweep: its coordinates alone need {human_size(need)} "
-            f"and {human_size(free)} are free there; sweep fewer configs, or write to another disk"
-        )
-
-
-def _remove_stale(path: Path) -> list[Path]:
-    """Temporary files of dead writers of this store: creation directories beside it, Zarr's
-    ``*.partial`` and our temp files inside it. Call with the store's lock held."""
-    removed = []
-    host = _fs._host_tag()
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(path.parent):
-            m = _fs.TEMP_PATTERN.fullmatch(entry.name)
-            if (
-                m
-                and m["name"] == path.name[: _fs._NAME_KEEP]
-                and m["host"] == host
-                and not _fs.pid_alive(int(m["pid"]))
-            ):
-                _fs._remove_tree(Path(entry.path))
-                removed.append(Path(entry.path))
-    if path.is_dir():
-        for root, dirs, files in os.walk(path):
-            for name in files + dirs:
-                m = _fs.TEMP_PATTERN.fullmatch(name)
-                ours = m is not None and m["host"] == host and not _fs.pid_alive(int(m["pid"]))
-                if _ZARR_PARTIAL.fullmatch(name) or ours:
-                    _fs._remove_tree(Path(root) / name)
-                    removed.append(Path(root) / name)
-    return removed
+        return with_outcome_attrs(xr.Dataset(data, coords=coords, attrs=dict(lay.attrs)))
 
 
 # -- the Zarr sink ---------------------------------------------------------------------------------
@@ -327,7 +187,7 @@ class ZarrSink:
         self._syncing: concurrent.futures.Future | None = None
         try:
             with _deferred_interrupt():  # Ctrl-C while creating or checking: one clean KeyboardInterrupt
-                _remove_stale(self.path)
+                remove_stale(self.path)
                 if self.path.is_file() or (self.path.exists() and not self.path.is_dir()):
                     raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
                 if not self.path.exists() or not any(self.path.iterdir()):
@@ -350,15 +210,15 @@ class ZarrSink:
         env = integrity.environment(lay.attrs["kernel_path"])
         with _deferred_interrupt() as check, _fs.atomic_dir(self.path, marker="zarr.json", sync=FSYNC) as tmp:
             group = zarr.open_group(zarr.storage.LocalStore(tmp), mode="w", zarr_format=3)
-            arrays = _create_arrays(group, lay)
+            arrays = create_arrays(group, lay)
             _test_hook("arrays")
             coords = {
-                name: _write_coordinate(arrays[name], n, t, values, check)
-                for name, _, n, t, _, values in _coordinates(lay)
+                name: write_coordinate(arrays[name], n, t, values, check)
+                for name, _, n, t, _, values in coordinates(lay)
             }
             _test_hook("coordinates")
             attrs = {
-                **_jsonable_attrs(lay.attrs),
+                **jsonable_attrs(lay.attrs),
                 "format": FORMAT,
                 "shape": list(lay.shape),
                 "chunk_shape": list(lay.chunk_shape),
@@ -372,9 +232,9 @@ class ZarrSink:
             }
             attrs["checksum"] = integrity.attrs_checksum(attrs)
             (tmp / BACKUP).mkdir()
-            (tmp / BACKUP / "zarr.json").write_bytes(_root_doc(attrs))
-            (tmp / "zarr.json").write_bytes(_root_doc(attrs))
-            _consolidate(tmp)
+            (tmp / BACKUP / "zarr.json").write_bytes(root_doc(attrs))
+            (tmp / "zarr.json").write_bytes(root_doc(attrs))
+            consolidate(tmp)
             check()
             _test_hook("created")
         self.attrs = attrs
@@ -414,7 +274,7 @@ class ZarrSink:
                     f"more than memory={human_size(self.memory)}; resume with --memory {human_size(need).replace(' ', '')} "
                     "or more (a store keeps its chunk size)"
                 )
-        expected = _expected_docs(self.layout)
+        expected = expected_docs(self.layout)
         recorded = attrs.get("arrays", {})
         if {n: integrity.json_digest(json.loads(doc)) for n, doc in expected.items()} != recorded:
             raise ValueError(
@@ -442,14 +302,14 @@ class ZarrSink:
             self.healed += [p + ", rewritten" for p in problems]
             self._save_attrs()
         self._open_group()
-        for name, _, n, t, _, values in _coordinates(self.layout):
+        for name, _, n, t, _, values in coordinates(self.layout):
             try:
                 ok = integrity.coord_checksum(self._array(name)) == attrs["coordinates"][name]
             except Exception:  # noqa: BLE001 - unreadable coordinate files
                 ok = False
             if not ok:
                 with _deferred_interrupt() as check:
-                    _write_coordinate(self._array(name), n, t, values, check)
+                    write_coordinate(self._array(name), n, t, values, check)
                 if integrity.coord_checksum(self._array(name)) != attrs["coordinates"][name]:
                     raise ValueError(f"{self.where}: coordinate {name!r} differs from this sweep's; give a new path")
                 self.healed.append(f"coordinate {name!r} rewritten")
@@ -513,8 +373,8 @@ class ZarrSink:
         attrs = self.attrs
         attrs["checksum"] = integrity.attrs_checksum(attrs)
         (self.path / BACKUP).mkdir(exist_ok=True)
-        _fs.atomic_write(self.path / BACKUP / "zarr.json", _root_doc(attrs), overwrite=True)
-        _fs.atomic_write(self.path / "zarr.json", _root_doc(attrs), overwrite=True)
+        _fs.atomic_write(self.path / BACKUP / "zarr.json", root_doc(attrs), overwrite=True)
+        _fs.atomic_write(self.path / "zarr.json", root_doc(attrs), overwrite=True)
         self._meta_changed = True
 
     # -- chunks -------------------------------------------------------------------------------
@@ -612,14 +472,14 @@ class ZarrSink:
                 self._syncer = None
         if self._meta_changed:
             with _deferred_interrupt():
-                _consolidate(self.path)
+                consolidate(self.path)
                 if FSYNC:
                     _fs.fsync_tree([self.path / "zarr.json"])
             self._meta_changed = False
 
     def dataset(self) -> xr.Dataset:
         self.close()
-        return open(self.path, verify=False)  # this run verified what was there and wrote the rest
+        return results.open(self.path, verify=False)  # this run verified what was there and wrote the rest
 
 
 def _sync(files: list[Path], root: Path) -> None:
@@ -635,144 +495,3 @@ def _sync(files: list[Path], root: Path) -> None:
     for d in sorted(dirs, key=lambda p: -len(p.parts)):
         if d.exists():
             _fs.fsync_dir(d)
-
-
-# -- reading ---------------------------------------------------------------------------------------
-
-
-def open(path: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 - the natural name, as xarray.open_dataset
-    """Reopen a store written by ``sweep(..., out=path)`` as an ``xarray.Dataset``.
-
-    Never returns damaged data silently: the store is verified first (``lrsweep.verify``: every
-    finished chunk against its checksum, metadata and coordinates against theirs; it reads the
-    store back once, chunk by chunk) and a damaged one is refused with a ValueError naming the
-    damaged chunks and the fix (run the same sweep again: it recomputes them). ``verify=False``
-    skips that check (the caller takes responsibility, e.g. right after writing the store).
-
-    Arrays stay on disk until used (xarray's lazy indexing). It opens like an in-memory result:
-    ``outcome`` as int8 codes (-1 for configs not trained yet; ``lrsweep.outcome_names`` decodes
-    them, ``ds.outcome.attrs["flag_meanings"]`` says what they mean). A store of at most
-    ``INDEX_MAX`` configs gets an index on every dim, so ``ds.sel(lr=0.1)`` works; larger ones get
-    none (``ds.set_xindex("lr")`` builds one; or use ``isel``). ``ds.attrs["chunks_done"]`` and
-    ``["chunks_total"]`` say how complete it is, ``["environments"]`` (JSON) where it was computed.
-    """
-    path = _store_path("path", path)
-    where = f"path={str(path)!r}"
-    if not path.exists():
-        raise ValueError(f"{where} does not exist")
-    if verify:
-        damage = integrity.verify(path)
-        if not damage.clean:
-            raise ValueError(
-                f"{where} is damaged ({'; '.join(damage.lines())}); run the same sweep again with the same out= "
-                "to repair it (damaged chunks are recomputed), or open(..., verify=False) to read it anyway"
-            )
-    attrs, _ = integrity.load_attrs(path)
-    if attrs is None or attrs.get("format") != FORMAT:
-        raise ValueError(f"{where} is not an lrsweep store ({FORMAT})")
-    try:
-        # mask_and_scale=False: the fill values are the data's own "not trained yet" (-1 codes,
-        # NaN losses), not missing values to turn integer arrays into floats for.
-        # No indexes yet: a pandas index of 1e8 learning rates would take 800 MB. Small stores get
-        # them below, so that ds.sel(lr=...) works as on an in-memory result.
-        ds = xr.open_zarr(path, consolidated=False, mask_and_scale=False, create_default_indexes=False)
-    except Exception as err:  # noqa: BLE001 - any failure to read is reported with the path
-        raise ValueError(f"{where} is not a readable lrsweep store: {err}") from None
-    n_chunks = int(ds.sizes.get("chunk", 0))
-    marks, _, _ = integrity.read_marks(
-        zarr.open_group(zarr.storage.LocalStore(path, read_only=True), mode="r"), n_chunks
-    )
-    ds = ds.drop_vars([MARKS, ENVS], errors="ignore").set_coords(attrs.get("extra_coords", []))
-    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in integrity.BOOKKEEPING}
-    ds.attrs["environments"] = json.dumps(ds.attrs.get("environments", []))
-    ds.attrs.update(chunks_done=int(np.count_nonzero(marks)), chunks_total=n_chunks)
-    ds = _with_outcome_attrs(ds)
-    if ds["outcome"].size <= INDEX_MAX:
-        for dim in list(ds.dims):
-            if dim in ds.coords:
-                ds = ds.set_xindex(str(dim))
-    return ds
-
-
-def verify(path: str | Path) -> integrity.Damage:
-    """The damaged chunks of the store at ``path`` (``lrsweep.integrity.verify``)."""
-    return integrity.verify(_store_path("path", path))
-
-
-def _store_path(arg: str, value) -> Path:
-    """``value`` as a Path if it is a str or path-like, else a ValueError naming ``arg``."""
-    if isinstance(value, (str, os.PathLike)) and str(value):
-        return Path(value)
-    raise ValueError(f"{arg}={value!r} is invalid: expected a store's path (a string or a pathlib.Path)")
-
-
-def summary_table(ds: xr.Dataset):
-    """One row per config: the sweep's coords, and every variable's final value.
-
-    Array parameters get one column per element, ``W0[0,1]``; trajectories give their last epoch.
-    """
-    if "epoch" in ds.dims:
-        ds = ds.isel(epoch=-1, drop=True)
-    dims = ds["outcome"].dims
-    columns = {}
-    for name in ds.data_vars:
-        var = ds[name]
-        if var.dims[: len(dims)] != dims:
-            continue
-        extra = var.dims[len(dims) :]
-        if not extra:
-            columns[name] = var
-            continue
-        for idx in np.ndindex(*[var.sizes[d] for d in extra]):
-            columns[f"{name}[{','.join(map(str, idx))}]"] = var.isel(dict(zip(extra, idx)), drop=True)
-    frame = xr.Dataset(columns, coords={c: ds.coords[c] for c in ds.coords if set(ds.coords[c].dims) <= set(dims)})
-    frame = frame.to_dataframe().reset_index()
-    frame["outcome"] = outcomes.names(frame["outcome"].to_numpy())
-    return frame
-
-
-def export(
-    source: xr.Dataset | str | Path, path: str | Path, block: int = 1_000_000, *, overwrite: bool = False
-) -> Path:
-    """Write a sweep's summary, one row per config, to ``path`` (``.csv`` or ``.parquet``).
-
-    ``source`` is a result Dataset or a store path (verified, see :func:`open`). Rows are written
-    in blocks of about ``block`` configs along the first sweep dim, so a store larger than memory
-    exports too. Array parameters get one column per element (``W0[0,1]``).
-
-    Only what is ours is touched: an existing ``path`` is refused unless ``overwrite=True``
-    (``lrsweep export --force``), a directory always; the table is written under a unique
-    temporary name beside ``path`` and renamed into place when complete (``_fs.atomic_output``),
-    so a failure or Ctrl-C leaves ``path`` as it was and no temporary file behind.
-    """
-    if not isinstance(source, xr.Dataset):
-        source = _store_path("source", source)
-    path = _store_path("path", path)
-    fmt = path.suffix.lower()
-    if fmt not in (".csv", ".parquet"):
-        raise ValueError(f"path={str(path)!r} is invalid: expected a .csv or .parquet file name")
-    if path.is_dir():
-        raise ValueError(f"path={str(path)!r} is a directory; give a file name")
-    if not overwrite and os.path.lexists(path):
-        raise ValueError(f"path={str(path)!r} exists; pass overwrite=True (--force) to replace it")
-    ds = open(source) if isinstance(source, (str, Path)) else source
-    first = ds["outcome"].dims[0]
-    per_row = max(1, int(np.prod([ds.sizes[d] for d in ds["outcome"].dims[1:]], dtype=np.int64)))
-    step = max(1, block // per_row)
-    with _fs.atomic_output(path, overwrite=overwrite) as tmp:
-        writer = None
-        try:
-            for start in range(0, ds.sizes[first], step):
-                frame = summary_table(ds.isel({first: slice(start, start + step)}).load())
-                if fmt == ".csv":
-                    frame.to_csv(tmp, mode="w" if start == 0 else "a", header=start == 0, index=False)
-                else:
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    writer = writer or pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table)
-        except OSError as err:
-            raise ValueError(f"path={str(path)!r} cannot be written: {err.strerror or err}") from None
-        finally:
-            if writer is not None:
-                writer.close()
-    return path

@@ -19,7 +19,7 @@ import xarray as xr
 import zarr
 
 import lrsweep
-from lrsweep import _fs, cli, integrity, lock, store
+from lrsweep import _fs, cli, integrity, lock, results, store
 
 LR = "log:1e-3:10:50"
 KW = dict(epochs=30, record="trajectory", chunk_size=16)
@@ -377,7 +377,7 @@ def test_export_fails_cleanly_and_flattens_array_parameters(tmp_path, monkeypatc
     table = pd.read_parquet(out)
     assert {"W0[0,0]", "W0[1,1]", "W1[0,0]", "W1[1,0]"} <= set(table.columns)
     np.testing.assert_array_equal(table["W0[1,0]"], ds.W0.isel(init=0).values[:, 1, 0])
-    monkeypatch.setattr(store, "summary_table", lambda ds: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(results, "summary_table", lambda ds: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         lrsweep.export(ds, tmp_path / "u.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]

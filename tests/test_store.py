@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import lrsweep
-from lrsweep import cli, engine, store
+from lrsweep import cli, engine, results
 
 LR = "log:1e-3:1:3000"
 KW = dict(epochs=60, grad="forward", precision="float32")
@@ -196,14 +196,14 @@ def test_problem_seed_axis_builds_one_instance_per_seed():
 def test_export_writes_one_row_per_config(tmp_path, fmt):
     grid = lrsweep.init_grid(w=[0.0, 5.0])
     ds = lrsweep.sweep("linear", [0.01, 0.1, 1.0], init=grid, epochs=100, record="trajectory", out=tmp_path / "s.zarr")
-    out = store.export(tmp_path / "s.zarr", tmp_path / f"summary.{fmt}", block=2)
+    out = results.export(tmp_path / "s.zarr", tmp_path / f"summary.{fmt}", block=2)
     table = pd.read_csv(out) if fmt == "csv" else pd.read_parquet(out)
     assert len(table) == 6 and {"lr", "init_w", "loss", "w", "b", "outcome", "event_epoch"} <= set(table.columns)
     row = table[(table.lr == 1.0) & (table.init_w == 0.0)].iloc[0]
     assert row.outcome == "diverged"
     np.testing.assert_allclose(table.loss, ds.loss.isel(epoch=-1).values.ravel())
     with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
-        store.export(ds, tmp_path / "summary.xlsx")
+        results.export(ds, tmp_path / "summary.xlsx")
 
 
 def test_toml_spec_runs_and_is_saved(tmp_path, capsys):

@@ -44,7 +44,7 @@ def _template() -> str:
 def load(source: xr.Dataset | str | Path, *, progress: bool | None = None) -> xr.Dataset:
     """The sweep behind ``source``: a result Dataset, a store path, or a spec TOML file (run here,
     with ``lrsweep run``'s defaults; its ``out`` is honoured, so a stored sweep resumes)."""
-    from .. import api, store
+    from .. import api, results
 
     if isinstance(source, xr.Dataset):
         return source
@@ -60,7 +60,7 @@ def load(source: xr.Dataset | str | Path, *, progress: bool | None = None) -> xr
         settings.update(spec_mod.load_toml(path))
         problem = settings.pop("problem")
         return api.sweep(problem, settings.pop("lr"), progress=progress, **settings)
-    return store.open(path)
+    return results.open(path)
 
 
 def _title(ds: xr.Dataset) -> tuple[str, str]:
