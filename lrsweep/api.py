@@ -151,6 +151,7 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
             spec.kernel,
             score_window=spec.score_window,
             track_best=spec.track_best,
+            track_sums=spec.track_sums,
         )
         for p in instances
     ]

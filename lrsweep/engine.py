@@ -15,7 +15,8 @@ Shapes (``C`` configs in a chunk, ``G`` learning-rate groups, ``E`` epochs, ``n`
 - ``x``, ``y``: ``(n, ...)``, compute dtype, shared by all configs (never copied per config);
 - record ``"summary"``: ``loss (C,)``, ``params`` a list of leaves ``(C, *leaf_shape)``,
   ``outcome (C,) int8``, ``event_epoch (C,) int32``, ``score (C,)`` and ``best_loss (C,)`` in the
-  compute dtype, ``best_epoch (C,) int32`` (``lrsweep.outcomes`` defines them);
+  compute dtype, ``best_epoch (C,) int32``, and with ``track_sums`` ``sum_v (C,)`` and
+  ``sum_inv_v (C,)`` in the compute dtype (``lrsweep.outcomes`` defines them);
 - record ``"trajectory"``: ``loss (C, R)``, params ``(C, R, *leaf_shape)`` at the ``R`` epochs of
   ``Static.recorded_epochs()`` (every epoch ``0..E`` by default); outcome, event, score and best
   as for a summary. Epoch 0 is the state before training.
@@ -79,6 +80,9 @@ class Static:
         CPU) or ``"auto"``: the fused kernel on GPU where it applies, XLA otherwise.
       score_window: losses in the score's window, ``K`` (``lrsweep.outcomes``); the window holds
         ``min(K, epochs)`` of them.
+      track_best: also keep ``best_loss`` and ``best_epoch`` up to date every epoch.
+      track_sums: also carry ``sum_v`` and ``sum_inv_v``, the sums over steps of the relative
+        loss and of its inverse (``lrsweep.outcomes``; the fractal paper's colour).
     """
 
     loss: Callable
@@ -98,6 +102,7 @@ class Static:
     kernel: KernelName = "auto"
     score_window: int = outcomes.DEFAULT_SCORE_WINDOW
     track_best: bool = False
+    track_sums: bool = False
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
@@ -268,13 +273,15 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     tol = min_loss + rtol * (loss0 - min_loss)  # NaN when the minimum is unknown: no epoch is below it
 
     def step(carry, e):
-        params, state, track, ring = carry
+        params, state, track, ring, sums = carry
         loss, _, _, new, state = epoch(params, state)
         track = outcomes.observe(track, e, loss, loss0, tol, best=static.track_best)
         track = outcomes.moved(track, e + 1, _changed(params, new))
         if ring is not None:
             ring = lax.dynamic_update_index_in_dim(ring, loss, e % k_window, 0)
-        return (new, state, track, ring), loss
+        if sums is not None:
+            sums = outcomes.add_sums(sums, loss, loss0)
+        return (new, state, track, ring, sums), loss
 
     def run(carry, first_epoch, n):
         """``n`` epochs from ``first_epoch``; returns the new carry and the first epoch's loss."""
@@ -287,9 +294,10 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         return {"loss": loss if static.keep_loss else None, "params": [leaves[k] for k in chosen]}
 
     track0 = outcomes.start(loss0, tol)
+    sums0 = outcomes.start_sums(loss0) if static.track_sums else None  # None: nothing carried
     if static.record == "trajectory":
         ring0 = jnp.zeros((k_window,), loss0.dtype)
-        carry = (params0, init(params0), track0, ring0)
+        carry = (params0, init(params0), track0, ring0, sums0)
         n_blocks, rest = divmod(epochs, every)
 
         def block(carry, b):
@@ -310,7 +318,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         window = jnp.roll(ring, -(epochs % k_window))
     else:
         # Summaries keep no per-epoch output, so memory does not grow with epochs.
-        carry = (params0, init(params0), track0, None)
+        carry = (params0, init(params0), track0, None, sums0)
         head = epochs - k_window
         if head:
             carry, _ = lax.scan(
@@ -318,7 +326,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             )
         tail = head + jnp.arange(k_window, dtype=jnp.int32)
         carry, window = lax.scan(step, carry, tail, unroll=min(UNROLL_SCAN, k_window))
-    final, _, track, _ = carry
+    final, _, track, _, sums = carry
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol, best=static.track_best)
     terms = [window[i] for i in range(k_window)]
@@ -328,6 +336,8 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol, score, plateaued, known)
     best_loss, best_epoch = outcomes.best(track)
     extra = dict(score=score, best_loss=best_loss, best_epoch=best_epoch)
+    if sums is not None:
+        extra.update(sum_v=sums[0], sum_inv_v=sums[1])
     if static.record == "trajectory":
         last = keep(loss_final, final)
         kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
@@ -341,8 +351,8 @@ CONFIG_AXES = ChunkInputs._make([0, 0, 0, None, None, None, None, None, None, No
 
 def fusable(static: Static) -> bool:
     """Whether the fused kernel (``lrsweep.kernels``) handles these settings: summary records of
-    data sets summed term by term (``UNROLL_MAX`` examples or fewer)."""
-    return static.record == "summary" and static.n_data <= UNROLL_MAX
+    data sets summed term by term (``UNROLL_MAX`` examples or fewer), without ``track_sums``."""
+    return static.record == "summary" and static.n_data <= UNROLL_MAX and not static.track_sums
 
 
 def kernel_path(static: Static, chunk: int) -> KernelName:

@@ -26,6 +26,18 @@ score is at least ``1e6 / K``), and they agree exactly on finite runs. The score
 Also kept: ``best_loss = min(L_0 .. L_E)`` ignoring NaN (NaN when every loss is NaN) and
 ``best_epoch``, the first epoch at which it was reached (-1 when every loss is NaN).
 
+The sums (opt-in, ``track_sums``): with ``r_e`` as above (non-finite 1e6, clipped at 1e6), over
+every step's loss ``L_0 .. L_{E-1}``::
+
+    sum_v     = sum_{e=0}^{E-1} r_e
+    sum_inv_v = sum_{e=0}^{E-1} 1 / r_e
+
+accumulated epoch by epoch in the compute dtype (two numbers per config, whatever ``E``). The
+paper colours a pixel ``-sum_v`` when trainable and ``sum_inv_v`` otherwise (its notebook's
+``convergence_measure``; ``lrsweep.maps``). The notebook replaces a non-finite loss by 1e6 before
+dividing by ``L_0``; with ``L_0 <= 1`` (the paper's network starts at 0.91) the clip makes that
+the same ``r_e = 1e6``.
+
 The plateau (for problems whose minimum is unknown). Over the window and the final loss,
 ``W = {L_{E-K}, .., L_{E-1}, L_E}``::
 
@@ -164,17 +176,33 @@ def best(t: Tracker):
     return jnp.where(t.best_epoch < 0, jnp.nan, t.best_loss).astype(t.best_loss.dtype), t.best_epoch
 
 
+def relative(loss, loss0):
+    """``r_e``, the loss relative to the first one as the score counts it: ``0 / 0 := 0``, a
+    non-finite ratio ``SCORE_CLIP``, clipped at ``SCORE_CLIP`` (module docstring)."""
+    loss = jnp.asarray(loss)
+    r = jnp.where(loss == 0, jnp.zeros_like(loss), loss / loss0)
+    r = jnp.where(jnp.isfinite(r), r, SCORE_CLIP)
+    return jnp.minimum(r, SCORE_CLIP).astype(jnp.result_type(loss))
+
+
 def score(window: Sequence, loss0, total: Callable[[list], Any] = sum) -> Any:
     """The paper's score of the ``K`` losses ``window = [L_{E-K}, .., L_{E-1}]`` (scalars): see the
     module docstring. ``total`` sums a list of ``K`` scalars (the engine passes numpy's pairwise
     order, so that a float64 score equals ``np.mean`` of the same ratios bit for bit)."""
-    ratios = []
-    for loss in window:
-        loss = jnp.asarray(loss)
-        r = jnp.where(loss == 0, jnp.zeros_like(loss), loss / loss0)
-        r = jnp.where(jnp.isfinite(r), r, SCORE_CLIP)
-        ratios.append(jnp.minimum(r, SCORE_CLIP).astype(jnp.result_type(loss)))
+    ratios = [relative(loss, loss0) for loss in window]
     return total(ratios) / len(ratios)
+
+
+def start_sums(loss0):
+    """``(sum_v, sum_inv_v)`` before any step: zeros of the loss's dtype."""
+    zero = jnp.zeros_like(loss0)
+    return zero, zero
+
+
+def add_sums(sums, loss, loss0):
+    """Fold the loss ``L_e`` of one more step into ``(sum_v, sum_inv_v)`` (module docstring)."""
+    r = relative(loss, loss0)
+    return sums[0] + r, sums[1] + 1 / r
 
 
 def plateau(window: Sequence, loss_final, rtol) -> jnp.ndarray:

@@ -284,6 +284,14 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
         variables["best_epoch"] = Variable(
             dims, axes.shape, np.dtype(np.int32), -1, {"long_name": "epoch of the lowest loss (-1: none)", "units": "1"}
         )
+    if static.track_sums:
+        for name, text in (
+            ("sum_v", "sum over steps of the relative loss L_e / L_0 (clipped at 1e6)"),
+            ("sum_inv_v", "sum over steps of the inverse relative loss L_0 / L_e"),
+        ):
+            variables[name] = Variable(
+                dims, axes.shape, static.policy.compute_dtype, np.nan, {"long_name": text, "units": "1"}
+            )
     return Layout(
         dims=dims,
         shape=axes.shape,

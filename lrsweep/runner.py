@@ -107,6 +107,8 @@ class Job:
         kept = static.keep_leaves if static.keep_leaves is not None and trajectory_subset else range(len(names))
         values = {"outcome": result.outcome, "event_epoch": result.event_epoch, "score": result.score}
         values.update(best_loss=result.best_loss, best_epoch=result.best_epoch)
+        if result.sum_v is not None and result.sum_inv_v is not None:
+            values.update(sum_v=result.sum_v, sum_inv_v=result.sum_inv_v)
         if result.loss is not None:
             values["loss"] = result.loss
         values.update({names[i]: leaf for i, leaf in zip(kept, result.params)})

@@ -326,6 +326,15 @@ class SweepSpec:
         flag="bool",
         check=_checks_bool,
     )
+    track_sums: bool = setting(
+        False,
+        help="also keep sum_v and sum_inv_v per config: the sums over steps of the relative loss L_e / L_0 "
+        "(clipped as the score) and of its inverse, the fractal paper's colour (lrsweep.maps turns it on)",
+        toml=(bool,),
+        what="true or false",
+        flag="bool",
+        check=_checks_bool,
+    )
     memory: Any = setting(
         help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)",
         toml=(str, int),

@@ -57,3 +57,5 @@ class ChunkResult(NamedTuple):
     score: Array  # (C,) compute dtype: mean of the last K relative losses, clipped (lrsweep.outcomes)
     best_loss: Array  # (C,) compute dtype: the lowest loss over epochs 0..E, NaN-aware
     best_epoch: Array  # (C,) int32: the first epoch with best_loss (-1: every loss NaN)
+    sum_v: Array | None = None  # (C,) compute dtype with track_sums: sum over steps of L_e / L_0, clipped
+    sum_inv_v: Array | None = None  # (C,) compute dtype with track_sums: sum over steps of L_0 / L_e

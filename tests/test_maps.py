@@ -28,9 +28,12 @@ from lrsweep.cli import main as cli_main
 # ------------------------------------------------------------------------------------------------
 
 
-def paper_map(mnmx, res: int, steps: int, outer_batch_size: int = 50000):
+def paper_map(mnmx, res: int, steps: int, outer_batch_size: int = 50000, as_written: bool = True):
     """``(ratio, value)`` images (rows: output layer lr, low first; columns: input layer lr):
-    ``ratio = mean(v[-20:])`` (trainable iff < 1) and the notebook's ``convergence_measure``."""
+    ``ratio = mean(v[-20:])`` (trainable iff < 1) and the notebook's ``convergence_measure``.
+
+    ``as_written``: the notebook's ``v * fin + max_val * (1 - fin)``, which leaves a non-finite
+    loss NaN (``inf * 0``); False: what it means to do, a non-finite loss replaced by ``max_val``."""
     width, depth, target_dim = 16, 2, 1
     with jax.enable_x64(True):
 
@@ -61,7 +64,7 @@ def paper_map(mnmx, res: int, steps: int, outer_batch_size: int = 50000):
 
         def convergence_measure(v, max_val=1e6):
             fin = jnp.isfinite(v)
-            v = v * fin + max_val * (1 - fin)
+            v = v * fin + max_val * (1 - fin) if as_written else jnp.where(fin, v, max_val)
             v /= v[0]
             exceeds = v > max_val
             v = v * (1 - exceeds) + max_val * exceeds
@@ -117,6 +120,23 @@ def _check_exact(x_range, y_range, res, steps):
 def test_score_equals_the_papers_code_path():
     # 24 x 24 pixels at 500 steps straddling the boundary (32% of the pixels on it).
     _check_exact((2.5, 2.9), (2.08, 2.17), 24, 500)
+
+
+def test_colour_equals_the_papers_convergence_measure():
+    # The paper's per-pixel value, -sum(v) if trainable else sum(1 / v) over all 300 steps, from
+    # sums the sweep accumulated as it trained; non-finite losses count as 1e6 (the notebook's intent).
+    x_range, y_range, res, steps = (2.5, 3.6), (2.05, 2.3), 16, 300
+    ratio, value = paper_map([*y_range, *x_range], res, steps, as_written=False)
+    ds = maps.trainability(x_range=x_range, y_range=y_range, res=res, steps=steps, precision="float64")
+    colour = ds.colour.transpose("lr_W1", "lr_W0").values
+    trainable = ds.trainable.transpose("lr_W1", "lr_W0").values
+    assert 0.1 <= trainable.mean() <= 0.9 and not np.isfinite(ds.loss).all()  # both classes, some overflowed
+    assert ((ratio < 1) == trainable).all()
+    np.testing.assert_allclose(colour, value, rtol=1e-9, atol=0)
+    # and the picture is the notebook's cdf_img of it
+    np.testing.assert_allclose(maps.image_of(ds), maps.restretch(value), rtol=1e-12, atol=1e-12)
+    for name in ("sum_v", "sum_inv_v"):
+        assert ds[name].attrs["long_name"]
 
 
 @pytest.mark.slow

@@ -15,7 +15,9 @@ its loss also written for the whole data set (``Problem.batch_loss``) so that th
 a chunk of configs is one large matrix product. Ranges are log10 of the learning rates, x the
 input layer's and y the output layer's, as in the paper. A run is trainable iff its ``score``
 (the paper's measure: the mean of the last ``score_window`` relative losses, ``lrsweep.outcomes``)
-is below 1.
+is below 1. Its colour is the paper's: ``-sum_v`` if trainable, else ``sum_inv_v``, the sums over
+every step of the relative loss and of its inverse, which the sweep accumulates as it trains
+(``track_sums=True``: two numbers per run).
 
 From the command line::
 
@@ -166,12 +168,13 @@ def trainability(
       x_group, y_group: the parameter groups of the two axes (default: the problem's first and
         last parameter, ``W0`` and ``W1``).
       settings: more :func:`lrsweep.sweep` settings (``score_window``, ``memory``, ``chunk_size``,
-        ``progress``, ...); ``record`` is always ``"summary"``.
+        ``progress``, ...); ``record`` is always ``"summary"`` and ``track_sums`` always True.
 
     Returns:
       The sweep's ``xarray.Dataset`` over dims ``lr_<x_group>`` and ``lr_<y_group>``: ``score``,
-      ``trainable`` (``score < 1``), ``colour`` (:func:`colour_value`: negative iff trainable),
-      ``outcome``, ``event_epoch``, ``loss`` (final), the parameters, ``best_loss``, ...; attrs
+      ``trainable`` (``score < 1``), ``colour`` (:func:`colour_value`, the paper's: negative iff
+      trainable), ``sum_v`` and ``sum_inv_v`` (what the colour is made of), ``outcome``,
+      ``event_epoch``, ``loss`` (final), the parameters, ...; attrs
       ``map_x_range``, ``map_y_range``, ``map_x_dim``, ``map_y_dim`` and ``fraction_trainable``.
     """
     from .. import api
@@ -183,6 +186,8 @@ def trainability(
         raise ValueError(f"precision={precision!r} is invalid: expected 'float32' or 'float64'")
     if settings.get("record", "summary") != "summary":
         raise ValueError(f"record={settings['record']!r} is invalid: a map keeps summaries only ('summary')")
+    if not settings.get("track_sums", True):
+        raise ValueError("track_sums=False is invalid: a map's colour is made of the sums")
     for key in ("lr", "init", "epochs", "groups", "problem_seed"):
         if key in settings:
             raise ValueError(f"{key}={settings[key]!r} is invalid here: a map sets it from its window and steps")
@@ -190,12 +195,14 @@ def trainability(
     gx, gy = _groups(problem, x_group, y_group)
     lr = {gx: grid(*x_range, res), gy: grid(*y_range, res)}
     settings.setdefault("progress", False)
+    settings.pop("track_sums", None)
     ds = api.sweep(
         problem,
         lr,
         epochs=steps,
         precision=precision,
         record="summary",
+        track_sums=True,
         out=None if out is None else str(out),
         **settings,
     )
@@ -207,8 +214,8 @@ def trainability(
     ds["trainable"] = ((x_dim, y_dim), score < 1, {"long_name": "trainable (score < 1)"})
     ds["colour"] = (
         (x_dim, y_dim),
-        colour_value(score, ds["event_epoch"].values, steps),
-        {"long_name": "colour value (negative iff trainable; lrsweep.maps.colour_value)", "units": "1"},
+        colour_value(score, ds["sum_v"].values, ds["sum_inv_v"].values),
+        {"long_name": "the paper's colour value: -sum_v if trainable, else sum_inv_v", "units": "1"},
     )
     ds.attrs.update(
         map_x_range=list(x_range),

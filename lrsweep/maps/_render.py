@@ -27,23 +27,17 @@ X_LABEL = "Input layer learning rate"
 Y_LABEL = "Output layer learning rate"
 
 
-def colour_value(score, event_epoch, epochs: int) -> np.ndarray:
-    """The signed value each pixel is coloured by: negative iff trainable (``score < 1``).
+def colour_value(score, sum_v, sum_inv_v) -> np.ndarray:
+    """The paper's signed colour value (its notebook's ``convergence_measure``): ``-sum_v`` where
+    trainable (``score < 1``), ``sum_inv_v`` elsewhere.
 
-    The paper's is ``-sum(r)`` over every step's relative loss when trainable and ``sum(1 / r)``
-    otherwise. A summary keeps O(1) numbers per run, not every step, so lrsweep uses what it
-    keeps with the same ordering intent: ``-score`` when trainable (a higher last-window loss is
-    a larger ``sum(r)``), and otherwise the steps the run lasted at or below its start before it
-    left for good (``event_epoch``, ``epochs`` when its final loss is back below the start) plus
-    ``1 / score`` in ``[0, 1]`` (a run that lasts long has a large ``sum(1 / r)``). Only the
-    order matters: :func:`restretch` turns values into ranks.
+    ``sum_v`` and ``sum_inv_v`` are the sums over every step of the relative loss ``r_e = L_e /
+    L_0`` (non-finite 1e6, clipped at 1e6) and of ``1 / r_e`` (``lrsweep.outcomes``; the sweep
+    keeps them with ``track_sums=True``). So a trainable pixel is darker the faster its loss fell,
+    an untrainable one the faster it blew up; :func:`restretch` turns the values into ranks.
     """
     score = np.asarray(score, np.float64)
-    event = np.asarray(event_epoch, np.float64)
-    trainable = score < 1
-    lasted = np.where(event >= 0, event, float(epochs))
-    inv = np.where(np.isfinite(score) & (score > 0), 1.0 / np.where(score > 0, score, 1.0), 0.0)
-    return np.where(trainable, -np.maximum(score, 1e-300), lasted + np.minimum(inv, 1.0))
+    return np.where(score < 1, -np.asarray(sum_v, np.float64), np.asarray(sum_inv_v, np.float64))
 
 
 def restretch(values, reference=None, buffer: float = BUFFER) -> np.ndarray:
