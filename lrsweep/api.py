@@ -155,11 +155,7 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
         )
         for p in instances
     ]
-    if spec.kernel.startswith("pallas") and not engine.fusable(statics[0]):
-        raise ValueError(
-            f"kernel={spec.kernel!r} is invalid here: the fused kernel takes summary records of data sets "
-            f"of at most {engine.UNROLL_MAX} examples; use kernel='xla' or 'auto'"
-        )
+    engine.check_kernel(statics[0])  # a fused kernel asked for must handle these settings
     # Each device trains a block planned as a one-device chunk; the chunk is one block per device
     # (lrsweep.devices: results do not depend on the device count).
     n_devices = devices.resolve(spec.devices)
@@ -227,9 +223,10 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
         interrupted run (``lrsweep.store``). The returned Dataset then reads from the store.
       chunk_size: configs per compiled chunk, overriding the budget's choice. Results do not depend
         on it (from ``MIN_CHUNK`` configs on).
-      kernel: ``"auto"`` (the fused Pallas kernel of ``lrsweep.kernels`` on GPU for summaries of
-        small data sets, XLA otherwise), ``"xla"``, ``"pallas"`` or ``"pallas-interpret"`` (the
-        kernel interpreted on CPU, for tests). Results agree within float32 tolerance.
+      kernel: ``"auto"`` (a fused Pallas kernel of ``lrsweep.kernels`` on GPU for summaries of
+        small data sets, XLA otherwise), ``"xla"``, ``"pallas"`` (the generic fused kernel),
+        ``"pallas-examples"`` (the one written on per-example terms), or either with
+        ``"-interpret"`` (interpreted on CPU, for tests). Results agree within float32 tolerance.
       progress: a progress bar (chunks, config-steps per second, ETA); default when there are
         several chunks and stderr is a terminal.
       devices: local devices each chunk is sharded over (``lrsweep.devices``); default all of

@@ -81,7 +81,7 @@ class Job:
             try:
                 result = devices.run_chunk(inputs, static, devices.usable(self.devices, self.chunk))
             except Exception as err:
-                if not (static.kernel == "auto" and engine.kernel_path(static, self.chunk) == "pallas"):
+                if not (static.kernel == "auto" and engine.kernel_path(static, self.chunk) != "xla"):
                     raise
                 self._fall_back_to_xla(err)
                 result = devices.run_chunk(inputs, self.statics[which], devices.usable(self.devices, self.chunk))

@@ -25,7 +25,7 @@ Scalar: TypeAlias = jax.Array | np.ndarray | np.floating
 GradName = Literal["autodiff", "forward", "central"]
 PrecisionName = Literal["float32", "float64", "mixed"]
 RecordName = Literal["summary", "trajectory"]
-KernelName = Literal["auto", "xla", "pallas", "pallas-interpret"]
+KernelName = Literal["auto", "xla", "pallas", "pallas-interpret", "pallas-examples", "pallas-examples-interpret"]
 
 RECORDS: tuple[RecordName, ...] = get_args(RecordName)
 KERNELS: tuple[KernelName, ...] = get_args(KernelName)
