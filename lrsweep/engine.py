@@ -434,6 +434,16 @@ def _block_estimate(static: Static, example: Callable, h, zero, params: PyTree, 
     return loss, jax.vmap(gradient)(loss, sums)
 
 
+def _changed_block(old: PyTree, new: PyTree) -> jax.Array:
+    """``(B,)``: whether each config's parameters changed; ``_changed`` for a block. A scalar
+    leaf is compared elementwise, with no reduction (Pallas's Triton lowering has no ``any``)."""
+    diffs = [
+        a != b if a.ndim == 1 else jnp.any((a != b).reshape(a.shape[0], -1), axis=1)
+        for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new))
+    ]
+    return functools.reduce(jnp.logical_or, diffs)
+
+
 def train_block(
     static: Static, lr, hyper, params0: PyTree, example: Callable, h, zero, rtol, min_loss, plateau_rtol
 ) -> ChunkResult:
@@ -466,7 +476,7 @@ def train_block(
         loss, grad = estimate(params)
         new, state = update(lr, hyper, params, grad, state)
         track = outcomes.observe(track, e, loss, loss0, tol, best=static.track_best)
-        track = outcomes.moved(track, e + 1, jax.vmap(_changed)(params, new))
+        track = outcomes.moved(track, e + 1, _changed_block(params, new))
         return (new, state, track), loss
 
     def slide(e, carry_window):  # an epoch of the last K: its loss enters the window, the oldest leaves

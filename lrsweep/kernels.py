@@ -26,6 +26,14 @@ This module knows nothing of training: both take the function to run. The engine
 each applies and picks one on GPU (``engine.kernel_path``). On CPU, Pallas's interpret mode runs
 the same kernels for tests (slowly); results equal the XLA path within float32 tolerance (the two
 compile the same arithmetic into different programs, so the last bits may differ).
+
+On GPU the kernels are lowered with Triton, chosen here: JAX's default GPU lowering (Mosaic GPU)
+copies blocks with TMA, which refuses our 4-byte-wide columns. Triton takes only programs of
+power-of-two shapes that never slice a loaded array nor reduce it with ``any``. The per-example
+kernel is written to fit for problems whose parameters are scalars, as the lesson's are (checked
+on CPU by exporting for CUDA, tests/test_kernels.py); a problem with vector or matrix parameters,
+and the generic kernel (its ``train_one`` indexes the loaded data set), do not lower, and
+``kernel="auto"`` then warns and takes the XLA path (``runner``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pltriton
 
 from .types import Array, ChunkInputs, ChunkResult, PyTree
 
@@ -150,7 +159,15 @@ def _blocks(body: Body, inputs: ChunkInputs, data: list, interpret: bool) -> Chu
         outs[5 + n_leaves][...] = out.best_epoch.reshape(block, 1)
 
     results = pl.pallas_call(
-        kernel, out_shape=out_shape, grid=(c // block,), in_specs=in_specs, out_specs=out_specs, interpret=interpret
+        kernel,
+        out_shape=out_shape,
+        grid=(c // block,),
+        in_specs=in_specs,
+        out_specs=out_specs,
+        interpret=interpret,
+        # Triton, not JAX's default GPU lowering (Mosaic GPU): Mosaic GPU copies blocks with TMA,
+        # which wants 16-byte rows, and a (BLOCK, 1) column of float32 has 4-byte ones.
+        compiler_params=None if interpret else pltriton.CompilerParams(),
     )(lr, hyper2, *flat, *data, scalars)
     loss, *leaf_out = results[: 1 + n_leaves]
     outcome, event, score, best_loss, best_epoch = results[1 + n_leaves :]

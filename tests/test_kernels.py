@@ -137,3 +137,20 @@ def test_the_per_example_kernel_is_refused_where_it_does_not_apply():
         lrsweep.sweep("linear", 0.1, epochs=5, record="trajectory", kernel="pallas-examples-interpret")
     with pytest.raises(ValueError, match=r"kernel='pallas-examples'.*at most 64 examples"):
         lrsweep.sweep("logistic", 0.1, epochs=5, problem_args={"n": 65}, kernel="pallas-examples")
+
+
+@pytest.mark.parametrize(("grad", "precision_name"), [("autodiff", "float32"), ("forward", "mixed")])
+def test_the_per_example_kernel_lowers_to_triton_for_the_lesson(grad, precision_name):
+    # No GPU needed: exporting for CUDA runs Pallas's Triton lowering of the kernel.
+    problem, policy = problems.linear(), lrsweep.precision.get(precision_name)
+    with policy.context():
+        st = engine.Static(problem.loss, problem.n_data, grad, policy, 50, "summary", 5, kernel="pallas-examples")
+        c, dtype = 256, policy.compute_dtype.type
+        params0 = {k: np.full(c, v, policy.param_dtype) for k, v in problem.init.items()}
+        x, y = engine.to_compute_dtype(st, problem.x, problem.y)
+        scalars = [dtype(v) for v in (1e-4, 0.0, 1e-6, 0.0, 1e-4)]
+        inputs = engine.ChunkInputs(np.full((c, 1), 0.01, dtype), np.zeros((c, 0), dtype), params0, x, y, *scalars)
+        triton = jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
+        run = jax.jit(lambda inputs: engine.run_chunk(inputs, static=st))
+        exported = jax.export.export(run, platforms=["cuda"], disabled_checks=[triton])(inputs)
+    assert "__gpu$xla.gpu.triton" in exported.mlir_module()

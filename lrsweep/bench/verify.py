@@ -7,8 +7,10 @@ sizes). Each sweep runs through ``lrsweep.sweep(..., record="summary")`` with it
 outcomes equal, final losses within ``RTOL`` relative (``|a - b| <= RTOL * max(|a|, |b|) + ATOL``;
 NaN equals NaN). Each path's speed is the median of 3 timed calls after a warm-up; for the lesson's
 analytic gradient through the per-example kernel it is set against ``TARGET`` on an accelerator. A
-sweep its kernel does not take is reported as skipped. Exit status 1 when any sweep disagrees,
-naming the sweep and how many configs disagree.
+sweep its kernel does not take is reported as skipped; a kernel that fails to compile or run (on
+GPU the Triton lowering takes only some programs: the per-example kernel lowers for problems whose
+parameters are scalars, such as the lesson) as an error, with its message. Exit status 1 when any
+sweep disagrees or errs, naming the sweep.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import jax
 import numpy as np
 
 from .. import api, problems
+from .. import spec as spec_mod
 
 RTOL = 1e-5
 #: Losses this close in absolute terms agree whatever their ratio (float32 noise around a minimum of 0).
@@ -90,12 +93,20 @@ def verify(backend: str | None = None, sizes: tuple[int, int, int | None] | None
             kernel = f"{family}-interpret" if backend == "cpu" else family
             problem, kw = make(), {**kw, "epochs": epochs, "chunk_size": chunk}
             entry = {"sweep": name, "backend": backend, "kernel": kernel, "configs": n, "epochs": epochs}
-            try:
-                fused, t_fused = _timed(functools.partial(run_path, problem, lr, kernel, kw))
-            except ValueError as err:  # the fused kernel does not take this sweep
+            try:  # planning checks that the kernel takes this sweep, without compiling anything
+                api.plan_sweep(spec_mod.build(problem, lr, record="summary", kernel=kernel, **kw))
+            except ValueError as err:
                 entry.update(status="skipped", reason=str(err))
                 out.append(entry)
                 log(f"verify: {name}: skipped ({err})")
+                continue
+            try:
+                fused, t_fused = _timed(functools.partial(run_path, problem, lr, kernel, kw))
+            except Exception as err:  # noqa: BLE001 - a kernel that does not compile or run is a finding
+                reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+                entry.update(status="error", reason=reason)
+                out.append(entry)
+                log(f"verify: {name}: error ({kernel} failed: {reason})")
                 continue
             key = (make, repr(sorted(kw.items())))
             if key not in references:
@@ -131,8 +142,9 @@ def markdown(entries: list[dict]) -> str:
         "|---|---|---|---:|---|---:|---:|---:|---:|",
     ]
     for e in entries:
-        if e["status"] == "skipped":
-            lines.append(f"| {e['sweep']} | {e['backend']} | {e['kernel']} | | skipped: {e['reason']} | | | | |")
+        if e["status"] in ("skipped", "error"):
+            reason = e["reason"].replace("|", "/")
+            lines.append(f"| {e['sweep']} | {e['backend']} | {e['kernel']} | | {e['status']}: {reason} | | | | |")
             continue
         lines.append(
             f"| {e['sweep']} | {e['backend']} | {e['kernel']} ({e['kernel_ran']}) | {e['configs']:,} x {e['epochs']:,} "
@@ -157,8 +169,13 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     entries = verify(args.backends, args.size)
     print(markdown(entries))
-    bad = [e for e in entries if e["status"] == "DISAGREE"]
+    bad = [e for e in entries if e["status"] in ("DISAGREE", "error")]
     for e in bad:
+        if e["status"] == "error":
+            print(
+                f"lrsweep bench --verify: {e['sweep']} on {e['backend']}: kernel={e['kernel']!r} failed: {e['reason']}"
+            )
+            continue
         print(
             f"lrsweep bench --verify: {e['sweep']} on {e['backend']}: {max(e['outcome'], e['loss'])} of "
             f"{e['configs']:,} configs disagree between kernel={e['kernel']!r} and kernel='xla'"
