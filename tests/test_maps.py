@@ -292,7 +292,7 @@ def test_bad_arguments_are_one_line_errors(kwargs, match):
 
 def test_whole_batch_loss_agrees_with_the_per_example_path():
     per_example = lrsweep.problems.mlp()
-    batched = maps.paper_problem()
+    batched = maps.paper_problem("autodiff")
     assert batched.batch_loss is not None and per_example.batch_loss is None
     assert not hasattr(per_example.loss, "batch_loss")  # built-ins keep their compiled program
     lr = {"W0": [1.0, 100.0, 1000.0], "W1": [10.0, 150.0]}
@@ -302,6 +302,34 @@ def test_whole_batch_loss_agrees_with_the_per_example_path():
     np.testing.assert_allclose(b.score.values, a.score.values, rtol=1e-9)
     same = dataclasses.replace(batched)  # replace keeps the pair, and equal pairs hash equal
     assert same.loss == batched.loss and hash(same.loss) == hash(batched.loss)
+    # The hand-written gradient: the same math, rounded differently, so compared over a few steps
+    # (near the boundary a last-bit difference grows into another trajectory within tens of steps).
+    kw["epochs"] = 4
+    a = lrsweep.sweep(per_example, lr, **kw)
+    c = lrsweep.sweep(maps.paper_problem("manual"), lr, **kw)
+    np.testing.assert_allclose(c.loss.values, a.loss.values, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"depth": 2, "activation": "relu"}, {"depth": 3, "activation": "sigmoid", "target_dim": 2}]
+)
+def test_hand_written_gradient_equals_autodiff(kwargs):
+    from lrsweep.problems.builtins import DEFAULT_GAINS, mlp_batch_loss
+
+    p = lrsweep.problems.mlp(**kwargs)
+    act = kwargs.get("activation", "tanh")
+    with jax.enable_x64(True):
+        params = {k: jnp.asarray(v) * 1.3 for k, v in p.init.items()}
+        x, y = jnp.asarray(p.x), jnp.asarray(p.y)
+        per_example = p.loss
+        value, grad = jax.jit(jax.value_and_grad(mlp_batch_loss(act, DEFAULT_GAINS[act])))(params, x, y)
+        ref_value, ref = jax.jit(
+            jax.value_and_grad(lambda q: jnp.mean(jax.vmap(per_example, in_axes=(None, 0, 0))(q, x, y)))
+        )(params)
+    assert float(value) == pytest.approx(float(ref_value), rel=1e-14)
+    for k in ref:
+        g, r = np.asarray(grad[k]), np.asarray(ref[k])
+        np.testing.assert_allclose(g, r, rtol=0, atol=1e-14 * np.abs(r).max())
 
 
 def test_batch_loss_must_return_a_scalar():

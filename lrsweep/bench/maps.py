@@ -7,6 +7,9 @@ Cases, all on the default window of :mod:`lrsweep.maps` (where the boundary cros
 - ``paper float64``: the paper's notebook approach re-run here: float64, a Python loop over the
   steps calling one jitted, vmapped step on a chunk of at most 50,000 configs, the losses stacked
   and reduced at the end (``train`` and ``train_step_lrvmap`` of github.com/Sohl-Dickstein/fractal);
+- ``GEMMs alone``: a ceiling for the network on this machine: only the two large products of
+  each step, ``X W0`` and ``X^T dZ`` for a chunk of 8 configs (the engine's chunk), float32, in a
+  scan of the same length, no tanh and no output layer (their 278,528 FLOPs per config-step);
 - the machine's float32 matrix-product peak (``roofline.peaks``, a 2048 x 2048 ``jnp.dot``).
 
 FLOPs are the network's matrix products per config-step, counted by hand: forward ``X W0`` (272 x
@@ -94,6 +97,41 @@ def paper_rate(res: int, steps: int, x_range, y_range) -> dict:
     }
 
 
+GEMM_FLOPS_PER_STEP = 2 * 2 * N_DATA * WIDTH * WIDTH
+
+
+def gemm_rate(steps: int, chunk: int = 8, reps: int = 256) -> dict:
+    """The two large products of each step alone (``X W0``, ``X^T dZ``), float32, ``chunk`` configs
+    at a time as the engine lays them out (per config), two chunks in flight as the runner does."""
+    import threading
+
+    p = maps.paper_problem()
+    x = jnp.asarray(p.x, jnp.float32)
+    w0 = jnp.tile(jnp.asarray(p.init["W0"], jnp.float32), (chunk, 1, 1))
+
+    def step(w, _):
+        z = jnp.einsum("nd,cdj->cnj", x, w)
+        g = jnp.einsum("nd,cnj->cdj", x, z)
+        return w - 1e-6 * g, None
+
+    run = jax.jit(lambda w: jax.lax.scan(step, w, None, length=steps, unroll=4)[0])
+    jax.block_until_ready(run(w0))
+
+    def work():
+        for _ in range(reps // 2):
+            jax.block_until_ready(run(w0))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    configs = (reps // 2) * 2 * chunk
+    return {"configs": configs, "steps": steps, "seconds": seconds, "rate": configs * steps / seconds}
+
+
 def lrsweep_rate(res: int, steps: int, precision: str, x_range, y_range, **kw) -> dict:
     """:func:`lrsweep.maps.trainability` on a ``res x res`` map; compile excluded by a small warm-up."""
     maps.trainability(None, x_range, y_range, res=8, steps=steps, precision=precision, **kw)
@@ -124,6 +162,9 @@ def run(res: int = 64, steps: int = 500, paper_res: int = 128, paper_steps: int 
     r = paper_rate(paper_res, paper_steps, x_range, y_range)
     cases["paper float64"] = r
     log(f"paper float64: {r['rate']:,.0f} config-steps/s ({r['seconds']:.1f} s for {paper_res}^2 x {paper_steps})")
+    gemm = gemm_rate(steps)
+    gemm_flops = gemm["rate"] * GEMM_FLOPS_PER_STEP
+    log(f"GEMMs alone: {gemm_flops / 1e9:.1f} GFLOP/s ({100 * gemm_flops / peak:.1f}% of the peak)")
     a, b = cases["lrsweep float32"], cases["lrsweep float64"]
     out = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": jax.local_device_count("cpu")},
@@ -135,6 +176,12 @@ def run(res: int = 64, steps: int = 500, paper_res: int = 128, paper_steps: int 
             name: {k: v for k, v in c.items() if k in ("configs", "steps", "seconds", "rate", "chunk_size")}
             | {"gflops": c["rate"] * FLOPS_PER_STEP / 1e9, "of_peak": c["rate"] * FLOPS_PER_STEP / peak}
             for name, c in cases.items()
+        },
+        "gemms_alone": {
+            "chunk": 8,
+            "flops_per_config_step": GEMM_FLOPS_PER_STEP,
+            "gflops": gemm_flops / 1e9,
+            "of_peak": gemm_flops / peak,
         },
         "float32_vs_float64_trainable_agreement": float((a["trainable"] == b["trainable"]).mean()),
         "lrsweep_float32_over_paper": a["rate"] / cases["paper float64"]["rate"],
@@ -161,6 +208,8 @@ def markdown(result: dict) -> str:
         "",
         f"- lrsweep float32 / paper float64: {result['lrsweep_float32_over_paper']:.1f}x",
         f"- lrsweep float64 / paper float64: {result['lrsweep_float64_over_paper']:.1f}x",
+        f"- the two large products alone (X W0 and X^T dZ, chunks of {result['gemms_alone']['chunk']}, no tanh): "
+        f"{result['gemms_alone']['gflops']:.1f} GFLOP/s, {100 * result['gemms_alone']['of_peak']:.1f}% of the peak",
         f"- float32 and float64 agree on trainability at {100 * result['float32_vs_float64_trainable_agreement']:.2f}% "
         "of the pixels",
     ]

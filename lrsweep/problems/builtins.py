@@ -219,6 +219,77 @@ def _mlp_loss(activation: str, gain: float) -> Callable:
     return loss
 
 
+#: The derivative of each activation of :func:`mlp` from its input ``z`` and output ``h = act(z, gain)``.
+DERIVATIVES: dict[str, Callable] = {
+    "tanh": lambda z, h, gain: gain * (1 - h * h),
+    "relu": lambda z, h, gain: jnp.where(z > 0, gain, 0.0).astype(h.dtype),
+    "identity": lambda z, h, gain: jnp.full_like(h, gain),
+    "sigmoid": lambda z, h, gain: gain * h * (1 - h),
+}
+
+
+@functools.cache
+def mlp_batch_loss(activation: str = "tanh", gain: float = math.sqrt(2.0)) -> Callable:
+    """:func:`mlp`'s loss over the whole data set, ``L(params) = mean((net(params, X) - Y)^2)``,
+    with its gradient written out by hand (a ``jax.custom_vjp``): ``Problem.batch_loss``.
+
+    The forward pass is the notebook's ``net`` and ``loss`` on all points at once. The backward
+    pass is backpropagation with the constants folded (``d`` the fan-in of ``W{l}``, ``L`` layers)::
+
+        g_out = 2 (out - Y) / size(Y)
+        grad W{L-1} = h_{L-1}^T g_out / d_{L-1}         g_h = g_out W{L-1}^T / d_{L-1}
+        g_z = g_h * act'(z)                          (tanh: gain (1 - h^2), from h alone)
+        grad W{l} = h_l^T g_z / sqrt(d_l)            g_h = g_z W{l}^T / sqrt(d_l)
+
+    Under ``vmap`` over a chunk of configs the first layer's ``X W0`` and ``X^T g_z`` are each one
+    matrix product over the chunk, and nothing is computed that the gradient does not need
+    (autodiff of the same function keeps the tanh's input, the divisions and the mean's
+    broadcasts as separate steps). Same math; it rounds differently from autodiff (float64: a few
+    units in the last place).
+    """
+    act, deriv = ACTIVATIONS[activation], DERIVATIVES[activation]
+
+    def forward(params, x, y):
+        n_layers = len(params)
+        ws = [params[f"W{k}"] for k in range(n_layers)]
+        hs, zs, h = [], [], x
+        for w in ws[:-1]:
+            z = jnp.dot(h, w) / math.sqrt(w.shape[0])
+            hs.append(h)
+            zs.append(z)
+            h = act(z, gain)
+        w = ws[-1]
+        out = jnp.dot(h, w) / math.sqrt(w.shape[0]) / math.sqrt(w.shape[0])
+        r = out - y
+        return jnp.mean(r * r), (ws, hs + [h], zs, r)
+
+    @jax.custom_vjp
+    def loss(params, x, y):
+        return forward(params, x, y)[0]
+
+    def loss_fwd(params, x, y):
+        value, saved = forward(params, x, y)
+        return value, (saved, x, y)
+
+    def loss_bwd(res, ct):
+        (ws, hs, zs, r), x, y = res
+        g = r * (2 * ct / r.size)  # d L / d out
+        d = ws[-1].shape[0]
+        grads = [jnp.dot(hs[-1].T, g) / d]
+        g = jnp.dot(g, ws[-1].T) / d  # d L / d h
+        for k in range(len(ws) - 2, -1, -1):
+            d = math.sqrt(ws[k].shape[0])
+            g = g * deriv(zs[k], hs[k + 1], gain) / d  # d L / d (h_k W_k), over sqrt(d_k)
+            grads.append(jnp.dot(hs[k].T, g))
+            if k:
+                g = jnp.dot(g, ws[k].T)
+        grads = {f"W{k}": gk for k, gk in zip(range(len(ws) - 1, -1, -1), grads)}
+        return grads, jnp.zeros_like(x), jnp.zeros_like(y)
+
+    loss.defvjp(loss_fwd, loss_bwd)
+    return loss
+
+
 @problem_factory
 def mlp(
     width: int = 16,
