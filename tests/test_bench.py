@@ -156,6 +156,7 @@ def quick(tmp_path_factory):
     return path, _quick(path)
 
 
+@pytest.mark.slow
 def test_quick_suite_writes_json_markdown_and_png(quick):
     tmp_path, result = quick
     paths = {k: tmp_path / f"t.{ext}" for k, ext in (("json", "json"), ("markdown", "md"), ("png", "png"))}
@@ -189,6 +190,7 @@ def test_quick_suite_writes_json_markdown_and_png(quick):
         assert heading in md
 
 
+@pytest.mark.slow
 def test_quick_rows_carry_the_real_chunk_kernel_devices_compile_and_cost(quick):
     _, result = quick
     lrs = [r for r in result["cases"] if r["impl"] == "lrsweep"]
@@ -206,6 +208,7 @@ def test_quick_rows_carry_the_real_chunk_kernel_devices_compile_and_cost(quick):
     assert 10 <= lesson["flops_per_config_step"] <= 500
 
 
+@pytest.mark.slow
 def test_schema_round_trips(quick, tmp_path):
     src, result = quick
     data = json.loads((src / "t.json").read_text())
@@ -223,6 +226,7 @@ def _variant(src, dst, **changes):
     return dst
 
 
+@pytest.mark.slow
 def test_compare_makes_one_table_from_two_files(quick, tmp_path):
     src, _ = quick
     a = src / "t.json"
@@ -236,6 +240,7 @@ def test_compare_makes_one_table_from_two_files(quick, tmp_path):
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_compare_refuses_a_schema_mismatch_with_one_line(quick, tmp_path, capsys):
     src, _ = quick
     a = src / "t.json"
@@ -256,6 +261,7 @@ def test_compare_refuses_a_schema_mismatch_with_one_line(quick, tmp_path, capsys
 TINY = (128, 5, 128)
 
 
+@pytest.mark.slow
 def test_verify_passes_on_cpu_at_a_tiny_size(capsys):
     entries = bench.verify.verify("cpu", TINY, log=lambda _: None)
     assert [e["sweep"] for e in entries] == [s[0] for s in bench.verify.SWEEPS]

@@ -234,6 +234,7 @@ def _spawned_worker(parent: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_sweep_on_local_workers(reference, tmp_path):
     store = tmp_path / "s.zarr"
     cmd = [str(BIN / "lrsweep"), "run", *SWEEP, "--chunk-size", "32", "--out", str(store), "--workers", "2"]

@@ -213,7 +213,7 @@ def paper_score(losses, window=20, max_val=1e6):
     return np.mean(v[-window:])
 
 
-@pytest.mark.parametrize("window", [20, 7, 500])
+@pytest.mark.parametrize("window", [20, 7, pytest.param(500, marks=pytest.mark.slow)])
 def test_score_and_best_equal_numpy_from_the_trajectory(window):
     lrs = np.geomspace(0.01, 0.13, 40)
     kw = dict(epochs=300, precision="float64", score_window=window, track_best=True)

@@ -57,6 +57,7 @@ def _f32(b64: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(b64), dtype="<f4")
 
 
+@pytest.mark.slow
 def test_gallery_is_complete(gallery):
     out, paths = gallery
     assert paths == sorted(paths) and all(p.parent == out and p.stat().st_size > 0 for p in paths)
@@ -73,6 +74,7 @@ def test_gallery_is_complete(gallery):
     assert sum(p.stat().st_size for p in paths) < 8e6
 
 
+@pytest.mark.slow
 def test_rebuild_writes_identical_bytes(gallery, tmp_path, capsys):
     _out, paths = gallery
     assert main(["--out", str(tmp_path)]) == 0
@@ -82,6 +84,7 @@ def test_rebuild_writes_identical_bytes(gallery, tmp_path, capsys):
         assert (tmp_path / p.name).read_bytes() == p.read_bytes(), f"{p.name} differs between two builds"
 
 
+@pytest.mark.slow
 def test_pngs_match_the_committed_baseline(gallery):
     out, _ = gallery
     built = sorted(p.name for p in out.glob("*.png"))
@@ -93,6 +96,7 @@ def test_pngs_match_the_committed_baseline(gallery):
         assert diff < 0.01, f"{name}: mean pixel difference {diff:.4f} from the committed figure"
 
 
+@pytest.mark.slow
 def test_committed_explorer_matches_the_build(gallery):
     out, _ = gallery
     new, old = _explorer_json(out / "explorer.html"), _explorer_json(BASELINE / "explorer.html")
@@ -104,6 +108,7 @@ def test_committed_explorer_matches_the_build(gallery):
         np.testing.assert_allclose(_f32(new["w"][i])[-1], _f32(old["w"][i])[-1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_markdown_tables_are_the_notebook_printout(gallery):
     out, _ = gallery
     md = (out / "lesson-tables.md").read_text(encoding="utf-8")
@@ -125,6 +130,7 @@ def test_markdown_tables_are_the_notebook_printout(gallery):
         assert rebuilt == expected[:10], f"lr {lr}: the Markdown table differs from the notebook"
 
 
+@pytest.mark.slow
 def test_explorer_embeds_the_lessons_runs(gallery):
     out, _ = gallery
     html = (out / "explorer.html").read_text(encoding="utf-8")
@@ -165,6 +171,7 @@ def test_explorer_embeds_the_lessons_runs(gallery):
         assert (outcome in ("diverged", "stuck")) == (lr > data["theory"]["critical"]), lr
 
 
+@pytest.mark.slow
 def test_gif_is_animated_and_small(gallery):
     from PIL import Image
 

@@ -19,7 +19,7 @@ def test_per_group_lrs_make_one_dim_per_group():
     np.testing.assert_allclose(b1, 15 * np.ones((3, 1)) * np.array([0.1, 0.2])[None, :], rtol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+@pytest.mark.parametrize("optimizer", ["gd", pytest.param("adam", marks=pytest.mark.slow)])
 def test_equal_group_lrs_equal_a_single_lr(optimizer):
     p = problems.mlp(width=3, depth=1)
     lrs = [0.05, 0.2]

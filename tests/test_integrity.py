@@ -100,6 +100,7 @@ def test_creation_killed_at_each_stage_resumes_to_the_same_bytes(tmp_path, big, 
         assert out.stat().st_mode & 0o777 == 0o750  # the user's directory itself is kept
 
 
+@pytest.mark.slow
 def test_creation_killed_at_random_times_resumes_to_the_same_bytes(tmp_path, big):
     for seed in range(3):
         out = tmp_path / f"s{seed}.zarr"
@@ -342,6 +343,7 @@ def _peak(*args):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak RSS from Linux's /proc")
+@pytest.mark.slow
 def test_peak_memory_stays_within_the_budget_plus_the_runtime(tmp_path):
     # The runtime's own footprint (Python, JAX, zarr, a compiled program): a sweep of 8 configs.
     footprint = max(_peak(8, "64MB"), _peak(8, "64MB", tmp_path / "tiny.zarr"))

@@ -117,6 +117,7 @@ def _check_exact(x_range, y_range, res, steps):
     assert agree >= 0.999, agree
 
 
+@pytest.mark.slow
 def test_score_equals_the_papers_code_path():
     # 24 x 24 pixels at 500 steps straddling the boundary (32% of the pixels on it).
     _check_exact((2.5, 2.9), (2.08, 2.17), 24, 500)

@@ -16,9 +16,12 @@ turned 90 degrees; axis labels "Input layer learning rate" and "Output layer lea
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # matplotlib loads when a map is drawn, not with `import lrsweep`
+    from matplotlib.figure import Figure
 
 #: The gap the restretch leaves between the two classes (the notebook's ``buffer``).
 BUFFER = 0.25
@@ -106,6 +109,8 @@ def image_of(ds) -> np.ndarray:
 
 def figure(ds, title: str | None = None, size=(8.0, 8.0), dpi: int = 100, cmap: str = CMAP) -> Figure:
     """A matplotlib ``Figure`` (no pyplot) of a map from :func:`lrsweep.maps.trainability`."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=size, dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
     draw(ax, image_of(ds), ds.attrs["map_x_range"], ds.attrs["map_y_range"], cmap)
