@@ -10,7 +10,7 @@ parameters, outcome, event epoch, score, best loss and its epoch.
 Two kernels share that frame (:func:`_blocks`) and differ in what runs inside:
 
 - :func:`per_example` (``kernel="pallas-examples"``): a train function written for the block,
-  ``engine.train_block``. Each config is a few ``(BLOCK,)`` vectors per parameter element, carried
+  ``engine_block.train_block``. Each config is a few ``(BLOCK,)`` vectors per parameter element, carried
   through a loop over epochs; the data set is read one example at a time from the kernel's input
   (scalar loads for the lesson), and each example's loss and gradient terms are computed
   elementwise on those vectors and added up. A Pallas kernel written this way for the lesson
@@ -78,7 +78,7 @@ def per_example(
     ``train_block(lr, hyper, params0, example, h, zero, rtol, min_loss, plateau_rtol)`` trains one
     block (``lr (B, G)``, ``hyper (B, H)``, ``params0`` leaves ``(B, *leaf_shape)``) and reads the
     data through ``example(i) -> (x_i, y_i)``, which loads example ``i`` from the kernel's input
-    where the train function needs it (``engine.train_block``). Same inputs and outputs as
+    where the train function needs it (``engine_block.train_block``). Same inputs and outputs as
     ``engine.run_chunk`` for a summary.
     """
     x, y = _pad_examples(inputs.x), _pad_examples(inputs.y)

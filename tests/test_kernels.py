@@ -47,22 +47,6 @@ CASES = {
     "lesson forward mixed": ("linear", dict(grad="forward", precision="mixed")),
     "lesson autodiff float32": ("linear", dict(grad="autodiff", precision="float32")),
     "chapter_net forward": ("chapter_net", dict(grad="forward", precision="float32")),
-    "quadratic momentum": ("quadratic", dict(optimizer="momentum", precision="float32")),
-}
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_interpreted_kernel_equals_the_xla_path(case):
-    name, kw = CASES[case]
-    xla, fused = _both(name, "pallas-interpret", **kw)
-    assert fused.attrs["kernel_path"] == "pallas-interpret"
-    _assert_agree(fused, xla, problems.param_names(problems.get(name).init))
-
-
-EXAMPLE_CASES = {
-    "lesson forward mixed": ("linear", dict(grad="forward", precision="mixed")),
-    "lesson autodiff float32": ("linear", dict(grad="autodiff", precision="float32")),
-    "chapter_net forward": ("chapter_net", dict(grad="forward", precision="float32")),
     "chapter_net autodiff": ("chapter_net", dict(grad="autodiff", precision="float32")),
     "quadratic momentum": ("quadratic", dict(optimizer="momentum", precision="float32")),
     # 20 examples: beyond engine.UNROLL_MAX, summed in tree_sum's halving order (an odd count on the
@@ -71,13 +55,25 @@ EXAMPLE_CASES = {
     # path takes one dot over all examples) into a gradient error of about eps / h.
     "logistic 20 examples central": ("logistic", dict(grad="central", precision="mixed", problem_args={"n": 20})),
 }
+#: The cases each kernel is checked on: the per-example kernel takes them all.
+KERNEL_CASES = {
+    "pallas-interpret": [
+        "lesson forward mixed",
+        "lesson autodiff float32",
+        "chapter_net forward",
+        "quadratic momentum",
+    ],
+    "pallas-examples-interpret": sorted(CASES),
+}
 
 
-@pytest.mark.parametrize("case", sorted(EXAMPLE_CASES))
-def test_interpreted_per_example_kernel_equals_the_xla_path(case):
-    name, kw = EXAMPLE_CASES[case]
-    xla, fused = _both(name, "pallas-examples-interpret", **kw)
-    assert fused.attrs["kernel_path"] == "pallas-examples-interpret"
+@pytest.mark.parametrize(
+    ("kernel", "case"), [(kernel, case) for kernel, cases in KERNEL_CASES.items() for case in sorted(cases)]
+)
+def test_interpreted_kernel_equals_the_xla_path(kernel, case):
+    name, kw = CASES[case]
+    xla, fused = _both(name, kernel, **kw)
+    assert fused.attrs["kernel_path"] == kernel
     _assert_agree(fused, xla, problems.param_names(problems.get(name).init))
 
 
