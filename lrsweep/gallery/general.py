@@ -12,6 +12,7 @@ the problem can draw inits or has a scalar parameter to vary), and the loss land
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import jax
@@ -241,7 +242,10 @@ def fig_landscape(name: str, p: lrsweep.Problem, ds, out: Path) -> list[Path]:
     fig = figure()
     ax = fig.add_subplot()
     filled = ax.contourf(ga, gb, z, levels=16, cmap="Greys")
-    filled.set_rasterized(True)
+    with warnings.catch_warnings():
+        # matplotlib < 3.10 cannot rasterize a contour set: it warns and draws vectors, which is fine.
+        warnings.filterwarnings("ignore", message="Rasterization of", category=UserWarning)
+        filled.set_rasterized(True)
     norm = mcolors.LogNorm(lrs.min(), lrs.max()) if lrs.min() < lrs.max() else None
     for lr, (wa, wb) in paths.items():
         color = LR_CMAP(norm(lr)) if norm is not None else OKABE_ITO["blue"]
