@@ -27,7 +27,7 @@ import time
 import jax
 import numpy as np
 
-from . import api, engine, grid, notebook, problems, results, summary
+from . import api, engine, grid, notebook, problems, results, spec_sources, summary
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it; default: none)"
     )
-    spec_mod.add_flags(run)  # one flag per setting of lrsweep.spec.SweepSpec
+    spec_sources.add_flags(run)  # one flag per setting of lrsweep.spec.SweepSpec
     run.add_argument(
         "--init-grid",
         dest="init_grid",
@@ -174,10 +174,10 @@ _EPILOGS = {
 
 def _run_settings(args) -> dict:
     """The sweep's settings: the CLI's defaults, then the TOML file, then the flags given."""
-    settings = spec_mod.cli_defaults()
+    settings = spec_sources.cli_defaults()
     if args.spec is not None:
-        settings.update(spec_mod.load_toml(args.spec))
-    settings.update(spec_mod.from_flags(args))
+        settings.update(spec_sources.load_toml(args.spec))
+    settings.update(spec_sources.from_flags(args))
     if getattr(args, "init_grid", None):
         if getattr(args, "init", None) is not None:
             raise ValueError(f"--init-grid={args.init_grid!r} is invalid with --init: give a count or a grid, not both")

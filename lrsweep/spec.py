@@ -2,8 +2,8 @@
 
 A setting is one field of :class:`SweepSpec`, with its default, its check, its help text and how
 each entry point spells it. Everything else is derived from that list: the keyword arguments of
-:func:`lrsweep.sweep`, the keys of a TOML spec file (:func:`load_toml`), the flags of ``lrsweep
-run`` (:func:`add_flags`, :func:`from_flags`), the canonical JSON that identifies a sweep
+:func:`lrsweep.sweep`, the keys of a TOML spec file and the flags of ``lrsweep run`` (both read
+in :mod:`lrsweep.spec_sources`), the canonical JSON that identifies a sweep
 (:func:`canonical`) and the Dataset's attributes (:func:`attrs`).
 
 A TOML file holds the same keys as the keyword arguments::
@@ -31,17 +31,14 @@ never mixed with another: :func:`canonical` is what is compared.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import numbers
 import os
-import tomllib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from . import _checks, grid, outcomes
+from . import _checks, outcomes
 from .gradients import NAMES as GRADS
 from .precision import POLICIES
 from .types import KERNELS, RECORDS, KernelName
@@ -447,127 +444,3 @@ def build(problem: Any, lr: Any, **kwargs: Any) -> SweepSpec:
         if key not in known or key in ("problem", "lr"):
             raise ValueError(f"{key}=... is not a setting of a sweep; the settings are {', '.join(known)}")
     return SweepSpec(problem=problem, lr=lr, **kwargs)
-
-
-#: A spec file is a few lines of settings; these bound what reading one may cost.
-MAX_SPEC_BYTES = 1_000_000
-MAX_SPEC_DEPTH = 8
-
-
-def _check_depth(value: Any, where: str, path: str = "", depth: int = 0) -> None:
-    """Refuse tables and arrays nested deeper than ``MAX_SPEC_DEPTH`` (naming the key path)."""
-    if depth > MAX_SPEC_DEPTH:
-        raise ValueError(f"{where}: {path or 'the file'} nests deeper than {MAX_SPEC_DEPTH} levels")
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        _check_depth(item, where, f"{path}.{key}" if path else str(key), depth + 1)
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a sweep spec from a TOML file; unknown keys and wrong types are errors naming the key."""
-    path = Path(path)
-    where = f"spec file {str(path)!r}"
-    try:
-        if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
-            raise ValueError(f"{where} is {path.stat().st_size:,} bytes; a spec file holds at most {MAX_SPEC_BYTES:,}")
-        text = path.read_bytes().decode("utf-8")
-        data = tomllib.loads(text)
-    except OSError as err:
-        raise ValueError(f"{where} cannot be read: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{where} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 TOML") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{where} is not valid TOML: {err}") from None
-    except RecursionError:
-        raise ValueError(f"{where} nests too deeply to read; a spec nests at most {MAX_SPEC_DEPTH} levels") from None
-    _check_depth(data, where)
-    keys = {name: meta for name, meta in settings().items() if meta.toml}
-    for key, value in data.items():
-        if key not in keys:
-            close = [k for k in keys if k.startswith(key[:3])]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{path.name}: unknown key {key!r}{hint}; known keys: {', '.join(keys)}")
-        meta = keys[key]
-        if (isinstance(value, bool) and bool not in meta.toml) or not isinstance(value, meta.toml):
-            raise ValueError(f"{path.name}: {key} = {value!r} has the wrong type: expected {meta.what}")
-    if isinstance(data.get("init"), dict):
-        init = data["init"]
-        if set(init) != {"grid"} or not isinstance(init["grid"], dict):
-            raise ValueError(
-                f"{path.name}: init = {init!r} is invalid: expected a count or {{grid = {{name = values}}}}"
-            )
-        data["init"] = grid.init_grid(**init["grid"])
-    return data
-
-
-# -- the command line ---------------------------------------------------------------------------
-_FLAG_TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float}
-
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--name`` flag per setting that has one (``lrsweep run``); defaults stay None (unset)."""
-    for name, meta in settings().items():
-        if meta.flag is None:
-            continue
-        default = meta.cli_default if meta.cli_default is not None else defaults()[name]
-        text = meta.help + (f" (default {default})" if default is not None else "")
-        flag = "--" + name.replace("_", "-")
-        if meta.flag in _FLAG_TYPES:
-            parser.add_argument(flag, dest=name, type=_FLAG_TYPES[meta.flag], help=text)
-        elif meta.flag == "bool":
-            parser.add_argument(flag, dest=name, action="store_const", const=True, help=meta.help)
-        elif meta.flag == "list":
-            parser.add_argument(flag, dest=name, help=text)
-        else:  # lr, pairs, keyed: repeatable
-            parser.add_argument(
-                flag, dest=name, action="append", metavar="SPEC" if meta.flag == "lr" else "KEY=VALUE", help=text
-            )
-
-
-def _scalar(text: str) -> Any:
-    """A flag value as the number or boolean it spells, else the string."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
-def _split_key(name: str, item: str) -> tuple[str, str]:
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"--{name.replace('_', '-')}={item!r} is invalid: expected KEY=VALUE")
-    return key.strip(), value.strip()
-
-
-def from_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given as flags (those left unset are absent), parsed as :func:`add_flags` declared."""
-    out: dict[str, Any] = {}
-    for name, meta in settings().items():
-        value = getattr(args, name, None)
-        if meta.flag is None or value is None:
-            continue
-        if meta.flag == "list":
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        elif meta.flag == "lr":
-            if len(value) == 1 and "=" not in value[0]:
-                value = value[0]
-            else:
-                value = dict(_split_key(name, item) for item in value)
-        elif meta.flag == "pairs":
-            value = {
-                k: _scalar(v) for item in value for k, v in [_split_key(name, p) for p in item.split(",") if p.strip()]
-            }
-        elif meta.flag == "keyed":
-            value = dict(_split_key(name, item) for item in value)
-        out[name] = value
-    return out
-
-
-def cli_defaults() -> dict[str, Any]:
-    """The settings whose CLI default differs from Python's."""
-    return {name: meta.cli_default for name, meta in settings().items() if meta.cli_default is not None}

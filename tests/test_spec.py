@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import lrsweep
-from lrsweep import api, cli, identity, spec
+from lrsweep import api, cli, identity, spec, spec_sources
 
 
 @pytest.fixture
@@ -29,10 +29,10 @@ def test_a_new_setting_reaches_python_toml_cli_and_attrs(extended, tmp_path, cap
     # TOML: a key, type-checked.
     path = tmp_path / "s.toml"
     path.write_text('note = "from toml"\nepochs = 3\n')
-    assert spec.load_toml(path)["note"] == "from toml"
+    assert spec_sources.load_toml(path)["note"] == "from toml"
     path.write_text("note = 3\n")
     with pytest.raises(ValueError, match=r"note = 3 has the wrong type: expected a string"):
-        spec.load_toml(path)
+        spec_sources.load_toml(path)
     # CLI: a flag, with its help; the value reaches the stored attrs.
     out = tmp_path / "s.zarr"
     assert cli.main(["run", "--lr", "0.1", "--epochs", "3", "--note", "from the cli", "--out", str(out)]) == 0
@@ -78,7 +78,7 @@ def test_cli_flags_parse_like_python_values():
             "7",
         ]
     )
-    got = spec.from_flags(args)
+    got = spec_sources.from_flags(args)
     assert got == {
         "lr": {"W0": "log:1e-3:1:4", "W1": "0.1,0.2"},
         "epochs": 7,
@@ -87,7 +87,7 @@ def test_cli_flags_parse_like_python_values():
         "optimizer_axes": {"b2": "0.9,0.99"},
     }
     with pytest.raises(ValueError, match=r"--problem-args='dim' is invalid: expected KEY=VALUE"):
-        spec.from_flags(parser.parse_args(["run", "--problem-args", "dim"]))
+        spec_sources.from_flags(parser.parse_args(["run", "--problem-args", "dim"]))
 
 
 def test_canonical_spec_normalises_axes():

@@ -30,8 +30,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from .. import outcomes
-from .. import spec as spec_mod
+from .. import outcomes, spec_sources
 from ._data import PAGE_MAX_BYTES, VALUES_MAX, build, critical_lr, outcome_colors, suggested
 
 __all__ = ["PAGE_MAX_BYTES", "explore", "load", "page"]
@@ -56,8 +55,8 @@ def load(source: xr.Dataset | str | Path, *, progress: bool | None = None) -> xr
     if path.suffix.lower() == ".toml":
         if not path.is_file():
             raise ValueError(f"source={str(path)!r} does not exist: expected a spec file")
-        settings = spec_mod.cli_defaults()
-        settings.update(spec_mod.load_toml(path))
+        settings = spec_sources.cli_defaults()
+        settings.update(spec_sources.load_toml(path))
         problem = settings.pop("problem")
         return api.sweep(problem, settings.pop("lr"), progress=progress, **settings)
     return results.open(path)
