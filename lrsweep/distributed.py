@@ -46,7 +46,7 @@ import numpy as np
 import zarr
 import zarr.storage
 
-from . import _fs, integrity, runner, store, store_format
+from . import _fs, identity, integrity, runner, store, store_format
 from .plan import Layout
 from .runner import Job
 from .spec import SweepSpec
@@ -127,7 +127,7 @@ class ChunkWriter:
                 f"{self.where} is not an lrsweep store from this worker's view; the store must be on a filesystem "
                 "every worker reaches, at the same path"
             )
-        if attrs.get("spec") != layout.attrs["spec"]:
+        if identity.stored_differences(json.loads(attrs["spec"]), json.loads(layout.attrs["spec"])):
             raise ValueError(f"{self.where} holds another sweep than the one this worker was given")
         if tuple(attrs["chunk_shape"]) != tuple(layout.chunk_shape):
             self.layout = dataclasses.replace(layout, chunk_shape=tuple(attrs["chunk_shape"]))

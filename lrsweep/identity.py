@@ -235,6 +235,29 @@ def canonical(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
     return json.loads(json.dumps(out, default=_jsonable))
 
 
+def stored_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """:func:`differences` between the canonical spec a store was made with and the current one,
+    reading a setting the stored spec lacks as its default.
+
+    A setting missing from a stored spec was added to lrsweep after the store was made. A new
+    setting defaults to the behaviour before it (the rule for adding one, ``docs/architecture.md``),
+    so such a store resumes unless the current sweep sets the new setting away from its default.
+    """
+    filled = {name: value for name, value in _default_ids().items() if name in current and name not in stored}
+    return differences({**stored, **filled}, current)
+
+
+@functools.cache
+def _default_ids() -> dict[str, Any]:
+    """The canonical form of every identity setting's default (settings with one)."""
+    out = {}
+    for name, meta in settings().items():
+        if meta.identity and name not in ("problem", "lr"):
+            default = SweepSpec.__dataclass_fields__[name].default
+            out[name] = _IDS.get(name, lambda v: v)(default)
+    return json.loads(json.dumps(out, default=_jsonable))
+
+
 def attrs(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
     """The Dataset's attributes: every setting marked ``attr``, as a number or a string
     (structured values as JSON), with ``resolved`` values (problem and optimizer names, ...) first."""

@@ -252,8 +252,8 @@ class ZarrSink:
                 f"{self.where} is a store of format {attrs.get('format')!r}, not {FORMAT!r}; give a new path"
             )
         spec_json = self.layout.attrs["spec"]
-        if attrs.get("spec") != spec_json:
-            diff = identity.differences(json.loads(attrs["spec"]), json.loads(spec_json))
+        diff = identity.stored_differences(json.loads(attrs["spec"]), json.loads(spec_json))
+        if diff:
             raise ValueError(
                 f"{self.where} holds a sweep of another spec ({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); "
                 "give a new path, or delete the store to start over"

@@ -320,3 +320,31 @@ def test_chunk_size_independence_beyond_the_lesson(make, grad, exact):
             assert_same(other, runs[0], variables=("loss", *problem.init, "outcome", "event_epoch"))
         else:
             np.testing.assert_allclose(other.loss.values, runs[0].loss.values, rtol=1e-5)
+
+
+def test_a_store_made_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    # A store written by an lrsweep without `track_sums` (simulated: the key taken out of its spec,
+    # the attributes' checksum recomputed) resumes; asking for the new behaviour is refused.
+    out = tmp_path / "old.zarr"
+    kwargs = dict(epochs=20, record="summary", progress=False)
+    first = lrsweep.sweep("linear", [0.01, 0.1], **kwargs)
+    lrsweep.sweep("linear", [0.01, 0.1], out=out, **kwargs)
+    edited = 0
+    for doc_path in (out / "zarr.json", *out.glob("*/zarr.json")):
+        doc = json.loads(doc_path.read_text())
+        attrs = doc.get("attributes", {})
+        if "spec" not in attrs:
+            continue
+        spec = json.loads(attrs["spec"])
+        assert spec.pop("track_sums") is False
+        attrs["spec"] = json.dumps(spec, sort_keys=True)
+        attrs["checksum"] = lrsweep.integrity.attrs_checksum(attrs)
+        doc_path.write_text(json.dumps(doc))
+        edited += 1
+    assert edited == 2  # the attributes and their copy
+    again = lrsweep.sweep("linear", [0.01, 0.1], out=out, **kwargs)
+    np.testing.assert_array_equal(again.loss.values, first.loss.values)
+    with pytest.raises(ValueError, match=r"another spec \(track_sums: false vs true"):
+        lrsweep.sweep("linear", [0.01, 0.1], out=out, track_sums=True, **kwargs)
+    assert lrsweep.identity.stored_differences({"epochs": 20}, {"epochs": 20, "track_sums": False}) == []
+    assert lrsweep.identity.stored_differences({"epochs": 20}, {"epochs": 30}) == ["epochs: 20 vs 30"]
