@@ -171,7 +171,8 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
         chunk_size=chunk,
         kernel_path=engine.kernel_path(statics[0], chunk // n_devices),
         devices=n_devices,
-        spec=json.dumps(identity.canonical(spec, stuck_window=window), sort_keys=True),
+        # the instances built above, not built again (the canonical spec names a problem by what it computes)
+        spec=json.dumps(identity.canonical(spec, stuck_window=window, problem=instances), sort_keys=True),
     )
     layout = plan.layout(axes, statics[0], base, attrs)
     layout = dataclasses.replace(layout, chunk_shape=plan.chunk_shape(axes.shape, axes.dims, chunk))

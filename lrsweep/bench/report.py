@@ -240,7 +240,7 @@ def markdown(result: dict) -> str:
         f"Versions: python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, numpy {m['numpy']}, "
         f"torch {m['torch'] + ' (' + str(m['torch_threads']) + ' threads)' if m['torch'] else 'not installed'}, "
         f"lrsweep {m['lrsweep']}.",
-        f"Command: `lrsweep bench {' '.join(result['argv'])}`; total {result['total_s']:.0f} s; "
+        f"Command: `{' '.join(['lrsweep bench', *result['argv']])}`; total {result['total_s']:.0f} s; "
         f"result schema version {result['schema_version']}.",
         "",
         "Unit: config-steps/s (one config trained for one epoch), float32. All numbers come from one process; "
