@@ -160,15 +160,19 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     # (lrsweep.devices: results do not depend on the device count).
     n_devices = devices.resolve(spec.devices)
     if spec.chunk_size is not None:
-        chunk = plan.chunk_size(statics[0], base, memory, spec.chunk_size, axes.size)
+        chunk, block = plan.chunks(statics[0], base, memory, spec.chunk_size, axes.size)
         n_devices = devices.check_chunk(chunk, n_devices, spec.devices)
+        block = chunk // n_devices
     else:
-        chunk = n_devices * plan.chunk_size(statics[0], base, memory, None, -(-axes.size // n_devices))
+        per_device, block = plan.chunks(statics[0], base, memory, None, -(-axes.size // n_devices))
+        chunk = n_devices * per_device
+    statics = [dataclasses.replace(s, block=block) for s in statics]
     attrs = identity.attrs(spec, problem=base.name, optimizer=opt.name, stuck_window=window)
     attrs.update(
         optimizer_kwargs=repr(dict(opt.kwargs)),
         min_loss=base.min_loss,
         chunk_size=chunk,
+        block_size=block,
         kernel_path=engine.kernel_path(statics[0], chunk // n_devices),
         devices=n_devices,
         # the instances built above, not built again (the canonical spec names a problem by what it computes)

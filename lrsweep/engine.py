@@ -47,6 +47,7 @@ from jax import lax
 from . import gradients, kernels, optimizers, outcomes
 from .optimizers import Optimizer
 from .precision import Policy
+from .sums import pairwise_sum, tree_sum
 from .types import ChunkInputs, ChunkResult, KernelName, PyTree
 
 #: Data sets up to this size are summed term by term in the traced program (no XLA reduction
@@ -90,6 +91,10 @@ class Static:
       track_best: also keep ``best_loss`` and ``best_epoch`` up to date every epoch.
       track_sums: also carry ``sum_v`` and ``sum_inv_v``, the sums over steps of the relative
         loss and of its inverse (``lrsweep.outcomes``; the fractal paper's colour).
+      block: configs trained together on the XLA path (0: the whole chunk). A chunk of ``k *
+        block`` configs trains its ``k`` blocks one after another in one call (``lax.map``), each
+        for all its epochs: a costly problem's activations stay in cache, while the call and the
+        store's write are paid once per chunk (``lrsweep.plan.chunks``).
     """
 
     loss: Callable
@@ -110,51 +115,11 @@ class Static:
     score_window: int = outcomes.DEFAULT_SCORE_WINDOW
     track_best: bool = False
     track_sums: bool = False
+    block: int = 0
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
         return np.append(np.arange(0, self.epochs, self.every), self.epochs)
-
-
-def pairwise_sum(terms: list) -> jax.Array:
-    """Sum a list of scalars in exactly numpy's order (``pairwise_sum`` in numpy's reduction loops).
-
-    Fewer than 8 terms are added left to right; up to 128 through 8 interleaved accumulators;
-    more are split in halves. Matching the order keeps the ``"mixed"`` policy bit-exact with numpy.
-    """
-    n = len(terms)
-    if n < 8:
-        total = terms[0]
-        for t in terms[1:]:
-            total = total + t
-        return total
-    if n <= 128:
-        acc = list(terms[:8])
-        stop = n - n % 8
-        for i in range(8, stop, 8):
-            acc = [a + t for a, t in zip(acc, terms[i : i + 8])]
-        total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-        for t in terms[stop:]:
-            total = total + t
-        return total
-    half = n // 2
-    half -= half % 8
-    return pairwise_sum(terms[:half]) + pairwise_sum(terms[half:])
-
-
-def tree_sum(values: jax.Array) -> jax.Array:
-    """Sum ``values (n, ...)`` over its first axis by halving: ``v[:h] + v[h:2h]`` (an odd last
-    element carried along).
-
-    Every addition is elementwise, in an order fixed by ``n`` alone, so under ``vmap`` the sum of
-    each config is the same bit for bit whatever the chunk's size. ``jnp.sum`` lets XLA pick the
-    reduction order, and it picks differently for different chunk shapes.
-    """
-    while values.shape[0] > 1:
-        half = values.shape[0] // 2
-        head = values[:half] + values[half : 2 * half]
-        values = jnp.concatenate([head, values[2 * half :]]) if values.shape[0] % 2 else head
-    return values[0]
 
 
 def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
@@ -429,7 +394,7 @@ def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
     check_kernel(static)
     interpret = path.endswith("-interpret")
     if path == "xla":
-        out = train(inputs)
+        out = _in_blocks(train, inputs, static.block)
     elif path.startswith("pallas-examples"):
         from .engine_block import train_block  # it builds on this module's pieces
 
@@ -442,6 +407,24 @@ def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
         chex.assert_shape(out.loss, prefix)
     chex.assert_tree_shape_prefix(out.params, prefix)
     return out
+
+
+def _in_blocks(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs, block: int) -> ChunkResult:
+    """``train`` on a chunk of ``C = k * block`` configs as ``k`` blocks, one after another
+    (``lax.map``); the whole chunk at once when ``block`` is 0 or does not divide ``C``."""
+    c = inputs.lr.shape[0]
+    if not block or block >= c or c % block:
+        return train(inputs)
+    k = c // block
+    per_config = (inputs.lr, inputs.hyper, inputs.params0)
+    blocks = jax.tree_util.tree_map(lambda a: a.reshape(k, block, *a.shape[1:]), per_config)
+
+    def one(b):
+        lr, hyper, params0 = b
+        return train(inputs._replace(lr=lr, hyper=hyper, params0=params0))
+
+    out = lax.map(one, blocks)
+    return jax.tree_util.tree_map(lambda a: a.reshape(c, *a.shape[2:]), out)
 
 
 @functools.partial(jax.jit, static_argnames=("static",))

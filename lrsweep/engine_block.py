@@ -18,7 +18,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import gradients, outcomes
-from .engine import UNROLL_MAX, Static, optimizer_fns, pairwise_sum
+from .engine import UNROLL_MAX, Static, optimizer_fns
+from .sums import pairwise_sum
 from .types import ChunkResult, PyTree
 
 

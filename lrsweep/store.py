@@ -35,15 +35,11 @@ reopens a store as an ``xarray.Dataset`` (``lrsweep.open``) and exports its summ
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import json
 import os
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +48,7 @@ import zarr
 import zarr.storage
 
 from . import _fs, identity, integrity, results
+from ._signals import deferred_interrupt, kill_point
 from .integrity import BACKUP, ENVS, MARKS
 from .plan import Layout, coord_attrs, human_size
 from .store_format import (
@@ -77,51 +74,6 @@ FSYNC = os.environ.get("LRSWEEP_FSYNC", "1") != "0"
 
 class DamageWarning(UserWarning):
     """A resumed store had damage that this run repairs (chunks recomputed, metadata rebuilt)."""
-
-
-def _test_hook(stage: str) -> None:
-    """Signal this process at ``stage`` when ``LRSWEEP_TEST_KILL_AT`` is ``stage`` (SIGKILL) or
-    ``stage:INT`` (SIGINT): deterministic crash and interrupt points for the tests."""
-    want, _, sig = os.environ.get("LRSWEEP_TEST_KILL_AT", "").partition(":")
-    if want == stage:
-        os.kill(os.getpid(), signal.SIGINT if sig == "INT" else signal.SIGKILL)
-
-
-_DEFERRED = {"depth": 0, "hit": False}
-
-
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[Callable[[], None]]:
-    """Ctrl-C waits until the block (or its next ``check()``) instead of tearing a Zarr write apart.
-
-    Zarr writes through an event loop in another thread: a KeyboardInterrupt in the middle leaves
-    that loop's tasks running and prints pages of asyncio noise. Here SIGINT only sets a flag; the
-    block calls ``check()`` at safe points and the interrupt is raised there or when it ends
-    (nested blocks share the flag). Only in the main thread with Python's default handler.
-    """
-
-    def check() -> None:
-        if _DEFERRED["hit"]:
-            _DEFERRED["hit"] = False
-            raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield check
-        return
-    old = None
-    if _DEFERRED["depth"] == 0:
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            yield check
-            return
-        old = signal.signal(signal.SIGINT, lambda *_: _DEFERRED.update(hit=True))
-    _DEFERRED["depth"] += 1
-    try:
-        yield check
-    finally:
-        _DEFERRED["depth"] -= 1
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-    check()
 
 
 class MemorySink:
@@ -187,7 +139,7 @@ class ZarrSink:
         self._syncer: concurrent.futures.ThreadPoolExecutor | None = None  # made by the first flush
         self._syncing: concurrent.futures.Future | None = None
         try:
-            with _deferred_interrupt():  # Ctrl-C while creating or checking: one clean KeyboardInterrupt
+            with deferred_interrupt():  # Ctrl-C while creating or checking: one clean KeyboardInterrupt
                 remove_stale(self.path)
                 if self.path.is_file() or (self.path.exists() and not self.path.is_dir()):
                     raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
@@ -209,15 +161,15 @@ class ZarrSink:
         lay = self.layout
         check_space(lay, self.path)
         env = integrity.environment(lay.attrs["kernel_path"])
-        with _deferred_interrupt() as check, _fs.atomic_dir(self.path, marker="zarr.json", sync=FSYNC) as tmp:
+        with deferred_interrupt() as check, _fs.atomic_dir(self.path, marker="zarr.json", sync=FSYNC) as tmp:
             group = zarr.open_group(zarr.storage.LocalStore(tmp), mode="w", zarr_format=3)
             arrays = create_arrays(group, lay)
-            _test_hook("arrays")
+            kill_point("arrays")
             coords = {
                 name: write_coordinate(arrays[name], n, t, values, check)
                 for name, _, n, t, _, values in coordinates(lay)
             }
-            _test_hook("coordinates")
+            kill_point("coordinates")
             attrs = {
                 **jsonable_attrs(lay.attrs),
                 "format": FORMAT,
@@ -237,7 +189,7 @@ class ZarrSink:
             (tmp / "zarr.json").write_bytes(root_doc(attrs))
             consolidate(tmp)
             check()
-            _test_hook("created")
+            kill_point("created")
         self.attrs = attrs
         self._open_group()
         self.marks = np.zeros(lay.n_chunks, np.uint64)
@@ -309,7 +261,7 @@ class ZarrSink:
             except Exception:  # noqa: BLE001 - unreadable coordinate files
                 ok = False
             if not ok:
-                with _deferred_interrupt() as check:
+                with deferred_interrupt() as check:
                     write_coordinate(self._array(name), n, t, values, check)
                 if integrity.coord_checksum(self._array(name)) != attrs["coordinates"][name]:
                     raise ValueError(f"{self.where}: coordinate {name!r} differs from this sweep's; give a new path")
@@ -358,7 +310,7 @@ class ZarrSink:
         """Every finished chunk's data against its checksum; damaged ones are redone."""
         marks, envs, bad = integrity.read_marks(self.group, self.layout.n_chunks)
         damaged = set(bad)
-        with _deferred_interrupt() as check:
+        with deferred_interrupt() as check:
             for k in np.flatnonzero(marks):
                 check()
                 if not integrity.chunk_ok(self.group, self.attrs, int(k), int(marks[k]), int(envs[k])):
@@ -384,8 +336,7 @@ class ZarrSink:
         return bool(self.marks[k])
 
     def _array(self, name: str) -> zarr.Array:
-        """The open array ``name``, opened once per group (opening one reads its metadata from disk:
-        about 0.6 ms, more than writing a small chunk)."""
+        # Opened once per group: opening reads metadata from disk (0.6 ms, more than a small write).
         if name not in self._arrays:
             array = self.group[name]
             assert isinstance(array, zarr.Array), name  # a store of ours holds arrays only
@@ -415,7 +366,7 @@ class ZarrSink:
         try:
             env = self._env_index()
             checksum = integrity.chunk_checksum(values, self.names, env)
-            with _deferred_interrupt():
+            with deferred_interrupt():
                 for name in self.names:
                     self._array(name)[region] = values[name]
                 self.envs[k] = env
@@ -455,10 +406,10 @@ class ZarrSink:
     def _mark(self, ready: list[tuple[int, int]]) -> None:
         """Data synced, then done-marks written and synced: no done-mark outlives its data."""
         try:
-            with _deferred_interrupt():
+            with deferred_interrupt():
                 if FSYNC:
                     _sync([f for k, _ in ready for f in self._chunk_files(k, [*self.names, ENVS])], self.path)
-                _test_hook("before-marks")
+                kill_point("before-marks")
                 for k, checksum in ready:
                     self.done[k] = checksum
                 if FSYNC:
@@ -477,7 +428,7 @@ class ZarrSink:
                 self._syncer.shutdown(wait=True)
                 self._syncer = None
         if self._meta_changed:
-            with _deferred_interrupt():
+            with deferred_interrupt():
                 consolidate(self.path)
                 if FSYNC:
                     _fs.fsync_tree([self.path / "zarr.json"])

@@ -9,7 +9,7 @@ import pytest
 import reference as R
 
 import lrsweep
-from lrsweep import engine, gradients
+from lrsweep import engine, gradients, sums
 
 N_LR, N_INIT, EPOCHS = 1000, 3, 300
 
@@ -87,6 +87,36 @@ def test_chunking_does_not_change_results(precision):
         other = lrsweep.sweep("linear", lr, chunk_size=chunk, **kw)
         for var in ("w", "b", "loss", "outcome"):
             np.testing.assert_array_equal(other[var].values, ref[var].values)
+
+
+@pytest.mark.parametrize("record", ["summary", "trajectory"])
+def test_a_chunk_trained_in_blocks_equals_each_block_as_its_own_chunk(record):
+    # The paper's network is costly: the plan trains blocks of 8 configs, many blocks per chunk
+    # (one call, one store region). Each block gives the bits it gives as a chunk of its own.
+    p = lrsweep.problems.mlp()
+    kw = dict(epochs=6, record=record, progress=False, grad="autodiff")
+    lrs = np.geomspace(1e-2, 10, 64)
+    alone = lrsweep.sweep(p, lrs, chunk_size=8, **kw)
+    assert (alone.attrs["chunk_size"], alone.attrs["block_size"]) == (8, 8)
+    for n in (64, 40):  # 8 blocks in one chunk; 5 blocks, padded to 8
+        blocks = lrsweep.sweep(p, lrs[:n], **kw)
+        assert (blocks.attrs["chunk_size"], blocks.attrs["block_size"]) == (64, 8)
+        for name in alone.data_vars:
+            want = alone[name].isel(lr=slice(0, n)).values
+            np.testing.assert_array_equal(blocks[name].values, want, err_msg=name)
+
+
+def test_a_costly_problem_gets_chunks_of_many_blocks():
+    p = lrsweep.problems.mlp()
+    static = engine.Static(p.loss, p.n_data, "autodiff", lrsweep.precision.get("float32"), 500, "summary", 50)
+    chunk, block = lrsweep.plan.chunks(static, p, 2**30, None, 65536)
+    assert block == lrsweep.plan.chunk_size(static, p, 2**30, None, 65536) == 8
+    assert chunk == lrsweep.plan.MIN_CALL_CONFIGS
+    # The lesson's chunk is already large: one block per chunk, and a small sweep pads to little.
+    q = lrsweep.problems.linear()
+    lesson = engine.Static(q.loss, q.n_data, "autodiff", lrsweep.precision.get("float32"), 500, "summary", 50)
+    assert lrsweep.plan.chunks(lesson, q, 2**30, None, 10**7) == (lrsweep.plan.MAX_CHUNK,) * 2
+    assert lrsweep.plan.chunks(lesson, q, 2**30, None, 100) == (128, 128)
 
 
 def test_sweep_trajectory_equals_trace_a_python_loop_of_epochs():
@@ -169,7 +199,7 @@ def test_pairwise_sum_matches_numpy_order():
     for n in (1, 3, 7, 8, 9, 16, 23, 130, 300):
         terms = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, size=n)
         with jax.enable_x64(True):
-            ours = float(jax.jit(lambda t, n=n: engine.pairwise_sum([t[i] for i in range(n)]))(terms))
+            ours = float(jax.jit(lambda t, n=n: sums.pairwise_sum([t[i] for i in range(n)]))(terms))
         assert ours == float(np.sum(terms)), n
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lrsweep import engine, outcomes
+from lrsweep import outcomes, sums
 
 
 def classify(losses, params, window=1, rtol=1e-6, min_loss=0.0, score_window=20, plateau_rtol=1e-4):
@@ -24,7 +24,7 @@ def classify(losses, params, window=1, rtol=1e-6, min_loss=0.0, score_window=20,
             t = outcomes.moved(t, e, params[e] != params[e - 1])
     k = min(score_window, epochs)
     terms = list(losses[epochs - k : epochs])
-    score = outcomes.score(terms, loss0, engine.pairwise_sum)
+    score = outcomes.score(terms, loss0, sums.pairwise_sum)
     plateau = outcomes.plateau(terms, losses[-1], plateau_rtol)
     code, event = outcomes.classify(t, epochs, window, losses[-1], tol, score, plateau, known)
     return outcomes.NAMES[int(code)], int(event)
