@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from .. import maps
 from . import roofline
+from .machine import machine as machine_info
 
 N_DATA, WIDTH = 272, 16
 FLOPS_PER_STEP = 2 * N_DATA * (WIDTH * WIDTH * 2 + WIDTH * 3)
@@ -133,8 +133,12 @@ def gemm_rate(steps: int, chunk: int = 8, reps: int = 256) -> dict:
 
 
 def lrsweep_rate(res: int, steps: int, precision: str, x_range, y_range, **kw) -> dict:
-    """:func:`lrsweep.maps.trainability` on a ``res x res`` map; compile excluded by a small warm-up."""
-    maps.trainability(None, x_range, y_range, res=8, steps=steps, precision=precision, **kw)
+    """:func:`lrsweep.maps.trainability` on a ``res x res`` map; compile excluded by a smaller warm-up.
+
+    The warm-up compiles the very program timed: a chunk is at most ``plan.MIN_CALL_CONFIGS`` (1024)
+    configs for this network, so a 32 x 32 warm-up has the chunk of any larger map.
+    """
+    maps.trainability(None, x_range, y_range, res=min(res, 32), steps=steps, precision=precision, **kw)
     t0 = time.perf_counter()
     ds = maps.trainability(None, x_range, y_range, res=res, steps=steps, precision=precision, **kw)
     seconds = time.perf_counter() - t0
@@ -144,6 +148,7 @@ def lrsweep_rate(res: int, steps: int, precision: str, x_range, y_range, **kw) -
         "seconds": seconds,
         "rate": res * res * steps / seconds,
         "chunk_size": int(ds.attrs["chunk_size"]),
+        "block_size": int(ds.attrs["block_size"]),
         "trainable": ds["trainable"].transpose("lr_W1", "lr_W0").values,
         "score": ds["score"].transpose("lr_W1", "lr_W0").values,
     }
@@ -158,7 +163,9 @@ def run(res: int = 64, steps: int = 500, paper_res: int = 128, paper_steps: int 
     for precision in ("float32", "float64"):
         r = lrsweep_rate(res, steps, precision, x_range, y_range)
         cases[f"lrsweep {precision}"] = r
-        log(f"lrsweep {precision}: {r['rate']:,.0f} config-steps/s ({r['seconds']:.1f} s, chunk {r['chunk_size']})")
+        log(
+            f"lrsweep {precision}: {r['rate']:,.0f} config-steps/s ({r['seconds']:.1f} s, chunk {r['chunk_size']}, block {r['block_size']})"
+        )
     r = paper_rate(paper_res, paper_steps, x_range, y_range)
     cases["paper float64"] = r
     log(f"paper float64: {r['rate']:,.0f} config-steps/s ({r['seconds']:.1f} s for {paper_res}^2 x {paper_steps})")
@@ -167,13 +174,14 @@ def run(res: int = 64, steps: int = 500, paper_res: int = 128, paper_steps: int 
     log(f"GEMMs alone: {gemm_flops / 1e9:.1f} GFLOP/s ({100 * gemm_flops / peak:.1f}% of the peak)")
     a, b = cases["lrsweep float32"], cases["lrsweep float64"]
     out = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": jax.local_device_count("cpu")},
-        "versions": {"jax": jax.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        "machine": machine_info([jax.default_backend()]),  # the suite's machine block: CPU model, cores, versions
         "matmul_peak_flops": peak,
         "flops_per_config_step": FLOPS_PER_STEP,
         "window": {"x_range": list(x_range), "y_range": list(y_range)},
         "cases": {
-            name: {k: v for k, v in c.items() if k in ("configs", "steps", "seconds", "rate", "chunk_size")}
+            name: {
+                k: v for k, v in c.items() if k in ("configs", "steps", "seconds", "rate", "chunk_size", "block_size")
+            }
             | {"gflops": c["rate"] * FLOPS_PER_STEP / 1e9, "of_peak": c["rate"] * FLOPS_PER_STEP / peak}
             for name, c in cases.items()
         },
