@@ -160,11 +160,11 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     # (lrsweep.devices: results do not depend on the device count).
     n_devices = devices.resolve(spec.devices)
     if spec.chunk_size is not None:
-        chunk, block = plan.chunks(statics[0], base, memory, spec.chunk_size, axes.size)
+        chunk = plan.chunk_size(statics[0], base, memory, spec.chunk_size, axes.size)
         n_devices = devices.check_chunk(chunk, n_devices, spec.devices)
-        block = chunk // n_devices
+        block = chunk // n_devices  # a requested chunk trains at once on each device
     else:
-        per_device, block = plan.chunks(statics[0], base, memory, None, -(-axes.size // n_devices))
+        per_device, block = plan.chunks(statics[0], base, memory, -(-axes.size // n_devices))
         chunk = n_devices * per_device
     statics = [dataclasses.replace(s, block=block) for s in statics]
     attrs = identity.attrs(spec, problem=base.name, optimizer=opt.name, stuck_window=window)

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from . import grid
-from .spec import SweepSpec, settings
+from .spec import SweepSpec, defaults, settings
 
 
 def fingerprint(*arrays) -> str:
@@ -250,11 +250,12 @@ def stored_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
 @functools.cache
 def _default_ids() -> dict[str, Any]:
     """The canonical form of every identity setting's default (settings with one)."""
-    out = {}
-    for name, meta in settings().items():
-        if meta.identity and name not in ("problem", "lr"):
-            default = SweepSpec.__dataclass_fields__[name].default
-            out[name] = _IDS.get(name, lambda v: v)(default)
+    values = defaults()
+    out = {
+        name: _IDS.get(name, lambda v: v)(values[name])
+        for name, meta in settings().items()
+        if meta.identity and name not in ("problem", "lr")
+    }
     return json.loads(json.dumps(out, default=_jsonable))
 
 

@@ -186,6 +186,10 @@ def _pow2_floor(v: float) -> int:
     return 2 ** int(np.floor(np.log2(max(1.0, v))))
 
 
+def _pow2_ceil(n: int) -> int:
+    return 2 ** int(np.ceil(np.log2(max(1, n))))
+
+
 def default_memory() -> int:
     """The default memory budget: half the machine's memory, at most 4 GiB.
 
@@ -200,10 +204,19 @@ def default_memory() -> int:
     return int(min(4 * 2**30, total // 2))
 
 
+def _bounds(static: engine.Static, problem: Problem, memory: int) -> tuple[int, int, int]:
+    """``(per_config, by_memory, cap)``: bytes per config with every chunk in flight, the most
+    configs (a power of two) the budget holds, and the record's largest chunk."""
+    per_config = bytes_per_config(static, problem) * workers()  # every chunk in flight
+    by_memory = _pow2_floor(memory / per_config) if memory >= per_config else 0
+    cap = MAX_TRAJECTORY_CHUNK if static.record == "trajectory" else MAX_CHUNK
+    return per_config, by_memory, cap
+
+
 def chunk_size(static: engine.Static, problem: Problem, memory: int, requested: int | None, n_configs: int) -> int:
     """Configs per chunk: a power of two from ``MIN_CHUNK`` up, set by the problem's cost and the
     memory budget, and by the sweep's size only where that cannot change a bit (``chunk_invariant``)."""
-    per_config = bytes_per_config(static, problem) * workers()  # every chunk in flight
+    per_config, by_memory, cap = _bounds(static, problem, memory)
     if requested is not None:
         requested = _checks.integer("chunk_size", requested, 1)
         if requested * per_config > memory:
@@ -212,7 +225,6 @@ def chunk_size(static: engine.Static, problem: Problem, memory: int, requested: 
                 f"{human_size(memory)}; choose a smaller chunk_size or raise --memory"
             )
         return requested
-    by_memory = _pow2_floor(memory / per_config) if memory >= per_config else 0
     if by_memory < MIN_CHUNK:
         raise ValueError(
             f"memory={memory} bytes is too small for one chunk of {MIN_CHUNK} configs, which needs about "
@@ -221,34 +233,27 @@ def chunk_size(static: engine.Static, problem: Problem, memory: int, requested: 
         )
     # Costlier problems get fewer configs per chunk, so a chunk costs about what 65536 lesson configs do.
     by_work = max(MIN_CHUNK, _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad)))
-    cap = MAX_TRAJECTORY_CHUNK if static.record == "trajectory" else MAX_CHUNK
     chunk = min(cap, by_work, by_memory)
     if chunk_invariant(static):  # a small sweep need not pad to a big chunk
-        chunk = min(chunk, max(MIN_CHUNK, 2 ** int(np.ceil(np.log2(max(1, n_configs))))))
+        chunk = min(chunk, max(MIN_CHUNK, _pow2_ceil(n_configs)))
     return chunk
 
 
-def chunks(
-    static: engine.Static, problem: Problem, memory: int, requested: int | None, n_configs: int
-) -> tuple[int, int]:
+def chunks(static: engine.Static, problem: Problem, memory: int, n_configs: int) -> tuple[int, int]:
     """``(chunk, block)``: configs per call and per store region, and configs trained together.
 
     ``block`` is :func:`chunk_size`'s choice for the problem; the chunk is the smallest power of two
     multiple of it with ``MIN_CALL_CONFIGS`` configs, within the budget, the record's cap and the
     sweep's size shared among the ``workers()`` chunks in flight (a sweep of 100 configs in one
     chunk would leave the second core idle: measured 797 against 1639 config-steps/s on the fractal
-    paper's network, forward differences). A requested ``chunk_size`` is both. The chunk may follow the sweep's size even where
+    paper's network, forward differences). The chunk may follow the sweep's size even where
     ``chunk_invariant`` fails: a config's bits depend on its block, not on how many blocks a chunk
     holds (each block is the same compiled computation; tests/test_engine.py checks it).
     """
-    block = chunk_size(static, problem, memory, requested, n_configs)
-    if requested is not None:
-        return block, block
-    per_config = bytes_per_config(static, problem) * workers()
-    cap = MAX_TRAJECTORY_CHUNK if static.record == "trajectory" else MAX_CHUNK
-    chunk = max(block, min(MIN_CALL_CONFIGS, cap, _pow2_floor(memory / per_config)))
-    share = -(-n_configs // workers())
-    return min(chunk, max(block, 2 ** int(np.ceil(np.log2(max(1, share)))))), block
+    block = chunk_size(static, problem, memory, None, n_configs)
+    _, by_memory, cap = _bounds(static, problem, memory)
+    chunk = max(block, min(MIN_CALL_CONFIGS, cap, by_memory))
+    return min(chunk, max(block, _pow2_ceil(-(-n_configs // workers())))), block
 
 
 def chunk_invariant(static: engine.Static) -> bool:

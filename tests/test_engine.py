@@ -109,18 +109,18 @@ def test_a_chunk_trained_in_blocks_equals_each_block_as_its_own_chunk(record):
 def test_a_costly_problem_gets_chunks_of_many_blocks():
     p = lrsweep.problems.mlp()
     static = engine.Static(p.loss, p.n_data, "autodiff", lrsweep.precision.get("float32"), 500, "summary", 50)
-    chunk, block = lrsweep.plan.chunks(static, p, 2**30, None, 65536)
+    chunk, block = lrsweep.plan.chunks(static, p, 2**30, 65536)
     assert block == lrsweep.plan.chunk_size(static, p, 2**30, None, 65536) == 8
     assert chunk == lrsweep.plan.MIN_CALL_CONFIGS
     # A small sweep is shared among the chunks in flight (two on a multi-core CPU), never below a block.
     workers = lrsweep.plan.workers()
-    assert lrsweep.plan.chunks(static, p, 2**30, None, 100) == ({1: 128, 2: 64}[workers], 8)
-    assert lrsweep.plan.chunks(static, p, 2**30, None, 3) == (8, 8)
+    assert lrsweep.plan.chunks(static, p, 2**30, 100) == ({1: 128, 2: 64}[workers], 8)
+    assert lrsweep.plan.chunks(static, p, 2**30, 3) == (8, 8)
     # The lesson's chunk is already large: one block per chunk, and a small sweep pads to little.
     q = lrsweep.problems.linear()
     lesson = engine.Static(q.loss, q.n_data, "autodiff", lrsweep.precision.get("float32"), 500, "summary", 50)
-    assert lrsweep.plan.chunks(lesson, q, 2**30, None, 10**7) == (lrsweep.plan.MAX_CHUNK,) * 2
-    assert lrsweep.plan.chunks(lesson, q, 2**30, None, 100) == (128, 128)
+    assert lrsweep.plan.chunks(lesson, q, 2**30, 10**7) == (lrsweep.plan.MAX_CHUNK,) * 2
+    assert lrsweep.plan.chunks(lesson, q, 2**30, 100) == (128, 128)
 
 
 def test_sweep_trajectory_equals_trace_a_python_loop_of_epochs():

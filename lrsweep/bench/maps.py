@@ -3,12 +3,12 @@
 Cases, all on the default window of :mod:`lrsweep.maps` (where the boundary crosses the map):
 
 - ``lrsweep float32`` and ``lrsweep float64``: :func:`lrsweep.maps.trainability` (the engine with
-  the whole-batch loss), timed after a warm-up that compiles the same chunk program;
+  the whole-batch loss), timed after an identical warm-up call (the same chunk program);
 - ``paper float64``: the paper's notebook approach re-run here: float64, a Python loop over the
   steps calling one jitted, vmapped step on a chunk of at most 50,000 configs, the losses stacked
   and reduced at the end (``train`` and ``train_step_lrvmap`` of github.com/Sohl-Dickstein/fractal);
 - ``GEMMs alone``: a ceiling for the network on this machine: only the two large products of
-  each step, ``X W0`` and ``X^T dZ`` for a chunk of 8 configs (the engine's chunk), float32, in a
+  each step, ``X W0`` and ``X^T dZ`` for a block of 8 configs (the engine's block), float32, in a
   scan of the same length, no tanh and no output layer (their 278,528 FLOPs per config-step);
 - the machine's float32 matrix-product peak (``roofline.peaks``, a 2048 x 2048 ``jnp.dot``).
 
@@ -133,12 +133,10 @@ def gemm_rate(steps: int, chunk: int = 8, reps: int = 256) -> dict:
 
 
 def lrsweep_rate(res: int, steps: int, precision: str, x_range, y_range, **kw) -> dict:
-    """:func:`lrsweep.maps.trainability` on a ``res x res`` map; compile excluded by a smaller warm-up.
-
-    The warm-up compiles the very program timed: a chunk is at most ``plan.MIN_CALL_CONFIGS`` (1024)
-    configs for this network, so a 32 x 32 warm-up has the chunk of any larger map.
-    """
-    maps.trainability(None, x_range, y_range, res=min(res, 32), steps=steps, precision=precision, **kw)
+    """:func:`lrsweep.maps.trainability` on a ``res x res`` map, timed after an identical warm-up
+    call: the chunk a map compiles follows its size (``plan.chunks``), so only the same call is
+    sure to compile the very program timed."""
+    maps.trainability(None, x_range, y_range, res=res, steps=steps, precision=precision, **kw)
     t0 = time.perf_counter()
     ds = maps.trainability(None, x_range, y_range, res=res, steps=steps, precision=precision, **kw)
     seconds = time.perf_counter() - t0
