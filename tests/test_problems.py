@@ -11,6 +11,7 @@ import reference as R
 
 import lrsweep
 from lrsweep import cli, engine, precision, problems
+from lrsweep.problems import Metric, Problem
 
 # Small versions, so the table runs fast; the defaults are exercised below and by the CLI tests.
 BUILTINS = {
@@ -329,3 +330,44 @@ def test_user_problem_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["run", "--problem", "nosuchmodule_xyz:f"]) == 2
     assert "could not be loaded" in capsys.readouterr().err
     sys.modules.pop("myproblems", None)
+
+
+def _eval_problem(**kw):
+    loss = lambda p, x, y: (p["w"] * x[0] - y[0]) ** 2
+    x, y = np.ones((4, 1)), np.ones((4, 1))
+    return Problem("t", loss, x, y, {"w": np.float32(0.0)}, **kw)
+
+
+def test_eval_metrics_are_named_and_directed():
+    hit = lambda p, x, y: (jnp.abs(p["w"] * x[0] - y[0]) < 0.5).astype(jnp.float32)
+    gap = lambda p, x, y: jnp.abs(p["w"] * x[0] - y[0])
+    p = _eval_problem(
+        x_eval=np.ones((2, 1)), y_eval=np.ones((2, 1)), metrics={"accuracy": hit, "gap": gap, "hits": Metric(hit, True)}
+    )
+    fns = p.metric_fns()
+    assert list(fns) == ["eval_loss", "accuracy", "gap", "hits"]
+    assert [m.maximize for m in fns.values()] == [False, True, False, True]
+    assert _eval_problem().metric_fns() == {}
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"x_eval": np.ones((2, 1))}, "x_eval and y_eval together"),
+        ({"x_eval": np.ones((2, 2)), "y_eval": np.ones((2, 1))}, r"x_eval.shape=\(2, 2\) is invalid"),
+        ({"x_eval": np.ones((2, 1)), "y_eval": np.ones((3, 1))}, "share a non-empty leading example axis"),
+        ({"metrics": {"gap": lambda p, x, y: p["w"]}}, "need held-out data"),
+        (
+            {"x_eval": np.ones((2, 1)), "y_eval": np.ones((2, 1)), "metrics": {"m": lambda p, x, y: jnp.ones(2)}},
+            "scalar",
+        ),
+        (
+            {"x_eval": np.ones((2, 1)), "y_eval": np.ones((2, 1)), "metrics": {"best_m": lambda p, x, y: p["w"]}},
+            "reserved",
+        ),
+        ({"x_eval": np.ones((2, 1)), "y_eval": np.ones((2, 1)), "metrics": {"m": 3}}, r"metrics\['m'\]=3 is invalid"),
+    ],
+)
+def test_eval_data_and_metrics_are_checked(kw, message):
+    with pytest.raises(ValueError, match=message):
+        _eval_problem(**kw)

@@ -10,8 +10,11 @@
 """
 
 from ._problem import (
+    EVAL_LOSS,
     FACTORY_MARK,
+    MAXIMIZED_METRICS,
     RESERVED_NAMES,
+    Metric,
     Problem,
     check_params,
     is_problem_factory,
@@ -26,8 +29,11 @@ __all__ = [
     "BUILTINS",
     "DEFAULT_GAINS",
     "ENTRY_POINT_GROUP",
+    "EVAL_LOSS",
     "FACTORY_MARK",
+    "MAXIMIZED_METRICS",
     "RESERVED_NAMES",
+    "Metric",
     "Problem",
     "chapter_net",
     "check_args",

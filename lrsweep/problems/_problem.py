@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,24 @@ RESERVED_NAMES = frozenset(
         "chunk_checksum",
     }
 )
+
+#: Metric names maximised when given as a plain function (``Problem.metrics``); any other name is minimised
+#: unless it is given as ``Metric(fn, maximize=True)``.
+MAXIMIZED_METRICS = frozenset({"accuracy", "acc", "top1", "top5", "f1", "precision", "recall", "auc", "r2"})
+#: The held-out loss every problem with evaluation data reports: ``loss`` averaged over ``x_eval, y_eval``.
+EVAL_LOSS = "eval_loss"
+
+
+class Metric(NamedTuple):
+    """A held-out metric: a per-example function and whether larger is better.
+
+    ``fn(params, x_i, y_i) -> scalar`` is averaged over the evaluation set, as the loss is over the
+    training set (accuracy per example is ``1.0`` if the prediction is right, else ``0.0``).
+    """
+
+    fn: Callable[[PyTree, Any, Any], Any]
+    maximize: bool = False
+
 
 #: The attribute :func:`problem_factory` sets on a function it marks.
 FACTORY_MARK = "__lrsweep_problem_factory__"
@@ -92,6 +110,13 @@ class Problem:
       minimum: the parameters at a known minimum (a pytree like ``init``), or None when there is
         no known minimiser; ``lrsweep.theory`` takes the Hessian there, else at ``init``.
       sampler: ``sampler(key) -> params`` drawing random inits, or None (set from a callable init).
+      x_eval, y_eval: optional held-out data, shaped like ``x`` and ``y`` past the example axis;
+        with them every sweep also reports ``eval_loss`` (the loss averaged over them) and each of
+        ``metrics``.
+      metrics: held-out metrics by name, each a per-example function ``fn(params, x_i, y_i) ->
+        scalar`` averaged over the evaluation set, or a :class:`Metric` that says whether larger is
+        better. A plain function is maximised if its name is in ``MAXIMIZED_METRICS`` (such as
+        ``"accuracy"``) and minimised otherwise. Needs ``x_eval`` and ``y_eval``.
       batch_loss: optional, the same loss written for the whole data set,
         ``batch_loss(params, x, y) -> L(params)`` (the mean over examples), for data sets larger than
         ``engine.UNROLL_MAX`` trained with autodiff: a network whose first layer is ``x @ W`` then runs
@@ -114,6 +139,9 @@ class Problem:
     minimum: PyTree | None = None
     sampler: Callable[[Any], PyTree] | None = None
     batch_loss: Callable[[PyTree, Any, Any], Any] | None = None
+    x_eval: np.ndarray | None = None
+    y_eval: np.ndarray | None = None
+    metrics: Mapping[str, Callable | Metric] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -157,10 +185,26 @@ class Problem:
             _check_batch_loss(self, where)
             per_example = self.loss.loss if isinstance(self.loss, WholeBatchLoss) else self.loss
             object.__setattr__(self, "loss", WholeBatchLoss(per_example, self.batch_loss))
+        _check_eval(self, where)
 
     @property
     def n_data(self) -> int:
         return int(self.x.shape[0])
+
+    @property
+    def has_eval(self) -> bool:
+        """Whether the problem carries held-out data (``x_eval``, ``y_eval``)."""
+        return self.x_eval is not None
+
+    def metric_fns(self) -> dict[str, Metric]:
+        """Every held-out metric, ``eval_loss`` first, as :class:`Metric` (empty without eval data).
+
+        ``eval_loss`` is the training loss averaged over the evaluation set (minimised); the others
+        are ``metrics`` in their given order.
+        """
+        if not self.has_eval:
+            return {}
+        return {EVAL_LOSS: Metric(self.loss, False), **dict(self.metrics)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +240,67 @@ def _check_batch_loss(problem: Problem, where: str) -> None:
             f"{where}: batch_loss(params, x, y) must return a real floating scalar (the mean over examples), "
             f"got {getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}"
         )
+
+
+def _check_eval(problem: Problem, where: str) -> None:
+    """Held-out data like the training data, and metrics that return a real floating scalar per example."""
+    if (problem.x_eval is None) != (problem.y_eval is None):
+        raise ValueError(f"{where}: give x_eval and y_eval together (one of them is None)")
+    if not isinstance(problem.metrics, Mapping):
+        raise ValueError(f"{where}: metrics={problem.metrics!r} is invalid: expected a dict {{name: fn}}")
+    metrics = {}
+    for name, m in problem.metrics.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{where}: metric name {name!r} is invalid: expected a Python identifier")
+        if name == EVAL_LOSS or name in RESERVED_NAMES or name.startswith("best_"):
+            raise ValueError(
+                f"{where}: metric name {name!r} is reserved; avoid {EVAL_LOSS!r}, names starting with 'best_' "
+                f"and {sorted(RESERVED_NAMES)}"
+            )
+        if isinstance(m, Metric):
+            fn, maximize = m
+        elif callable(m):
+            fn, maximize = m, name in MAXIMIZED_METRICS
+        else:
+            raise ValueError(
+                f"{where}: metrics[{name!r}]={m!r} is invalid: expected a function fn(params, x_i, y_i) or a Metric"
+            )
+        if not callable(fn) or not isinstance(maximize, bool):
+            raise ValueError(f"{where}: metrics[{name!r}]={m!r} is invalid: expected Metric(fn, maximize=bool)")
+        metrics[name] = Metric(fn, maximize)
+    object.__setattr__(problem, "metrics", metrics)
+    if problem.x_eval is None:
+        if metrics:
+            raise ValueError(f"{where}: metrics={sorted(metrics)} need held-out data: give x_eval and y_eval")
+        return
+    x_eval, y_eval = _data(problem.x_eval, "x_eval", where), _data(problem.y_eval, "y_eval", where)
+    if x_eval.ndim < 1 or y_eval.ndim < 1 or x_eval.shape[0] != y_eval.shape[0] or x_eval.shape[0] == 0:
+        raise ValueError(
+            f"{where}: x_eval and y_eval must share a non-empty leading example axis, "
+            f"got x_eval.shape={x_eval.shape} and y_eval.shape={y_eval.shape}"
+        )
+    for arg, held, train in (("x_eval", x_eval, problem.x), ("y_eval", y_eval, problem.y)):
+        if held.shape[1:] != train.shape[1:]:
+            raise ValueError(
+                f"{where}: {arg}.shape={held.shape} is invalid: each example must have the training data's "
+                f"shape {train.shape[1:]}"
+            )
+    object.__setattr__(problem, "x_eval", x_eval)
+    object.__setattr__(problem, "y_eval", y_eval)
+    for name, m in problem.metric_fns().items():
+        try:
+            out = jax.eval_shape(m.fn, problem.init, x_eval[0], y_eval[0])
+        except Exception as err:  # noqa: BLE001 - report any failure of user code with the problem's name
+            raise ValueError(
+                f"{where}: metric {name!r} failed on the init parameters and one held-out example: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+        if getattr(out, "shape", None) != () or not jnp.issubdtype(out.dtype, jnp.floating):
+            raise ValueError(
+                f"{where}: metric {name!r} must return a real floating scalar for one example, got "
+                f"{getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')} (cast a bool with "
+                ".astype(jnp.float32))"
+            )
 
 
 def _data(arr, arg: str, where: str) -> np.ndarray:
