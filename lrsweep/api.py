@@ -104,22 +104,54 @@ def _check_scalars(spec: spec_mod.SweepSpec, opt: optimizers.Optimizer, instance
         _checks.representable(f"problem {p.name!r}: y", p.y, policy.compute_dtype)
 
 
+def _steps(spec: spec_mod.SweepSpec, problem: Problem) -> tuple[int, int]:
+    """``(steps, eval_every)``: the optimizer updates in all, and the steps between evaluations.
+
+    Full batch, a step is an epoch. With ``batch_size = B``, an epoch is ``n // B`` steps (the last
+    ``n mod B`` examples of each epoch's order sit it out), so ``epochs`` makes ``epochs * (n // B)``
+    steps; ``steps`` counts them directly. ``eval_every`` defaults to ``max(1, steps // 20)``.
+    """
+    n = problem.n_data
+    if spec.batch_size is not None and spec.batch_size > n:
+        raise ValueError(
+            f"batch_size={spec.batch_size} is invalid: expected at most the {n} training examples of problem "
+            f"{problem.name!r}"
+        )
+    if spec.data_seed is not None and spec.batch_size is None:
+        raise ValueError(f"data_seed={spec.data_seed!r} is invalid without batch_size: it seeds the minibatch order")
+    per_epoch = 1 if spec.batch_size is None else n // spec.batch_size
+    steps = spec.steps if spec.steps is not None else spec.epochs * per_epoch
+    if steps > outcomes.MAX_EPOCHS:
+        raise ValueError(
+            f"epochs={spec.epochs} is invalid with batch_size={spec.batch_size}: {steps} steps, at most "
+            f"{outcomes.MAX_EPOCHS} can be tracked"
+        )
+    if spec.eval_every is not None and not problem.has_eval:
+        raise ValueError(
+            f"eval_every={spec.eval_every} is invalid: problem {problem.name!r} has no held-out data (x_eval, y_eval)"
+        )
+    return steps, spec.eval_every if spec.eval_every is not None else max(1, steps // 20)
+
+
 def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     """Check a spec against its problem and lay the sweep out: the job (axes, chunks, result
     layout) and the memory budget in bytes."""
     policy = get_policy(spec.precision)
     opt = _optimizer(spec)
-    epochs = spec.epochs
-    window = outcomes.default_window(epochs) if spec.stuck_window is None else spec.stuck_window
-    memory = plan.default_memory() if spec.memory is None else spec.memory
     seeds = spec.problem_seed
     instances = [problems.resolve(spec.problem, spec.problem_args, s) for s in (seeds or [None])]
     base = instances[0]
+    epochs, eval_every = _steps(spec, base)
+    window = outcomes.default_window(epochs) if spec.stuck_window is None else spec.stuck_window
+    memory = plan.default_memory() if spec.memory is None else spec.memory
     for other in instances[1:]:
         if other.x.shape != base.x.shape or other.y.shape != base.y.shape:
             raise ValueError("problem_seed: every instance must have data of the same shapes")
+        if other.has_eval != base.has_eval or getattr(other.x_eval, "shape", None) != getattr(base.x_eval, "shape", None):
+            raise ValueError("problem_seed: every instance must have held-out data of the same shapes")
     if spec.every > epochs:
-        raise ValueError(f"every={spec.every} is invalid: expected at most epochs={epochs}")
+        what = "epochs" if spec.batch_size is None and spec.steps is None else "steps"
+        raise ValueError(f"every={spec.every} is invalid: expected at most {what}={epochs}")
     _check_scalars(spec, opt, instances, policy)
     if isinstance(spec.init, int):  # drawn in full before the sweep: it must fit the budget
         need = 4 * 8 * spec.init * gradients.n_elements(base.init)
@@ -129,7 +161,7 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
                 f"{plan.human_size(memory)}; draw fewer inits or raise --memory"
             )
 
-    axes = Axes(base, spec.lr, spec.init, spec.groups, spec.seed, spec.optimizer_axes, seeds)
+    axes = Axes(base, spec.lr, spec.init, spec.groups, spec.seed, spec.optimizer_axes, seeds, spec.data_seed)
     axes.check_representable(policy)
     keep_loss, keep_leaves = _kept(spec, axes)
     statics = [
@@ -152,6 +184,10 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
             score_window=spec.score_window,
             track_best=spec.track_best,
             track_sums=spec.track_sums,
+            batch_size=spec.batch_size or 0,
+            metrics=tuple((name, m.fn, m.maximize) for name, m in p.metric_fns().items()),
+            n_eval=0 if p.x_eval is None else len(p.x_eval),
+            eval_every=eval_every,
         )
         for p in instances
     ]
@@ -167,7 +203,10 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
         per_device, block = plan.chunks(statics[0], base, memory, -(-axes.size // n_devices))
         chunk = n_devices * per_device
     statics = [dataclasses.replace(s, block=block) for s in statics]
-    attrs = identity.attrs(spec, problem=base.name, optimizer=opt.name, stuck_window=window)
+    resolved = {} if spec.batch_size is None and spec.steps is None else {"steps": epochs}
+    if base.has_eval:
+        resolved["eval_every"] = eval_every
+    attrs = identity.attrs(spec, problem=base.name, optimizer=opt.name, stuck_window=window, **resolved)
     attrs.update(
         optimizer_kwargs=repr(dict(opt.kwargs)),
         min_loss=base.min_loss,

@@ -1,8 +1,8 @@
 """A sweep's named axes, and how a config's index becomes its learning rates, hyperparameters and
 initial parameters.
 
-Configs are the Cartesian product of the axes, in this order: ``problem_seed`` (if any), the
-learning-rate axes (``lr``, or ``lr_<group>`` per group), the swept optimizer hyperparameters
+Configs are the Cartesian product of the axes, in this order: ``problem_seed`` (if any),
+``data_seed`` (if any: the minibatch order), the learning-rate axes (``lr``, or ``lr_<group>`` per group), the swept optimizer hyperparameters
 (``opt_<name>``), then the init axes (``init``, or ``init_<name>`` per grid parameter). No axis is
 ever materialised whole: :meth:`Axes.configs` computes the values of the configs it is asked for.
 """
@@ -70,7 +70,7 @@ class Axes:
     then the init axes (``init``, or ``init_<name>`` per grid parameter).
     """
 
-    def __init__(self, problem: Problem, lr, init, groups, seed, optimizer_axes, problem_seeds):
+    def __init__(self, problem: Problem, lr, init, groups, seed, optimizer_axes, problem_seeds, data_seeds=None):
         self.problem = problem
         self.names = problems.param_names(problem.init)
         self.dims: list[str] = []
@@ -78,6 +78,8 @@ class Axes:
         self.extra_coords: dict[str, tuple[str, np.ndarray]] = {}  # init_<name> along "init"
         if problem_seeds is not None:
             self._add("problem_seed", np.asarray(problem_seeds, dtype=np.int64))
+        if data_seeds is not None:
+            self._add("data_seed", np.asarray(data_seeds, dtype=np.int64))
         self._lr_dims: list[str] = []
         self._build_lr(lr, groups)
         self.hyper_names: tuple[str, ...] = tuple(optimizer_axes or {})

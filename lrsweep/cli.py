@@ -212,7 +212,7 @@ def _run(args) -> None:
         raise KeyboardInterrupt(f"interrupted{where}") from None
     seconds = time.perf_counter() - t0
     configs = sum(layout.chunk_configs(k) for k in todo)
-    epochs = ds.attrs["epochs"]
+    epochs = ds.attrs.get("steps", ds.attrs["epochs"])  # optimizer steps per config
     timing = {"compile_s": compile_s, "sweep_s": seconds, "theory_s": 0.0, "configs_computed": configs}
     timing["config_steps_computed"] = configs * epochs
     plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")

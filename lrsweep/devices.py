@@ -83,7 +83,7 @@ def _specs(inputs: ChunkInputs) -> ChunkInputs:
     values split along :data:`AXIS`, data and scalars replicated."""
     split = P(AXIS)
     params = jax.tree_util.tree_map(lambda _: split, inputs.params0)
-    return ChunkInputs._make([split, split, params, *[P()] * 7])
+    return ChunkInputs._make([split, split, params, *[P()] * (len(ChunkInputs._fields) - 3)])
 
 
 def place(inputs: ChunkInputs, n: int) -> ChunkInputs:

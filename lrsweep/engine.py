@@ -21,7 +21,7 @@ Shapes (``C`` configs in a chunk, ``G`` learning-rate groups, ``E`` epochs, ``n`
   ``sum_inv_v (C,)`` in the compute dtype (``lrsweep.outcomes`` defines them);
 - record ``"trajectory"``: ``loss (C, R)``, params ``(C, R, *leaf_shape)`` at the ``R`` epochs of
   ``Static.recorded_epochs()`` (every epoch ``0..E`` by default); outcome, event, score and best
-  as for a summary. Epoch 0 is the state before training.
+  as for a summary. Epoch 0 is the state before training. Held-out metrics: ``ChunkResult.metrics``.
 
 One epoch on ``L(p) = (1/n) sum_i loss(p, x_i, y_i)``::
 
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import gradients, kernels, optimizers, outcomes
+from . import engine_data, gradients, kernels, optimizers, outcomes
 from .optimizers import Optimizer
 from .precision import Policy
 from .sums import pairwise_sum, tree_sum
@@ -95,6 +95,9 @@ class Static:
         block`` configs trains its ``k`` blocks one after another in one call (``lax.map``), each
         for all its epochs: a costly problem's activations stay in cache, while the call and the
         store's write are paid once per chunk (``lrsweep.plan.chunks``).
+      batch_size: examples per step (0: the whole data set); ``epochs`` then counts steps
+        (``engine_data.minibatch``). metrics: held-out ``(name, per-example fn, maximize)``
+        (``Problem.metric_fns``) on ``n_eval`` examples at ``engine_data.eval_steps``.
     """
 
     loss: Callable
@@ -116,14 +119,20 @@ class Static:
     track_best: bool = False
     track_sums: bool = False
     block: int = 0
+    batch_size: int = 0  # 0: full batch
+    metrics: tuple[tuple[str, Callable, bool], ...] = ()
+    n_eval: int = 0
+    eval_every: int = 1
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
         return np.append(np.arange(0, self.epochs, self.every), self.epochs)
 
 
-def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
-    """``L(params) = (1/n) sum_i loss(params, x_i, y_i)`` in the compute dtype."""
+def _mean_loss(static: Static, x, y, zero, n: int | None = None) -> Callable[[PyTree], jax.Array]:
+    """``L(params) = (1/n) sum_i loss(params, x_i, y_i)`` in the compute dtype (``n``: the data
+    set's ``static.n_data`` examples, or a minibatch's)."""
+    n = static.n_data if n is None else n
     dtype = static.policy.compute_dtype
     # `separate` rounds a value on its own before it joins a sum. XLA:CPU otherwise contracts the
     # product inside a term (a square, lr * g) with the next addition into one fused multiply-add,
@@ -136,14 +145,14 @@ def _mean_loss(static: Static, x, y, zero) -> Callable[[PyTree], jax.Array]:
 
     def mean_loss(params):
         p = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)
-        if static.n_data <= UNROLL_MAX:
-            terms = [separate(static.loss(p, x[i], y[i])) for i in range(static.n_data)]
+        if n <= UNROLL_MAX:
+            terms = [separate(static.loss(p, x[i], y[i])) for i in range(n)]
             total = pairwise_sum(terms)
         elif whole is not None:
             return whole(p, x, y)
         else:
             total = tree_sum(jax.vmap(static.loss, in_axes=(None, 0, 0))(p, x, y))
-        return total / static.n_data
+        return total / n
 
     return mean_loss
 
@@ -208,13 +217,15 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
     """One epoch for one config, and how to start it.
 
     Returns ``(init, epoch, mean_loss)``: ``init(params) -> opt_state`` and
-    ``epoch(params, opt_state) -> (loss, grad, probes, new_params, new_opt_state)``.
+    ``epoch(params, opt_state, batch=None) -> (loss, grad, probes, new_params, new_opt_state)``
+    (``batch``: a minibatch ``(x_b, y_b)``, else the whole data set).
     """
     mean_loss = _mean_loss(static, x, y, zero)
     init, update = optimizer_fns(static, lr, zero, hyper)
 
-    def epoch(params, state):
-        loss, grad, probes = gradients.estimate(static.grad, mean_loss, params, h)
+    def epoch(params, state, batch=None):
+        loss_fn = mean_loss if batch is None else _mean_loss(static, batch[0], batch[1], zero, static.batch_size)
+        loss, grad, probes = gradients.estimate(static.grad, loss_fn, params, h)
         new, state = update(params, grad, state)
         return loss, grad, probes, new, state
 
@@ -242,28 +253,38 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     ``O(K)``); a trajectory carries a ring of ``K`` losses (epoch ``e`` at slot ``e mod K``),
     rotated into epoch order at the end. Either way the window is in epoch order, so both
     records give the same score bit for bit.
+
+    With minibatches a step's loss (the tracker's, the score's, a trajectory's) is its minibatch's
+    before the update; ``loss0`` and the final loss are the whole set's. Metrics: ``engine_data``.
     """
-    lr, hyper, params0, x, y, h, zero, rtol, min_loss, plateau_rtol = inputs
+    lr, hyper, params0, x, y, h, zero, rtol, min_loss, plateau_rtol = inputs[:10]
     epochs, every = static.epochs, static.every
+    traj = static.record == "trajectory"
     k_window = min(static.score_window, epochs)
     init, epoch, mean_loss = _epoch_fn(static, lr, x, y, h, zero, hyper)
     loss0 = mean_loss(params0)
     tol = min_loss + rtol * (loss0 - min_loss)  # NaN when the minimum is unknown: no epoch is below it
+    # Unrolling fuses cheap full-batch steps; a minibatch's permutation or an evaluation is not worth copying.
+    unroll = UNROLL_SCAN if not (static.batch_size or static.metrics) else 1
+    held_out = engine_data.HeldOut(static, inputs.x_eval, inputs.y_eval) if static.metrics else None
 
     def step(carry, e):
-        params, state, track, ring, sums = carry
-        loss, _, _, new, state = epoch(params, state)
+        params, state, track, ring, sums, evals = carry
+        if held_out is not None:
+            evals = held_out.observe(evals, e, params)
+        batch = engine_data.minibatch(static, x, y, inputs.data_seed, e) if static.batch_size else None
+        loss, _, _, new, state = epoch(params, state, batch)
         track = outcomes.observe(track, e, loss, loss0, tol, best=static.track_best)
         track = outcomes.moved(track, e + 1, _changed(params, new))
         if ring is not None:
             ring = lax.dynamic_update_index_in_dim(ring, loss, e % k_window, 0)
         if sums is not None:
             sums = outcomes.add_sums(sums, loss, loss0)
-        return (new, state, track, ring, sums), loss
+        return (new, state, track, ring, sums, evals), loss
 
     def run(carry, first_epoch, n):
         """``n`` epochs from ``first_epoch``; returns the new carry and the first epoch's loss."""
-        carry, losses = lax.scan(step, carry, first_epoch + jnp.arange(n, dtype=jnp.int32), unroll=min(UNROLL_SCAN, n))
+        carry, losses = lax.scan(step, carry, first_epoch + jnp.arange(n, dtype=jnp.int32), unroll=min(unroll, n))
         return carry, losses[0]
 
     def keep(loss, params):
@@ -273,9 +294,10 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
 
     track0 = outcomes.start(loss0, tol)
     sums0 = outcomes.start_sums(loss0) if static.track_sums else None  # None: nothing carried
-    if static.record == "trajectory":
+    evals0 = None if held_out is None else held_out.start(traj)
+    if traj:
         ring0 = jnp.zeros((k_window,), loss0.dtype)
-        carry = (params0, init(params0), track0, ring0, sums0)
+        carry = (params0, init(params0), track0, ring0, sums0, evals0)
         n_blocks, rest = divmod(epochs, every)
 
         def block(carry, b):
@@ -296,15 +318,16 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         window = jnp.roll(ring, -(epochs % k_window))
     else:
         # Summaries keep no per-epoch output, so memory does not grow with epochs.
-        carry = (params0, init(params0), track0, None, sums0)
+        carry = (params0, init(params0), track0, None, sums0, evals0)
         head = epochs - k_window
         if head:
             carry, _ = lax.scan(
-                lambda c, e: (step(c, e)[0], None), carry, jnp.arange(head, dtype=jnp.int32), unroll=UNROLL_SCAN
+                lambda c, e: (step(c, e)[0], None), carry, jnp.arange(head, dtype=jnp.int32), unroll=unroll
             )
         tail = head + jnp.arange(k_window, dtype=jnp.int32)
-        carry, window = lax.scan(step, carry, tail, unroll=min(UNROLL_SCAN, k_window))
-    final, _, track, _, sums = carry
+        carry, window = lax.scan(step, carry, tail, unroll=min(unroll, k_window))
+    final, _, track, _, sums, evals = carry
+    metrics = None if held_out is None else held_out.finish(evals, final)
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol, best=static.track_best)
     terms = [window[i] for i in range(k_window)]
@@ -313,7 +336,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     known = ~jnp.isnan(min_loss)
     outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol, score, plateaued, known)
     best_loss, best_epoch = outcomes.best(track)
-    extra = dict(score=score, best_loss=best_loss, best_epoch=best_epoch)
+    extra = dict(score=score, best_loss=best_loss, best_epoch=best_epoch, metrics=metrics)
     if sums is not None:
         extra.update(sum_v=sums[0], sum_inv_v=sums[1])
     if static.record == "trajectory":
@@ -324,25 +347,30 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
 
 
 #: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
-CONFIG_AXES = ChunkInputs._make([0, 0, 0, None, None, None, None, None, None, None])
+CONFIG_AXES = ChunkInputs._make([0, 0, 0] + [None] * (len(ChunkInputs._fields) - 3))
 
 
 def fusable(static: Static) -> bool:
     """Whether the fused kernel (``lrsweep.kernels``) handles these settings: summary records of
-    data sets summed term by term (``UNROLL_MAX`` examples or fewer), without ``track_sums``."""
-    return static.record == "summary" and static.n_data <= UNROLL_MAX and not static.track_sums
+    data sets summed term by term (``UNROLL_MAX`` examples or fewer), full batch, plain (``_plain``)."""
+    return static.record == "summary" and static.n_data <= UNROLL_MAX and _plain(static)
+
+
+def _plain(static: Static) -> bool:
+    """Full batch, without ``track_sums`` or held-out metrics: what the fused kernels train."""
+    return not (static.track_sums or static.batch_size or static.metrics)
 
 
 def fusable_per_example(static: Static) -> bool:
     """Whether the per-example fused kernel (``engine_block.train_block``) handles these settings: summary
     records of data sets of at most ``EXAMPLES_MAX`` examples whose mean loss the engine sums
-    example by example (not through a problem's ``batch_loss``), without ``track_sums``."""
+    example by example (not through a problem's ``batch_loss``), plain (``_plain``)."""
     whole = (
         static.grad == "autodiff"
         and static.n_data > UNROLL_MAX
         and getattr(static.loss, "batch_loss", None) is not None
     )
-    return static.record == "summary" and static.n_data <= EXAMPLES_MAX and not whole and not static.track_sums
+    return static.record == "summary" and static.n_data <= EXAMPLES_MAX and not whole and _plain(static)
 
 
 def check_kernel(static: Static) -> None:
@@ -351,13 +379,13 @@ def check_kernel(static: Static) -> None:
     if kernel.startswith("pallas-examples") and not fusable_per_example(static):
         raise ValueError(
             f"kernel={kernel!r} is invalid here: the per-example fused kernel takes summary records of data "
-            f"sets of at most {EXAMPLES_MAX} examples (not summed through a problem's batch_loss), without "
-            "track_sums; use kernel='xla' or 'auto'"
+            f"sets of at most {EXAMPLES_MAX} examples (not summed through a problem's batch_loss), full batch, "
+            "without track_sums or held-out metrics; use kernel='xla' or 'auto'"
         )
     if kernel in ("pallas", "pallas-interpret") and not fusable(static):
         raise ValueError(
             f"kernel={kernel!r} is invalid here: the fused kernel takes summary records of data sets "
-            f"of at most {UNROLL_MAX} examples, without track_sums; use kernel='xla' or 'auto'"
+            f"of at most {UNROLL_MAX} examples, full batch, without track_sums or held-out metrics; use kernel='xla' or 'auto'"
         )
 
 

@@ -145,7 +145,14 @@ def problem_id(problem) -> dict[str, Any]:
     """What identifies a problem: name, loss and sampler code, data, init and min_loss (fingerprints)."""
     leaves, treedef = jax.tree_util.tree_flatten(problem.init)
     min_loss = getattr(problem, "min_loss", None)
+    held_out = {}
+    if getattr(problem, "x_eval", None) is not None:  # absent otherwise: stores made before held-out data resume
+        held_out = {
+            "eval_data": fingerprint(problem.x_eval, problem.y_eval),
+            "metrics": {name: [code_fingerprint(m.fn), m.maximize] for name, m in problem.metric_fns().items()},
+        }
     return {
+        **held_out,
         "name": problem.name,
         "loss": code_fingerprint(problem.loss),
         "sampler": None if problem.sampler is None else code_fingerprint(problem.sampler),
@@ -292,6 +299,8 @@ _MEANING = {
     "data": "the data x, y",
     "init": "the init",
     "min_loss": "min_loss",
+    "eval_data": "the held-out data x_eval, y_eval",
+    "metrics": "the held-out metrics",
 }
 
 

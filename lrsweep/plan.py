@@ -16,9 +16,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _checks, engine, gradients
+from . import _checks, engine, engine_data, gradients
 from .axes import Axes
 from .problems import Problem
+from .types import BEST_PREFIX, EVAL_LOSS
 
 #: Configs per compiled chunk of the lesson's problem, at most; costlier problems get fewer
 #: (``_chunk_size``). Large chunks keep the per-epoch loop overhead small (throughput is about 2x
@@ -70,6 +71,10 @@ def coord_attrs(name: str) -> dict[str, str]:
         return {"long_name": f"initial value of parameter {name[5:]}", "units": "1"}
     if name == "problem_seed":
         return {"long_name": "problem instance seed", "units": "1"}
+    if name == "data_seed":
+        return {"long_name": "minibatch order seed", "units": "1"}
+    if name == "eval_step":
+        return {"long_name": "optimizer steps before the held-out evaluation", "units": "1"}
     if name == "epoch":
         return {"long_name": "epoch", "units": "1"}
     return {}
@@ -84,7 +89,8 @@ class Layout:
       chunk_shape: the shape of a chunk (a block of configs computed together) in the grid of configs.
       coords: dim -> ``grid.Axis`` (or a 1-D array) of coordinate values.
       extra_coords: name -> (dim, 1-D array), e.g. ``init_w`` along ``init``.
-      epochs: the recorded epochs of a trajectory, or None for a summary.
+      epochs: the recorded epochs (steps) of a trajectory, or None for a summary.
+      eval_steps: the steps of a trajectory's held-out evaluations (dim ``eval_step``), or None.
       variables: name -> :class:`Variable`; ``outcome`` holds int8 codes, -1 for "pending"
         (``lrsweep.outcomes``).
       attrs: the Dataset's attributes (settings, and ``spec`` as JSON).
@@ -98,6 +104,7 @@ class Layout:
     epochs: np.ndarray | None
     variables: dict[str, Variable]
     attrs: dict[str, Any]
+    eval_steps: np.ndarray | None = None
 
     @property
     def chunk_grid(self) -> tuple[int, ...]:
@@ -130,14 +137,15 @@ class Layout:
         """Bytes of the result's coordinates (every sweep dim's values, extra coords, epochs)."""
         n = sum(int(self.coord_values(d, slice(0, 1)).itemsize) * s for d, s in zip(self.dims, self.shape))
         n += sum(int(np.asarray(v).nbytes) for _, v in self.extra_coords.values())
+        n += 0 if self.eval_steps is None else int(self.eval_steps.nbytes)
         return n + (0 if self.epochs is None else int(self.epochs.nbytes))
 
 
-def _work(problem: Problem, grad: str) -> int:
-    """Rough cost of one config-epoch: parameters x examples x loss evaluations."""
+def _work(problem: Problem, grad: str, batch: int = 0) -> int:
+    """Rough cost of one config-step: parameters x examples (a minibatch's) x loss evaluations."""
     n_param = gradients.n_elements(problem.init)
     evals = {"autodiff": 3, "forward": n_param + 1, "central": 2 * n_param + 1}[grad]
-    return n_param * problem.n_data * evals
+    return n_param * (batch or problem.n_data) * evals
 
 
 #: The lesson's cost in ``_work`` units (2 parameters x 4 examples x 3), the yardstick for chunks.
@@ -152,6 +160,7 @@ def bytes_per_config(static: engine.Static, problem: Problem) -> int:
     # Parameters, optimizer state and gradient copies, and the per-example activations of a batch.
     # The score's window of losses (the last scan's output, or a trajectory's ring): a few copies.
     state = item * (16 * n_param * 3 + 8 * problem.n_data * max(width, 1) + 64 + 3 * static.score_window)
+    state += item * (8 * static.n_eval * max(width, 1) + 4 * len(static.metrics))  # held-out activations, best
     records = 0
     if static.record == "trajectory":
         leaves = jax.tree_util.tree_leaves(problem.init)
@@ -159,6 +168,7 @@ def bytes_per_config(static: engine.Static, problem: Problem) -> int:
         kept = (1 if static.keep_loss else 0) + sum(int(np.prod(np.shape(leaves[k]))) for k in chosen)
         # The scan's output, its concatenation with the last epoch, and the host copy.
         records = 3 * item * kept * len(static.recorded_epochs())
+        records += 3 * item * len(static.metrics) * len(engine_data.eval_steps(static))
     return int(state + records)
 
 
@@ -232,7 +242,7 @@ def chunk_size(static: engine.Static, problem: Problem, memory: int, requested: 
             "--every k, --variables)"
         )
     # Costlier problems get fewer configs per chunk, so a chunk costs about what 65536 lesson configs do.
-    by_work = max(MIN_CHUNK, _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad)))
+    by_work = max(MIN_CHUNK, _pow2_floor(MAX_CHUNK * _LESSON_WORK / _work(problem, static.grad, static.batch_size)))
     chunk = min(cap, by_work, by_memory)
     if chunk_invariant(static):  # a small sweep need not pad to a big chunk
         chunk = min(chunk, max(MIN_CHUNK, _pow2_ceil(n_configs)))
@@ -264,7 +274,12 @@ def chunk_invariant(static: engine.Static) -> bool:
     on a larger data set leaves the sum of per-example gradients to XLA, whose order can change with
     the chunk's shape (tests/test_store.py checks both).
     """
-    return static.n_data <= engine.UNROLL_MAX or static.grad != "autodiff"
+    if static.grad != "autodiff":
+        return True
+    # A minibatch of at most UNROLL_MAX examples is summed term by term; the whole set's loss (at
+    # the start and the end) by tree_sum, unless a batch_loss hands it to XLA.
+    whole = getattr(static.loss, "batch_loss", None) is not None and static.n_data > engine.UNROLL_MAX
+    return (static.batch_size or static.n_data) <= engine.UNROLL_MAX and not whole
 
 
 def chunk_shape(shape: tuple[int, ...], dims: list[str], chunk: int) -> tuple[int, ...]:
@@ -275,8 +290,9 @@ def chunk_shape(shape: tuple[int, ...], dims: list[str], chunk: int) -> tuple[in
         block.append(t)
         room = room // t if t == size else 0
     block = block[::-1]
-    if dims and dims[0] == "problem_seed":
-        block[0] = 1  # each chunk trains on one problem instance's data
+    for i, dim in enumerate(dims[:2]):
+        if dim in ("problem_seed", "data_seed"):
+            block[i] = 1  # each chunk trains on one problem instance's data, in one order
     return tuple(block)
 
 
@@ -327,6 +343,25 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
             variables[name] = Variable(
                 dims, axes.shape, static.policy.compute_dtype, np.nan, {"long_name": text, "units": "1"}
             )
+    n_eval = (len(engine_data.eval_steps(static)),) if traj else ()
+    for name, _, up in static.metrics:
+        goal = {"goal": "max" if up else "min", "units": "1"}
+        where = "at each evaluation" if traj else "after the last step"
+        text = "held-out loss" if name == EVAL_LOSS else f"held-out {name}"
+        variables[name] = Variable(
+            dims + (("eval_step",) if traj else ()),
+            axes.shape + n_eval,
+            static.policy.compute_dtype,
+            np.nan,
+            {"long_name": f"{text} {where}", **goal},
+        )
+        variables[BEST_PREFIX + name] = Variable(
+            dims,
+            axes.shape,
+            static.policy.compute_dtype,
+            np.nan,
+            {"long_name": f"best {text} over evaluations", **goal},
+        )
     return Layout(
         dims=dims,
         shape=axes.shape,
@@ -336,6 +371,7 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
         epochs=static.recorded_epochs() if traj else None,
         variables=variables,
         attrs=attrs,
+        eval_steps=engine_data.eval_steps(static) if traj and static.metrics else None,
     )
 
 

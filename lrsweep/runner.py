@@ -67,8 +67,25 @@ class Job:
         zero = scalar(0.0)  # a zero that XLA sees only at run time (engine._mean_loss)
         min_loss = np.nan if problem.min_loss is None else problem.min_loss  # NaN: unknown (lrsweep.outcomes)
         plateau_rtol = self.layout.attrs.get("plateau_rtol", outcomes.DEFAULT_PLATEAU_RTOL)
+        # A chunk holds one data seed (plan.chunk_shape): the minibatch order is shared by its configs.
+        data_seed = np.uint32(self.axes.coords["data_seed"][idx["data_seed"][0]] if "data_seed" in idx else 0)
+        x_eval = y_eval = None
+        if static.metrics:
+            x_eval, y_eval = engine.to_compute_dtype(static, problem.x_eval, problem.y_eval)
         inputs = ChunkInputs(
-            lr, hyper, params0, x, y, scalar(self.h), zero, scalar(self.rtol), scalar(min_loss), scalar(plateau_rtol)
+            lr,
+            hyper,
+            params0,
+            x,
+            y,
+            scalar(self.h),
+            zero,
+            scalar(self.rtol),
+            scalar(min_loss),
+            scalar(plateau_rtol),
+            data_seed if static.batch_size else None,
+            x_eval,
+            y_eval,
         )
         return which, inputs
 
@@ -111,6 +128,7 @@ class Job:
             values.update(sum_v=result.sum_v, sum_inv_v=result.sum_inv_v)
         if result.loss is not None:
             values["loss"] = result.loss
+        values.update(result.metrics or {})
         values.update({names[i]: leaf for i, leaf in zip(kept, result.params)})
         return {
             name: np.asarray(v)[:n].reshape(*shape, *np.shape(v)[1:])

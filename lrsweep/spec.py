@@ -205,7 +205,43 @@ class SweepSpec:
         flag="int",
         check=_init,
     )
-    epochs: int = setting(1000, help="number of steps", toml=(int,), what="an integer", flag="int", check=_epochs)
+    epochs: int = setting(
+        1000,
+        help="passes over the training data (full batch: optimizer steps; with batch_size: n // batch_size "
+        "steps each); give epochs or steps",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=_epochs,
+    )
+    steps: Any = setting(
+        help="optimizer steps in all, instead of epochs (default: epochs times the steps per epoch)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=_epochs,
+    )
+    batch_size: Any = setting(
+        help="examples per optimizer step, reshuffled every epoch (default: the whole training set)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=_int(1),
+    )
+    data_seed: Any = setting(
+        help="a count or a list of seeds: a sweep axis of minibatch orders (default: seed 0, no axis)",
+        toml=(int, list),
+        what="a count or a list of integer seeds",
+        flag="int",
+        check=_problem_seed,
+    )
+    eval_every: Any = setting(
+        help="steps between held-out evaluations, and one after the last step (default: steps // 20, at least 1)",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=_int(1),
+    )
     grad: str = setting(
         "autodiff", help=f"gradient estimator, one of {list(GRADS)}", toml=(str,), what="a string", check=_one_of(GRADS)
     )
@@ -425,6 +461,12 @@ class SweepSpec:
             value = getattr(self, f.name)
             if value is not None and meta.check is not None:
                 object.__setattr__(self, f.name, meta.check(f.name, value))
+        if self.steps is not None and self.epochs != defaults()["epochs"]:
+            _both_lengths(self.steps, self.epochs)
+
+
+def _both_lengths(steps: Any, epochs: Any) -> None:
+    raise ValueError(f"steps={steps!r} is invalid with epochs={epochs!r}: expected one of them, not both")
 
 
 def settings() -> dict[str, Setting]:
@@ -443,4 +485,6 @@ def build(problem: Any, lr: Any, **kwargs: Any) -> SweepSpec:
     for key in kwargs:
         if key not in known or key in ("problem", "lr"):
             raise ValueError(f"{key}=... is not a setting of a sweep; the settings are {', '.join(known)}")
+    if kwargs.get("steps") is not None and kwargs.get("epochs") is not None:
+        _both_lengths(kwargs["steps"], kwargs["epochs"])
     return SweepSpec(problem=problem, lr=lr, **kwargs)

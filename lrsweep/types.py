@@ -30,6 +30,16 @@ KernelName = Literal["auto", "xla", "pallas", "pallas-interpret", "pallas-exampl
 RECORDS: tuple[RecordName, ...] = get_args(RecordName)
 KERNELS: tuple[KernelName, ...] = get_args(KernelName)
 
+#: The one list of a result's names besides its parameters: variables, dims and a store's own
+#: arrays. A held-out metric ``m`` adds the variables ``m`` and ``best_m``. No parameter may take a
+#: name of this list (``lrsweep.problems.RESERVED_NAMES`` derives from it), nor a metric's name.
+RESULT_VARIABLES = ("loss", "outcome", "event_epoch", "score", "best_loss", "best_epoch", "sum_v", "sum_inv_v")
+RESULT_DIMS = ("problem_seed", "data_seed", "lr", "init", "epoch", "eval_step")
+STORE_ARRAYS = ("chunk", "chunk_done", "chunk_checksum", "chunk_env")
+#: The held-out loss every problem with evaluation data reports, and the prefix of a metric's best value.
+EVAL_LOSS = "eval_loss"
+BEST_PREFIX = "best_"
+
 
 class ChunkInputs(NamedTuple):
     """One chunk's arrays. Swept values and data are arguments, never constants: new values never
@@ -45,6 +55,9 @@ class ChunkInputs(NamedTuple):
     rtol: Scalar  # () compute dtype: the convergence tolerance (lrsweep.outcomes)
     min_loss: Scalar  # () compute dtype: the problem's minimum loss; NaN when unknown
     plateau_rtol: Scalar  # () compute dtype: the plateau's relative spread (lrsweep.outcomes)
+    data_seed: Array | np.integer | None = None  # () uint32: the minibatch order's seed, shared by the chunk
+    x_eval: Array | None = None  # (n_eval, ...) compute dtype: held-out data, shared (None: no metrics)
+    y_eval: Array | None = None  # (n_eval, ...) compute dtype
 
 
 class ChunkResult(NamedTuple):
@@ -59,3 +72,6 @@ class ChunkResult(NamedTuple):
     best_epoch: Array  # (C,) int32: the first epoch with best_loss (-1: every loss NaN)
     sum_v: Array | None = None  # (C,) compute dtype with track_sums: sum over steps of L_e / L_0, clipped
     sum_inv_v: Array | None = None  # (C,) compute dtype with track_sums: sum over steps of L_0 / L_e
+    #: held-out metrics: ``<name>`` (C,) at the last evaluation, or (C, R_eval) at every evaluation
+    #: for a trajectory, and ``best_<name>`` (C,) over all evaluations; None without held-out data
+    metrics: dict[str, Array] | None = None

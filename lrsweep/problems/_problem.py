@@ -15,32 +15,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..types import BEST_PREFIX, EVAL_LOSS, RESULT_DIMS, RESULT_VARIABLES, STORE_ARRAYS
+
 PyTree = Any
 
-#: Names a result already uses (variables, dims, a store's own arrays): no parameter may take them.
-RESERVED_NAMES = frozenset(
-    {
-        "loss",
-        "outcome",
-        "event_epoch",
-        "score",
-        "best_loss",
-        "best_epoch",
-        "lr",
-        "init",
-        "epoch",
-        "problem_seed",
-        "chunk",
-        "chunk_done",
-        "chunk_checksum",
-    }
-)
+#: Names a result already uses (variables, dims, a store's own arrays, the held-out loss and its
+#: best value): no parameter may take them. Derived from the one list in ``lrsweep.types``.
+RESERVED_NAMES = frozenset(RESULT_VARIABLES + RESULT_DIMS + STORE_ARRAYS + (EVAL_LOSS, BEST_PREFIX + EVAL_LOSS))
 
 #: Metric names maximised when given as a plain function (``Problem.metrics``); any other name is minimised
 #: unless it is given as ``Metric(fn, maximize=True)``.
 MAXIMIZED_METRICS = frozenset({"accuracy", "acc", "top1", "top5", "f1", "precision", "recall", "auc", "r2"})
-#: The held-out loss every problem with evaluation data reports: ``loss`` averaged over ``x_eval, y_eval``.
-EVAL_LOSS = "eval_loss"
 
 
 class Metric(NamedTuple):
@@ -204,7 +189,10 @@ class Problem:
         """
         if not self.has_eval:
             return {}
-        return {EVAL_LOSS: Metric(self.loss, False), **dict(self.metrics)}
+        return {
+            EVAL_LOSS: Metric(self.loss, False),
+            **{k: m if isinstance(m, Metric) else Metric(m) for k, m in self.metrics.items()},
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,10 +240,16 @@ def _check_eval(problem: Problem, where: str) -> None:
     for name, m in problem.metrics.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"{where}: metric name {name!r} is invalid: expected a Python identifier")
-        if name == EVAL_LOSS or name in RESERVED_NAMES or name.startswith("best_"):
+        if name == EVAL_LOSS or name in RESERVED_NAMES or name.startswith(BEST_PREFIX):
             raise ValueError(
                 f"{where}: metric name {name!r} is reserved; avoid {EVAL_LOSS!r}, names starting with 'best_' "
                 f"and {sorted(RESERVED_NAMES)}"
+            )
+        taken = [v for v in (name, BEST_PREFIX + name) if v in param_names(problem.init)]
+        if taken:
+            raise ValueError(
+                f"{where}: metric name {name!r} is invalid: the result would name it and {taken[0]!r} "
+                f"as a parameter already does; rename the metric or the parameter"
             )
         if isinstance(m, Metric):
             fn, maximize = m
