@@ -147,7 +147,9 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     for other in instances[1:]:
         if other.x.shape != base.x.shape or other.y.shape != base.y.shape:
             raise ValueError("problem_seed: every instance must have data of the same shapes")
-        if other.has_eval != base.has_eval or getattr(other.x_eval, "shape", None) != getattr(base.x_eval, "shape", None):
+        if other.has_eval != base.has_eval or getattr(other.x_eval, "shape", None) != getattr(
+            base.x_eval, "shape", None
+        ):
             raise ValueError("problem_seed: every instance must have held-out data of the same shapes")
     if spec.every > epochs:
         what = "epochs" if spec.batch_size is None and spec.steps is None else "steps"
