@@ -241,7 +241,12 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
         pytrees with a leading axis (``{"w": array of n, "b": array of n}``); a count ``n``, drawn
         by the problem's sampler from ``seed``; or ``lrsweep.init_grid(w=..., b=...)``, a grid over
         chosen scalar parameters (dims ``init_w``, ``init_b``).
-      epochs: number of steps, >= 1.
+      epochs: passes over the training data, >= 1 (full batch: optimizer steps; with ``batch_size``,
+        ``n // batch_size`` steps each). ``steps``: optimizer steps in all, instead of ``epochs``.
+      batch_size: examples per step (default: the whole training set); each epoch a new order,
+        shared by every config with the same ``data_seed`` (a count or a list: a sweep dim).
+      eval_every: steps between held-out evaluations of a problem with ``x_eval``, ``y_eval``
+        (default ``max(1, steps // 20)``, and one after the last step); docs/training.md.
       grad: ``"autodiff"``, ``"forward"`` (the lesson's) or ``"central"`` (``lrsweep.gradients``).
       precision: ``"float32"``, ``"float64"`` or ``"mixed"`` (``lrsweep.precision``).
       record: ``"trajectory"`` keeps every ``every``-th epoch; ``"summary"`` keeps final values only,
