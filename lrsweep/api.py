@@ -294,7 +294,8 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
       (``w``, ``b``) over the sweep's dims [, epoch] and the parameter's own dims; ``outcome``
       (int8 codes of "converged", "unfinished", "diverged", "stuck", -1 "pending" if never trained;
       CF ``flag_values``/``flag_meanings`` attrs; ``lrsweep.outcome_names`` decodes them) and
-      ``event_epoch`` over the sweep's dims. ``attrs`` hold the settings, and ``attrs["spec"]`` the
+      ``event_epoch`` over the sweep's dims; with held-out data ``eval_loss``, each metric and their
+      ``best_<name>`` (a trajectory's along ``eval_step``). ``attrs`` hold the settings, and ``attrs["spec"]`` the
       canonical spec as JSON.
 
     Example:
