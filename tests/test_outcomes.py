@@ -250,3 +250,23 @@ def test_codes_and_flag_attributes_append_no_progress():
     }
     assert outcomes.names([4, -1]).tolist() == ["no_progress", "pending"]
     assert outcomes.codes(["no_progress", "stuck"]).tolist() == [4, 3]
+
+
+# --- the engine applies the same rules ----------------------------------------------------------
+
+
+def test_the_engine_gives_no_progress_and_a_start_at_the_minimum_converged():
+    import lrsweep
+
+    # float32: lr 1e-12 cannot change the loss (score exactly 1), once "diverged".
+    ds = lrsweep.sweep("linear", [1e-12, 0.1], epochs=1000, record="summary", progress=False)
+    assert lrsweep.outcome_names(ds.outcome.sel(init=0)).tolist() == ["no_progress", "converged"]
+    assert float(ds.score.sel(lr=1e-12, init=0)) == 1.0
+    # w = 3, b = 0 is the minimum (loss 0); forward differences nudge it to about 5e-8: converged, event 0.
+    init = {"w": np.array([3.0, 0.0]), "b": np.zeros(2)}
+    ds = lrsweep.sweep(
+        "linear", [1e-3, 0.05], init=init, epochs=300, grad="forward", precision="mixed", record="summary", progress=False
+    )
+    at_min = ds.sel(init=0)
+    assert lrsweep.outcome_names(at_min.outcome).tolist() == ["converged", "converged"]
+    assert at_min.event_epoch.values.tolist() == [0, 0] and np.all(at_min.score.values < 1)
