@@ -12,7 +12,8 @@ The public API:
 - :func:`plot`: a matplotlib Figure of a sweep: final loss against lr with the spread over runs, outcomes,
   the suggested and critical lr (fastai ``lr_find`` style), or a 2-D score map.
 - :func:`explore`: one self-contained, offline HTML page to explore a sweep (or a store).
-- :func:`suggest_lr`: one learning rate from a sweep (best, largest stable, fastest, lowest loss, valley).
+- :func:`suggest_lr`: one learning rate from a sweep (best, largest stable, fastest, lowest loss, valley);
+  :func:`suggest_point`: the best point of the joint grid of lr and hyperparameters.
 - :mod:`lrsweep.maps`: trainability maps over two layers' learning rates, their fractal dimension.
 - :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
 - :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them); :func:`outcome_names`
@@ -20,6 +21,7 @@ The public API:
 """
 
 from . import maps, optimizers, problems, theory
+from .answer import suggest as suggest_point
 from .api import SweepInterrupted, sweep, trace
 from .explore import explore
 from .grid import init_grid, parse_lr
@@ -49,6 +51,7 @@ __all__ = [
     "problem_factory",
     "problems",
     "suggest_lr",
+    "suggest_point",
     "sweep",
     "theory",
     "trace",

@@ -80,8 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _output_flags(run, json_help="print a machine-readable summary (JSON) on stdout instead of the table")
 
-    show = command("show", "print the summary table of a stored sweep, without rerunning it")
+    show = command("show", "print the summary table and the suggested lr of a stored sweep, without rerunning it")
     show.add_argument("store", help="a store written by lrsweep run --out")
+    show.add_argument(
+        "--json", action="store_true", help="print the summary as JSON, as run --json does (default: off)"
+    )
 
     explore = command("explore", "write one self-contained, offline HTML page to explore a sweep")
     explore.add_argument("source", help="a store (lrsweep run --out) or a spec TOML file (the sweep runs first)")
@@ -231,10 +234,12 @@ def _run(args) -> None:
         f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
     print(summary.table(ds))
-    if advice_problem is not None and "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX:
+    if advice_problem is not None and summary.suggestable(ds):
         t1 = time.perf_counter()
         print(summary.advice(advice_problem, ds, ds.attrs["optimizer"], sweep_s=seconds))
         timing["theory_s"] = time.perf_counter() - t1
+    elif summary.suggestable(ds):
+        print("\n".join(summary.suggestion_lines(ds)))
     if "out" in settings:
         print(f"results: {settings['out']} (lrsweep.open to read them; lrsweep export to write a table)")
     if getattr(args, "plot", None):
@@ -293,6 +298,9 @@ def _prepare(settings: dict, verbose: bool) -> tuple:
 
 def _show(args) -> None:
     ds = results.open(args.store)
+    if args.json:
+        print(json.dumps({**summary.facts(ds, None), "out": args.store}, indent=2, default=str))
+        return
     sizes = " x ".join(f"{ds.sizes[d]:,} {d}" for d in ds["outcome"].dims)
     a = ds.attrs
     print(
@@ -301,6 +309,8 @@ def _show(args) -> None:
     )
     print(f"chunks done: {a['chunks_done']:,} of {a['chunks_total']:,}")
     print(summary.table(ds))
+    if summary.suggestable(ds):
+        print("\n".join(summary.suggestion_lines(ds)))
 
 
 def _explore(args) -> None:

@@ -334,7 +334,9 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     score = outcomes.score(terms, loss0, pairwise_sum)
     plateaued = outcomes.plateau(terms, loss_final, plateau_rtol)
     known = ~jnp.isnan(min_loss)
-    outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol, score, plateaued, known)
+    outcome, event = outcomes.classify(
+        track, epochs, static.window, loss_final, tol, score, plateaued, known, loss0=loss0, min_loss=min_loss
+    )
     best_loss, best_epoch = outcomes.best(track)
     extra = dict(score=score, best_loss=best_loss, best_epoch=best_epoch, metrics=metrics)
     if sums is not None:

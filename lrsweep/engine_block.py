@@ -162,7 +162,9 @@ def train_block(
     score = outcomes.score(window, loss0, pairwise_sum)
     plateaued = outcomes.plateau(window, loss_final, plateau_rtol)
     known = ~jnp.isnan(min_loss)
-    outcome, event = outcomes.classify(track, epochs, static.window, loss_final, tol, score, plateaued, known)
+    outcome, event = outcomes.classify(
+        track, epochs, static.window, loss_final, tol, score, plateaued, known, loss0=loss0, min_loss=min_loss
+    )
     best_loss, best_epoch = outcomes.best(track)
     leaves = jax.tree_util.tree_leaves(final)
     return ChunkResult(loss_final, leaves, outcome, event, score, best_loss, best_epoch)

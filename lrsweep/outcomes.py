@@ -10,13 +10,17 @@ The score (Sohl-Dickstein 2024, "The boundary of neural network trainability is 
 recorded before the last ``K`` steps, ``L_{E-K} .. L_{E-1}`` (the notebook keeps the loss computed
 before each of its ``steps`` updates and averages the last 20 of them)::
 
-    r_e   = L_e / L_0                   (0 / 0 := 0: a run that starts and stays at zero loss)
+    r_e   = L_e / D,  D = L_0 unless |L_0| < a, then D = a   (a = ``ATOL`` = 1e-6: the guard)
     r_e   = 1e6  where r_e is NaN or infinite
     r_e   = min(r_e, 1e6)
     score = (1 / K) sum_{e=E-K}^{E-1} r_e       (summed in numpy's pairwise order)
 
 and the run is *trainable* iff ``score < 1``: averaged over the window, which smooths oscillations,
-the loss ended below where it started. The notebook replaces non-finite losses with ``1e6``
+the loss ended below where it started. The guarded denominator ``D`` is the paper's ``L_0`` for
+every start of at least ``1e-6`` in size (bit for bit), and keeps a start at zero loss from giving
+``L_e / 0 = inf`` (a forward difference's bias nudges such a run to ``5e-8``, which is no
+divergence); ``0 / D = 0`` as before. ``ATOL`` is absolute: losses are taken to be of order one
+at the start, as the score's ``1e6`` clip already does. The notebook replaces non-finite losses with ``1e6``
 *before* dividing by the first one (and, as written, ``v * fin`` keeps a NaN as NaN, so a
 non-finite loss makes its measure NaN: not trainable); we replace the non-finite ratio with the
 clip value ``1e6``. Both make any run with a non-finite loss in the window untrainable (here its
@@ -47,29 +51,49 @@ The plateau (for problems whose minimum is unknown). Over the window and the fin
 over the window. Every value of the window counts, not two endpoints: a period-2 cycle has equal
 endpoints and a large spread. A NaN or infinite value in ``W`` is no plateau.
 
+Progress. ``R = L*`` when known, else ``0`` (losses taken as ``>= 0``); the start's gap to it,
+guarded, is ``G = max(L_0 - R, a)`` with ``a = ATOL * max(1, |R|)``. The run *made progress* iff::
+
+    L_0 - L_E >= progress_rtol * G        (progress_rtol = PROGRESS_RTOL = 1e-2)
+
+it closed at least 1% of the gap to the minimum (of its starting loss when the minimum is
+unknown). A run *started at its minimum* iff ``L_0 <= R + a``, and *stayed there* iff
+``L_E <= R + a``.
+
 The outcome. With ``tol = L* + rtol * (L_0 - L*)`` (``rtol = 1e-6``: the gap to the minimum has
-shrunk a million-fold), *at the minimum* means ``L_E <= tol`` when ``L*`` is known, and
-``plateau and score < 1`` when it is not. The first rule that applies wins:
+shrunk a million-fold), *at the minimum* means ``L_E <= tol`` when ``L*`` is known (which implies
+progress unless the run started at its minimum), and ``plateau and score < 1 and progress`` when it
+is not (a plateau the run never left, at lr 1e-5 on a network at chance level, is no minimum). The
+first rule that applies wins:
 
 1. ``"diverged"``: ``L_E`` is NaN or infinite. (Under gradient descent a non-finite loss stays
    non-finite: its gradient makes the parameters NaN.)
-2. ``"stuck"``: no parameter changed over the last ``window`` epochs (``stuck_window``, default
+2. ``"converged"``: it started at its minimum and stayed there, whatever the lr and the score.
+3. ``"stuck"``: no parameter changed over the last ``window`` epochs (``stuck_window``, default
    ``max(1, E // 10)``) and the run is not at the minimum. Floating-point absorption does this: an
    update (or a finite-difference nudge) smaller than half the float spacing at a parameter leaves
    it unchanged, as in the lesson's ``lr = 1`` run, frozen at a huge loss.
-3. ``"diverged"``: ``score >= 1``, not trainable: the last ``K`` losses average at or above
+4. ``"no_progress"``: no progress, the final loss no more than ``progress_rtol * G`` above the
+   start and ``score < 1 + progress_rtol``: the run moved, if at all, less than the threshold either
+   way. An lr too small to change the loss in this precision lands here (its score is exactly 1),
+   as does an lr that trains too slowly to matter within ``E`` epochs.
+5. ``"diverged"``: ``score >= 1``, not trainable: the last ``K`` losses average at or above
    ``L_0``. A bounded oscillation below the start is *not* divergence.
-4. ``"converged"``: at the minimum (``L_E <= tol`` with a known ``L*``; a plateau, and trainable,
-   with an unknown one).
-5. ``"unfinished"``: none of the above: still improving, or cycling in a bounded orbit below the
+6. ``"converged"``: at the minimum (``L_E <= tol`` with a known ``L*``; a plateau, trainable and
+   progress with an unknown one).
+7. ``"unfinished"``: none of the above: still improving, or cycling in a bounded orbit below the
    start (trainable, but no plateau).
 
 ``event_epoch``: for "stuck", the epoch at which the parameters took their final values; for
-"converged" with a known minimum, the first epoch of the final stretch of epochs with
-``L_e <= tol`` (it reached the tolerance for good); for "diverged", the first epoch of the final
-stretch of epochs above ``L_0`` (or non-finite) when the run ends there, else -1 (it diverged on
-average over the window while its last loss lies below the start); otherwise -1 (no tolerance to
-reach when ``L*`` is unknown; nothing happened when unfinished).
+"converged" by rule 2, 0; for "converged" with a known minimum, the first epoch of the final
+stretch of epochs with ``L_e <= tol`` (it reached the tolerance for good); for "diverged", the
+first epoch of the final stretch of epochs above ``L_0`` (or non-finite) when the run ends there,
+else -1 (it diverged on average over the window while its last loss lies below the start);
+otherwise -1 (no tolerance to reach when ``L*`` is unknown; nothing happened when unfinished or
+without progress).
+
+Codes: 0 converged, 1 unfinished, 2 diverged, 3 stuck, 4 no_progress (appended: stores written
+before it keep their meaning), -1 pending.
 
 The tracker keeps four numbers per config, updated every epoch: ``run_start * 4 + zone`` (one
 int32: the zone of the latest epoch, 0 below ``tol``, 1 in between, 2 above ``L_0`` or
@@ -88,9 +112,9 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-CONVERGED, UNFINISHED, DIVERGED, STUCK = 0, 1, 2, 3
-#: Outcome names indexed by their integer code.
-NAMES = ("converged", "unfinished", "diverged", "stuck")
+CONVERGED, UNFINISHED, DIVERGED, STUCK, NO_PROGRESS = 0, 1, 2, 3, 4
+#: Outcome names indexed by their integer code (new outcomes are appended: old codes keep their meaning).
+NAMES = ("converged", "unfinished", "diverged", "stuck", "no_progress")
 #: The code and name of a config that was not trained (yet): an interrupted or resumable sweep.
 PENDING, PENDING_NAME = -1, "pending"
 #: CF attributes of an ``outcome`` variable: what its int8 codes mean.
@@ -106,6 +130,11 @@ DEFAULT_SCORE_WINDOW = 20
 DEFAULT_PLATEAU_RTOL = 1e-4
 #: Relative losses are clipped here, and a non-finite one counts as this (the paper's ``max_val``).
 SCORE_CLIP = 1e6
+#: Absolute tolerance at the minimum (``a`` of the module docstring, times ``max(1, |L*|)``) and
+#: the score's guard on a start near zero: losses are taken to be of order one at the start.
+ATOL = 1e-6
+#: Fraction of the start's gap to the minimum a run must close to have made progress.
+PROGRESS_RTOL = 1e-2
 #: Runs up to this many epochs can be tracked (run_start * 4 + zone must fit in an int32).
 MAX_EPOCHS = 2**29 - 1
 
@@ -177,10 +206,13 @@ def best(t: Tracker):
 
 
 def relative(loss, loss0):
-    """``r_e``, the loss relative to the first one as the score counts it: ``0 / 0 := 0``, a
-    non-finite ratio ``SCORE_CLIP``, clipped at ``SCORE_CLIP`` (module docstring)."""
+    """``r_e``, the loss relative to the first one as the score counts it: over the guarded
+    denominator ``D`` (``L_0``, or ``ATOL`` when ``|L_0| < ATOL``), ``0 / D := 0``, a non-finite
+    ratio ``SCORE_CLIP``, clipped at ``SCORE_CLIP`` (module docstring)."""
     loss = jnp.asarray(loss)
-    r = jnp.where(loss == 0, jnp.zeros_like(loss), loss / loss0)
+    loss0 = jnp.asarray(loss0)
+    den = jnp.where(jnp.abs(loss0) < ATOL, jnp.asarray(ATOL, loss0.dtype), loss0)  # the guard
+    r = jnp.where(loss == 0, jnp.zeros_like(loss), loss / den)
     r = jnp.where(jnp.isfinite(r), r, SCORE_CLIP)
     return jnp.minimum(r, SCORE_CLIP).astype(jnp.result_type(loss))
 
@@ -215,36 +247,36 @@ def plateau(window: Sequence, loss_final, rtol) -> jnp.ndarray:
     return jnp.isfinite(hi) & jnp.isfinite(lo) & (hi - lo <= rtol * level)
 
 
-def classify(t: Tracker, epochs: int, window: int, loss_final, tol, score_value, plateaued, known):
+def classify(t: Tracker, epochs: int, window: int, loss_final, tol, score_value, plateaued, known, *, loss0, min_loss):
     """Return ``(outcome code, event_epoch)`` as int8 and int32 scalars; see the module docstring.
 
     ``window`` is the stuck window; ``score_value`` the run's score; ``plateaued`` whether the final
-    losses form a plateau; ``known`` whether the problem's minimum (hence ``tol``) is known.
+    losses form a plateau; ``known`` whether the problem's minimum (hence ``tol``) is known;
+    ``loss0`` is ``L_0`` and ``min_loss`` is ``L*`` (NaN when unknown). Elementwise: scalars or
+    vectors of configs alike.
     """
     final_zone = t.zone_run & 3
     run_start = t.zone_run >> 2
     nonfinite = ~jnp.isfinite(loss_final)
     trainable = score_value < 1
-    at_minimum = jnp.where(known, loss_final <= tol, plateaued & trainable)
+    reference = jnp.where(known, min_loss, jnp.zeros_like(min_loss)).astype(jnp.result_type(loss_final))
+    atol = ATOL * jnp.maximum(1, jnp.abs(reference))
+    gap = jnp.maximum(loss0 - reference, atol)
+    progress = loss0 - loss_final >= PROGRESS_RTOL * gap
+    at_start = (loss0 <= reference + atol) & (loss_final <= reference + atol)  # started and stayed there
+    level = ~progress & (loss_final <= loss0 + PROGRESS_RTOL * gap) & (score_value < 1 + PROGRESS_RTOL)
+    at_minimum = jnp.where(known, loss_final <= tol, plateaued & trainable & progress) | at_start
     frozen = (epochs - t.last_change) >= window
-    outcome = jnp.where(
-        nonfinite,
-        DIVERGED,
-        jnp.where(
-            frozen & ~at_minimum,
-            STUCK,
-            jnp.where(~trainable, DIVERGED, jnp.where(at_minimum, CONVERGED, UNFINISHED)),
-        ),
-    ).astype(jnp.int8)
-    event = jnp.where(
-        outcome == STUCK,
-        t.last_change,
-        jnp.where(
-            outcome == DIVERGED,
-            jnp.where(final_zone == 2, run_start, -1),
-            jnp.where((outcome == CONVERGED) & known, run_start, -1),
-        ),
-    )
+    # Nested selects, not jnp.select: the per-example GPU kernel lowers plain selects only.
+    rules = [(at_start, CONVERGED), (frozen & ~at_minimum, STUCK), (level, NO_PROGRESS), (~trainable, DIVERGED)]
+    outcome = jnp.where(at_minimum, CONVERGED, UNFINISHED)
+    for condition, code in reversed(rules):
+        outcome = jnp.where(condition, code, outcome)
+    outcome = jnp.where(nonfinite, DIVERGED, outcome).astype(jnp.int8)
+    event = jnp.where((outcome == CONVERGED) & known, run_start, -1)
+    event = jnp.where(at_start & (outcome == CONVERGED), 0, event)
+    event = jnp.where(outcome == DIVERGED, jnp.where(final_zone == 2, run_start, -1), event)
+    event = jnp.where(outcome == STUCK, t.last_change, event)
     return outcome, event.astype(jnp.int32)
 
 

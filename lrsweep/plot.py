@@ -1,10 +1,15 @@
 """One figure of a sweep, as fastai's ``lr_find`` gives one: :func:`plot`.
 
-- A sweep over one ``lr`` axis: the final loss against the learning rate on log axes, the runs at
+- A sweep over one ``lr`` axis: the final loss (the metric the suggestion compares: ``eval_loss`` when
+  the sweep has it) against the learning rate on log axes, the runs at
   each lr combined as :func:`lrsweep.suggest_lr` combines them (``across``, the worst by default)
   with the spread over the runs (lowest to highest) as a band; under it an outcome strip (each
   lr's outcome, the worst over its runs: diverged, then stuck, pending, unfinished, converged);
   the suggested lr and, when given, theory's critical lr marked.
+- A sweep over ``lr`` and hyperparameters (``opt_<name>``; ``lrsweep.suggest``): the map of lr x
+  the first hyperparameter, each cell the final metric combined over its runs (``log10`` when
+  positive), the joint suggestion (``lrsweep.answer.suggestion``, the answer ``lrsweep run`` prints)
+  circled; further hyperparameters are folded with ``across``.
 - A sweep over two per-group learning rates (``lr_<a>``, ``lr_<b>``): the trainability map of
   Sohl-Dickstein 2024 ("The boundary of neural network trainability is fractal"): ``log10`` of the
   score (``lrsweep.outcomes``; worst over the other dims) as an image, the first group on ``x``,
@@ -24,7 +29,7 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from . import outcomes, suggest
+from . import answer, outcomes, suggest
 
 #: Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 OUTCOME_COLORS = {
@@ -32,10 +37,11 @@ OUTCOME_COLORS = {
     "unfinished": "#56B4E9",
     "diverged": "#D55E00",
     "stuck": "#CC79A7",
+    "no_progress": "#F0E442",
     "pending": "#BBBBBB",
 }
 #: Worst first: the outcome shown for an lr is the first of these among its runs.
-SEVERITY = ("diverged", "stuck", "pending", "unfinished", "converged")
+SEVERITY = ("diverged", "stuck", "pending", "no_progress", "unfinished", "converged")
 _LINE, _SUGGEST, _CRITICAL = "#0072B2", "#E69F00", "#000000"
 
 
@@ -66,9 +72,11 @@ def _style(ax) -> None:
 
 
 def _plot_1d(ds: xr.Dataset, method: str, across: str, critical_lr: float | None) -> Figure:
-    lrs, combined = suggest.combined_loss(ds, across)
-    _, low = suggest.combined_loss(ds, "best")
-    _, high = suggest.combined_loss(ds, "worst")
+    found = answer.suggestion(ds, method, across)
+    metric = found.metric
+    lrs, combined = suggest.combined_loss(ds, across, metric)
+    _, low = suggest.combined_loss(ds, "best", metric)
+    _, high = suggest.combined_loss(ds, "worst", metric)
     how = suggest.across_text(ds, across)
     n_runs = int(ds["outcome"].size // ds.sizes["lr"])
     fig = Figure(figsize=(7.0, 4.6), layout="constrained")
@@ -87,7 +95,7 @@ def _plot_1d(ds: xr.Dataset, method: str, across: str, critical_lr: float | None
             lrs, shown(np.where(band, low, np.nan)), shown(np.where(band, high, np.nan)), color=_LINE, alpha=0.18,
             lw=0, label=f"spread over {n_runs} runs (best to worst)",
         )  # fmt: skip
-    ax.plot(lrs, shown(combined), color=_LINE, lw=1.8, marker="o", ms=3, label=f"final loss, {how}")
+    ax.plot(lrs, shown(combined), color=_LINE, lw=1.8, marker="o", ms=3, label=f"final {metric}, {how}")
     ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
@@ -100,12 +108,11 @@ def _plot_1d(ds: xr.Dataset, method: str, across: str, critical_lr: float | None
         else:
             pad = 0.1 * (top - bottom) or 1.0
             ax.set_ylim(bottom - pad, top + 3 * pad)
-    ax.set_ylabel("final loss", fontsize=10)
-    found = suggest.suggestion(ds, method, across)
+    ax.set_ylabel(f"final {metric}", fontsize=10)
     if found.lr is not None:
         k = int(np.flatnonzero(lrs == found.lr)[0])
         ax.axvline(found.lr, color=_SUGGEST, lw=1.6, ls="-", zorder=1)
-        label = f"suggested lr {found.lr:.3g} ({found.method.replace('_', ' ')})"
+        label = f"suggested lr {found.lr:.3g} ({found.method.replace('_', ' ')} on {metric}, {found.how})"
         if found.edge is not None:
             label += ": at the grid's edge"
         if np.isfinite(combined[k]):
@@ -157,6 +164,39 @@ def _plot_1d(ds: xr.Dataset, method: str, across: str, critical_lr: float | None
         handles=[Patch(color=OUTCOME_COLORS[n], label=n) for n in present],
         ncols=len(present), fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -1.6),
     )  # fmt: skip
+    return fig
+
+
+def _plot_map(ds: xr.Dataset, hyper: str, method: str, across: str) -> Figure:
+    """lr x hyperparameter: the combined final metric per cell (log10 when positive), the joint
+    suggestion (``answer.suggestion``) marked; other hyperparameter dims folded with ``across``."""
+    found = answer.suggestion(ds, method, across)
+    metric = found.metric
+    values = np.asarray(ds[hyper].values)
+    rows = [suggest.combined_loss(ds.isel({hyper: k}), across, metric) for k in range(values.size)]
+    lrs = rows[0][0]
+    grid = np.array([row[1] for row in rows], dtype=np.float64)
+    grid = np.where(np.isfinite(grid), grid, np.nan)
+    positive = bool(np.all(grid[np.isfinite(grid)] > 0))
+    shown = np.log10(grid) if positive else grid
+    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    rev = "_r" if suggest.goal(ds, metric) == "max" else ""
+    image = ax.pcolormesh(_edges(lrs), np.arange(values.size + 1) - 0.5, shown, cmap="viridis" + rev)
+    bar = fig.colorbar(image, ax=ax, shrink=0.85)
+    bar.set_label(f"{'log10 ' if positive else ''}final {metric}, {found.how}  (blank: non-finite)", fontsize=9)
+    ax.set_xscale("log")
+    ax.set_yticks(np.arange(values.size), [suggest.fmt(v) for v in values])
+    ax.set_xlabel("learning rate", fontsize=10)
+    ax.set_ylabel(hyper, fontsize=10)
+    if found.lr is not None and found.point is not None:
+        y = int(np.flatnonzero(values == found.point[hyper])[0])
+        ax.plot([found.lr], [y], marker="o", ms=11, mfc="none", mec=_SUGGEST, mew=2.2, ls="none", label=found.text())
+        ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    folded = [d for d in suggest.hyper_dims(ds) if d != hyper]
+    extra = f", {across} over {' x '.join(folded)}" if folded else ""
+    ax.set_title(f"{ds.attrs.get('problem', '')}: final {metric} by lr and {hyper}{extra}", fontsize=11, loc="left")
+    _style(ax)
     return fig
 
 
@@ -237,6 +277,9 @@ def plot(
     groups = [d for d in result["outcome"].dims if str(d).startswith("lr_")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices of never-trained configs
+        hyper = suggest.hyper_dims(result) if "lr" in result.dims else []
+        if hyper:
+            return _plot_map(result, hyper[0], method, across)
         if "lr" in result.dims:
             return _plot_1d(result, method, across, critical_lr)
         if len(groups) == 2:

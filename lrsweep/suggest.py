@@ -1,37 +1,56 @@
-"""Pick a learning rate from a sweep's result: :func:`suggest_lr`.
+"""Pick a learning rate from a sweep's result: :func:`suggest_lr`; ``suggest`` (the best point of
+the joint grid of lr and hyperparameters) and ``suggestion`` (the one answer every report
+prints: ``lrsweep run``, ``show``, ``--json``, ``lrsweep.plot`` and the explorer), the latter two in
+``lrsweep.answer``.
 
 Every method reduces the sweep to one number per learning rate by combining all the runs at that
 learning rate: every dim of the result except ``lr`` (``init``, an init grid's ``init_w``,
 ``problem_seed``, ``opt_<name>``, ...) and, for the loss, except ``epoch`` (the final epoch is
 used). ``across`` names how (:data:`ACROSS`): ``"worst"`` (the default: a learning rate is only as
 good as its worst run), ``"median"``, ``"mean"`` or ``"best"`` (the luckiest run).
+
+Runs and hyperparameters. The dims ``init``, ``init_<name>`` and ``*_seed`` (``problem_seed``: a
+problem instance is not a choice) hold *runs* of one setting. Every other dim but the lr's
+(``opt_<name>``, ...) is a *hyperparameter*: :func:`suggest_lr` folds it in like a run (the lr that
+is good for every value, with ``across="worst"``) and warns that it did; ``lrsweep.answer.suggest`` keeps it
+and returns the best point of the joint grid.
+
+Metrics. ``metric`` names the variable compared: the final value of ``"eval_loss"`` when the
+result has it (held-out data), else the training ``"loss"``; any other variable over the config
+dims (``"accuracy"``, ...) too. Its direction is ``result[metric].attrs["goal"]`` (``"min"`` when
+absent); the worst of a maximised metric is its lowest. Outcomes, and so divergence, stay on the
+training loss.
 """
 
 from __future__ import annotations
 
 import numbers
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
 
-from . import _checks, outcomes
+from . import _checks, _valley, outcomes
 
 METHODS = ("best", "largest_stable", "fastest", "lowest_loss", "valley")
 #: How the runs at one learning rate combine into one number.
 ACROSS = ("worst", "median", "mean", "best")
 #: The method the CLI falls back to when the default cannot answer: it needs one finite loss only.
 FALLBACK = "lowest_loss"
-#: ``"best"``: learning rates whose combined final loss is within this fraction of the spread
-#: between the best and the worst qualifying learning rates count as equally good.
-BEST_GAP = 0.01
+#: ``"best"``: a learning rate whose gap (module docstring of :func:`suggest_lr`) is at most this
+#: many times the lowest gap is as good as the lowest.
+BEST_RATIO = 1.1
 #: Outcomes that make a learning rate stable. Anything else ("diverged", "stuck", an interrupted
-#: sweep's "pending") does not: a run that was never trained proves nothing.
-STABLE = ("converged", "unfinished")
+#: sweep's "pending") does not: a run that was never trained proves nothing. A run without progress
+#: did not blow up: stable (and at a poor loss, which "best" sees).
+STABLE = ("converged", "unfinished", "no_progress")
+#: Dims that hold runs of one setting (with ``init_*`` and ``*_seed``); other non-lr dims are hyperparameters.
+RUN_DIMS = ("init", "seed")
+#: Dims of a record that are not configs: the final one is used.
+TIME_DIMS = ("epoch", "eval_step")
 
 
-def _check_result(result, variables: tuple[str, ...], min_lr: int) -> np.ndarray:
+def check_result(result, variables: tuple[str, ...], min_lr: int) -> np.ndarray:
     """Validate ``result`` and return its learning rates, shape ``(L,)`` float64."""
     if not isinstance(result, xr.Dataset):
         raise ValueError(f"result={type(result).__name__} is invalid: expected the xarray.Dataset of lrsweep.sweep()")
@@ -59,10 +78,45 @@ def _per_lr(da: xr.DataArray) -> np.ndarray:
     return arr.reshape(arr.shape[0], -1)
 
 
-def _final_loss(result: xr.Dataset) -> xr.DataArray:
-    """The loss at the last recorded epoch (a summary's loss is already final)."""
-    loss = result["loss"]
-    return loss.isel(epoch=-1) if "epoch" in loss.dims else loss
+def _final_loss(result: xr.Dataset, metric: str = "loss") -> xr.DataArray:
+    """``metric`` at the last recorded epoch or evaluation (a summary's is already final)."""
+    da = result[metric]
+    last = {d: -1 for d in TIME_DIMS if d in da.dims}
+    return da.isel(last) if last else da
+
+
+def is_run_dim(dim: str) -> bool:
+    """Whether ``dim`` holds runs of one setting (inits, seeds) rather than a hyperparameter."""
+    return dim in RUN_DIMS or dim.startswith("init_") or dim.endswith("_seed")
+
+
+def hyper_dims(result: xr.Dataset) -> list[str]:
+    """The hyperparameter dims of ``result``: config dims that are neither the lr nor runs."""
+    da = result["outcome"] if "outcome" in result else result["loss"]
+    return [str(d) for d in da.dims if d != "lr" and d not in TIME_DIMS and not is_run_dim(str(d))]
+
+
+def default_metric(result: xr.Dataset) -> str:
+    """``"eval_loss"`` when ``result`` has it, else ``"loss"``."""
+    return "eval_loss" if "eval_loss" in result.data_vars else "loss"
+
+
+def goal(result: xr.Dataset, metric: str) -> str:
+    """``"min"`` or ``"max"``: ``result[metric].attrs["goal"]``, ``"min"`` when absent."""
+    value = result[metric].attrs.get("goal", "min")
+    if value not in ("min", "max"):
+        raise ValueError(f"result[{metric!r}].attrs['goal']={value!r} is invalid: expected 'min' or 'max'")
+    return value
+
+
+def check_metric(result, metric: str | None) -> str:
+    """``metric``, or the default; one that is named must be a variable of ``result``."""
+    if not isinstance(result, xr.Dataset) or metric is None:
+        return default_metric(result) if isinstance(result, xr.Dataset) else "loss"
+    if not isinstance(metric, str) or metric not in result.data_vars:
+        have = [str(v) for v in result.data_vars] if isinstance(result, xr.Dataset) else []
+        raise ValueError(f"metric={metric!r} is invalid: expected a variable of the result, one of {have}")
+    return metric
 
 
 def _combine(runs, across: str, worst_is_high: bool = True) -> np.ndarray:
@@ -90,19 +144,21 @@ def _by_lr(lrs: np.ndarray, values: np.ndarray):
     return unique, [v.ravel() for v in np.split(values[order], bounds)]
 
 
-def _final_losses(result: xr.Dataset) -> np.ndarray:
-    """Final losses ``(L, R)`` float64; NaN and inf count as +inf."""
-    loss = _per_lr(_final_loss(result)).astype(np.float64)
-    return np.where(np.isfinite(loss), loss, np.inf)
+def _final_losses(result: xr.Dataset, metric: str = "loss") -> np.ndarray:
+    """Final values ``(L, R)`` float64; NaN and inf count as the worst (+inf, or -inf when maximised)."""
+    loss = _per_lr(_final_loss(result, metric)).astype(np.float64)
+    worst = -np.inf if goal(result, metric) == "max" else np.inf
+    return np.where(np.isfinite(loss), loss, worst)
 
 
-def combined_loss(result: xr.Dataset, across: str = "worst") -> tuple[np.ndarray, np.ndarray]:
-    """Per distinct learning rate, the final loss combined over its runs: ``(lrs (U,), loss (U,))``,
-    sorted by lr; NaN and infinite losses count as ``+inf``."""
+def combined_loss(result: xr.Dataset, across: str = "worst", metric: str = "loss") -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct learning rate, the final ``metric`` (the training loss by default) combined over
+    its runs: ``(lrs (U,), values (U,))``, sorted by lr; NaN and infinite values count as the worst
+    (``+inf``; ``-inf`` for a maximised metric)."""
     _checks.choice("across", across, ACROSS)
-    lrs = _check_result(result, ("loss",), 1)
-    lrs, runs = _by_lr(lrs, _final_losses(result))
-    return lrs, _combine(runs, across)
+    lrs = check_result(result, (metric,), 1)
+    lrs, runs = _by_lr(lrs, _final_losses(result, metric))
+    return lrs, _combine(runs, across, worst_is_high=goal(result, metric) == "min")
 
 
 def _bad(result: xr.Dataset, lrs: np.ndarray, across: str, good: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +173,7 @@ def _bad(result: xr.Dataset, lrs: np.ndarray, across: str, good: tuple[str, ...]
 def across_text(result: xr.Dataset, across: str) -> str:
     """``"worst over 5 inits"``, ``"median over 20 runs (init x problem_seed)"``."""
     da = result["outcome"] if "outcome" in result else _final_loss(result)
-    dims = [str(d) for d in da.dims if d != "lr"]
+    dims = [str(d) for d in da.dims if d != "lr" and d not in TIME_DIMS]
     n = int(np.prod([da.sizes[d] for d in dims], dtype=np.int64))
     if dims and all(d == "init" or d.startswith("init_") for d in dims):
         grid = f" ({' x '.join(dims)})" if dims != ["init"] else ""
@@ -133,7 +189,7 @@ def _none_qualifies(method: str, why: str) -> ValueError:
 
 
 def _largest_stable(result: xr.Dataset, across: str) -> float:
-    lrs = _check_result(result, ("outcome",), 1)
+    lrs = check_result(result, ("outcome",), 1)
     lrs, bad = _bad(result, lrs, across, STABLE)
     # The stable prefix: stop at the first unstable lr, so that a lucky stable lr above an
     # unstable one does not count.
@@ -145,7 +201,7 @@ def _largest_stable(result: xr.Dataset, across: str) -> float:
 
 
 def _fastest(result: xr.Dataset, across: str) -> float:
-    lrs = _check_result(result, ("outcome", "event_epoch"), 1)
+    lrs = check_result(result, ("outcome", "event_epoch"), 1)
     converged = outcomes.names(_per_lr(result["outcome"])) == "converged"
     epochs = _per_lr(result["event_epoch"]).astype(np.float64)
     # A run that did not converge takes forever (so does one without an event: an unknown minimum).
@@ -158,75 +214,61 @@ def _fastest(result: xr.Dataset, across: str) -> float:
     return float(lrs[np.argmin(score)])  # argmin: the first, i.e. smallest, lr among ties
 
 
-def _lowest_loss(result: xr.Dataset, across: str) -> float:
-    lrs, loss = combined_loss(result, across)
-    if not np.any(np.isfinite(loss)):
-        raise _none_qualifies("lowest_loss", f"every lr's final loss is NaN or infinite ({across} over its runs)")
-    return float(lrs[np.argmin(loss)])  # argmin: the smallest lr among ties
+def _lowest_loss(result: xr.Dataset, across: str, metric: str = "loss") -> float:
+    lrs, value = combined_loss(result, across, metric)
+    if not np.any(np.isfinite(value)):
+        raise _none_qualifies("lowest_loss", f"every lr's final {metric} is NaN or infinite ({across} over its runs)")
+    # The first, i.e. smallest, lr among ties.
+    return float(lrs[np.argmax(value) if goal(result, metric) == "max" else np.argmin(value)])
 
 
-def _best(result: xr.Dataset, across: str) -> float:
-    lrs, loss = combined_loss(result, across)
-    diverged = ~np.isfinite(loss)
+def _diverged(result: xr.Dataset, across: str, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct lr ``(lrs (U,), values (U,), diverged (U,))``: the combined final ``metric`` and
+    whether the lr diverged (a non-finite metric or training loss, a run "diverged" or "pending",
+    or a combined score of 1 or more: see :func:`suggest_lr`)."""
+    lrs, value = combined_loss(result, across, metric)
+    diverged = ~np.isfinite(value)
+    if metric != "loss" and "loss" in result.data_vars:
+        diverged |= ~np.isfinite(combined_loss(result, across)[1])
     if "outcome" in result.data_vars:
-        diverged |= _bad(result, _check_result(result, ("outcome",), 1), across, (*STABLE, "stuck"))[1]
+        diverged |= _bad(result, check_result(result, ("outcome",), 1), across, (*STABLE, "stuck"))[1]
     if "score" in result.data_vars:
-        _, scores = _by_lr(_check_result(result, ("score",), 1), _per_lr(result["score"]).astype(np.float64))
+        _, scores = _by_lr(check_result(result, ("score",), 1), _per_lr(result["score"]).astype(np.float64))
         diverged |= ~(_combine(np.where(np.isnan(scores), np.inf, scores), across) < 1)
+    return lrs, value, diverged
+
+
+def gaps(result: xr.Dataset, metric: str, values: np.ndarray) -> np.ndarray:
+    """``"best"``'s gaps ``g_k`` of the combined final values ``A_k`` (``(n,)``, finite): see :func:`suggest_lr`."""
+    if goal(result, metric) == "max":
+        gap = 1.0 - values if np.all(values <= 1.0) else values.max() - values
+    else:
+        attr = result.attrs.get("min_loss") if metric == "loss" else None
+        reference = float(attr) if attr is not None and np.isfinite(float(attr)) else 0.0
+        gap = values - reference
+    top = float(gap.max()) if gap.size else 0.0
+    dtype = result[metric].dtype if np.issubdtype(result[metric].dtype, np.floating) else np.dtype(np.float64)
+    floor = float(np.finfo(dtype).eps) * top if top > 0 else np.finfo(np.float64).tiny
+    return np.maximum(gap, floor)
+
+
+def _best(result: xr.Dataset, across: str, metric: str = "loss") -> float:
+    lrs, value, diverged = _diverged(result, across, metric)
     # The prefix below the first lr that diverged: a lucky lr above a divergence does not count.
     stop = int(np.argmax(diverged)) if np.any(diverged) else lrs.size
     if stop == 0:
-        why = f"the smallest lr {float(lrs[0])!r} already diverged or has a non-finite final loss ({across} over its runs)"
+        why = f"the smallest lr {float(lrs[0])!r} already diverged or has a non-finite final {metric} ({across} over its runs)"
         raise _none_qualifies("best", why)
-    loss = loss[:stop]
-    best, worst = loss.min(), loss.max()
-    near = loss - best <= BEST_GAP * (worst - best)
-    return float(lrs[np.flatnonzero(near)[-1]])
+    gap = gaps(result, metric, value[:stop])
+    k = int(np.argmin(gap))  # the smallest lr among ties
+    # On along the candidates while the gap stays within BEST_RATIO of the lowest: as good, faster.
+    while k + 1 < stop and gap[k + 1] <= BEST_RATIO * gap.min():
+        k += 1
+    return float(lrs[k])
 
 
-def _ema(values: np.ndarray, beta: float) -> np.ndarray:
-    """Debiased exponential moving average of ``values`` ``(n,)``, as fastai's ``Recorder`` smooths losses.
-
-    ``a_k = beta a_{k-1} + (1 - beta) v_k`` from ``a_{-1} = 0``, and ``s_k = a_k / (1 - beta^(k+1))``.
-    """
-    if beta == 0.0:
-        return values.copy()
-    out = np.empty_like(values)
-    avg = 0.0
-    for k, v in enumerate(values):
-        avg = beta * avg + (1.0 - beta) * v
-        out[k] = avg / (1.0 - beta ** (k + 1))
-    return out
-
-
-def _longest_descent(values: np.ndarray) -> tuple[int, int]:
-    """``(start, end)`` of the longest valley in ``values``, shape ``(n,)`` with ``n >= 1``.
-
-    ``d[i]``: the length of the longest strictly decreasing subsequence of ``values`` ending at
-    ``i`` (fastai's ``lds``). ``end``: the first index with the largest ``d``. ``start``: the
-    smallest index at which such a subsequence (of length ``d[end]``, ending at ``end``) can begin,
-    found with ``f[j]``, the longest strictly decreasing subsequence from ``j`` to ``end``.
-    ``O(n^2)`` time in ``n`` numpy passes: well under a second for ``n`` up to about ``10^4``.
-    """
-    n = values.size
-    d = np.ones(n, dtype=np.int64)
-    for i in range(1, n):
-        higher = values[:i] > values[i]
-        if np.any(higher):
-            d[i] = d[:i][higher].max() + 1
-    end = int(np.argmax(d))
-    f = np.zeros(n, dtype=np.int64)  # 0: no decreasing path from j to end
-    f[end] = 1
-    for j in range(end - 1, -1, -1):
-        after = slice(j + 1, end + 1)
-        reach = (values[after] < values[j]) & (f[after] > 0)
-        if np.any(reach):
-            f[j] = f[after][reach].max() + 1
-    return int(np.argmax(f == d[end])), end
-
-
-def _valley(result: xr.Dataset, smooth: float, across: str) -> float:
-    _check_result(result, ("loss",), 2)
+def _valley_method(result: xr.Dataset, smooth: float, across: str) -> float:
+    check_result(result, ("loss",), 2)
     lrs, loss = combined_loss(result, across)
     if lrs.size < 2:
         raise ValueError(
@@ -247,13 +289,15 @@ def _valley(result: xr.Dataset, smooth: float, across: str) -> float:
     gap = loss - (min_loss if np.isfinite(min_loss) else 0.0)  # unknown: 0, losses are taken as >= 0
     positive = gap[gap > 0]
     floor = positive.min() if positive.size else 1.0
-    curve = _ema(np.log10(np.maximum(gap, floor)), smooth)
-    start, end = _longest_descent(curve)
+    curve = _valley.ema(np.log10(np.maximum(gap, floor)), smooth)
+    start, end = _valley.longest_descent(curve)
     third = (end - start) / 3
     return float(lrs[start + int(third) + int(third / 2)])
 
 
-def suggest_lr(result: xr.Dataset, method: str = "best", *, across: str = "worst", smooth: float = 0.0) -> float:
+def suggest_lr(
+    result: xr.Dataset, method: str = "best", *, across: str = "worst", smooth: float = 0.0, metric: str | None = None
+) -> float:
     """A learning rate suggested by a sweep's result.
 
     ``result`` is the ``xarray.Dataset`` of :func:`lrsweep.sweep` (a summary or a trajectory): dim
@@ -267,16 +311,19 @@ def suggest_lr(result: xr.Dataset, method: str = "best", *, across: str = "worst
     runs. With ``lr_1 < lr_2 < ... < lr_L`` the sorted distinct learning rates and ``A_k`` the
     combined final loss of ``lr_k``:
 
-    - ``"best"`` (the default): the learning rate to train with. ``lr_k`` *diverged* when ``A_k`` is
-      not finite, its runs combined are "diverged" or "pending", or their combined score is 1 or
-      more (not trainable, ``lrsweep.outcomes``). Among ``lr_1 .. lr_m``, the learning rates below
-      the first that diverged (a lucky one above a divergence does not count), with ``A_min`` and
-      ``A_max`` their lowest and highest ``A``: the *largest* ``lr_k`` with
-      ``A_k - A_min <= 0.01 (A_max - A_min)`` (``BEST_GAP``). As good as the best to within 1% of
-      the spread, and the fastest of those (a larger step reaches the same loss sooner); its ``A``
-      closes at least 99% of the gap from ``A_max`` (about the initial loss when the grid starts
-      at learning rates too small to train) to ``A_min``. Unlike ``"largest_stable"`` it never
-      takes a learning rate that merely did not blow up but ended at a poor loss.
+    - ``"best"`` (the default): the learning rate to train with. ``lr_k`` *diverged* when ``A_k`` or
+      its combined final training loss is not finite, its runs combined are "diverged" or
+      "pending", or their combined score is 1 or more (not trainable, ``lrsweep.outcomes``). The
+      candidates are ``lr_1 .. lr_m``, the learning rates below the first that diverged (a lucky
+      one above a divergence does not count). Losses span decades, so they are compared as
+      ratios of their *gaps* ``g_k = A_k - R`` (``R`` = ``result.attrs["min_loss"]`` for the
+      training loss when known, else 0; for a maximised metric ``g_k = 1 - A_k`` when every ``A_k
+      <= 1``, an accuracy's error, else ``max A - A_k``), floored at ``eps`` times the largest
+      candidate gap (``eps`` of the metric's dtype: below it gaps are round-off, and tie).
+      With ``k*`` the lowest gap (the smallest lr among ties), returns the largest ``lr_k``,
+      ``k >= k*``, such that ``g_{k*} .. g_k`` are all within ``1.1 g_{k*}`` (``BEST_RATIO``): as
+      good as the best to within 10%, the fastest of those, and never past a rise beyond 10% of
+      the lowest gap (the rising wall past the minimum).
     - ``"largest_stable"``: ``lr`` is *stable* when its runs ended "converged" or "unfinished"
       (not "diverged", "stuck" or "pending"). Returns ``lr_k`` for the largest ``k`` such that
       ``lr_1 .. lr_k`` are all stable, so a lucky stable learning rate above an unstable one does
@@ -319,6 +366,11 @@ def suggest_lr(result: xr.Dataset, method: str = "best", *, across: str = "worst
       method: one of ``"best"``, ``"largest_stable"``, ``"fastest"``, ``"lowest_loss"``, ``"valley"``.
       across: how the runs at one learning rate combine: ``"worst"``, ``"median"``, ``"mean"``, ``"best"``.
       smooth: the ``"valley"`` smoothing factor in ``[0, 1)``; other methods ignore it.
+      metric: the variable ``"best"`` and ``"lowest_loss"`` compare (module docstring): default
+        ``"eval_loss"`` when the result has it, else ``"loss"``. ``"valley"`` reads the training loss.
+
+    Hyperparameter dims (``opt_<name>``; module docstring) are folded into each lr like runs, and a
+    ``UserWarning`` names them, their values and ``across``: ``lrsweep.suggest_point`` keeps them apart.
 
     Returns:
       A learning rate of the sweep (a float; never NaN).
@@ -336,24 +388,41 @@ def suggest_lr(result: xr.Dataset, method: str = "best", *, across: str = "worst
     ...     coords={"lr": [0.01, 0.03, 0.1, 0.3, 1.0]})
     >>> suggest_lr(ds, "largest_stable"), suggest_lr(ds, "fastest"), suggest_lr(ds, "lowest_loss")
     (0.1, 0.1, 0.03)
-    >>> suggest_lr(ds)   # below the divergence at 0.3, the largest lr within 1% of the loss spread of the best
-    0.1
+    >>> suggest_lr(ds)   # below the divergence at 0.3: 0.03 has the lowest loss, 0.1's is 100x higher
+    0.03
     """
     _checks.choice("method", method, METHODS)
     _checks.choice("across", across, ACROSS)
     ok = isinstance(smooth, numbers.Real) and not isinstance(smooth, bool) and 0.0 <= smooth < 1.0
     if not ok:
         raise ValueError(f"smooth={smooth!r} is invalid: expected a number in [0, 1)")
-    if method == "valley":
-        lr = _valley(result, float(smooth), across)
-    else:
-        lr = {"best": _best, "largest_stable": _largest_stable, "fastest": _fastest, "lowest_loss": _lowest_loss}[
-            method
-        ](result, across)
+    metric = check_metric(result, metric)
+    folded = folded_text(result, across)
+    if folded:
+        warnings.warn(f"suggest_lr: {folded}; lrsweep.suggest_point gives the joint best", UserWarning, stacklevel=2)
+    lr = answer(result, method, across, metric, float(smooth))
     message = edge_warning(result, lr)
     if message:
         warnings.warn(f"suggest_lr(method={method!r}): {message}", UserWarning, stacklevel=2)
     return lr
+
+
+def answer(result: xr.Dataset, method: str, across: str, metric: str, smooth: float) -> float:
+    """:func:`suggest_lr`'s learning rate, arguments checked, without its warnings."""
+    if method == "valley":
+        return _valley_method(result, smooth, across)
+    if method in ("best", "lowest_loss"):
+        return {"best": _best, "lowest_loss": _lowest_loss}[method](result, across, metric)
+    return {"largest_stable": _largest_stable, "fastest": _fastest}[method](result, across)
+
+
+def folded_text(result: xr.Dataset, across: str) -> str | None:
+    """``"folded opt_momentum (0, 0.5, 0.9) into each lr, worst over them"``, or None without hyperparameter dims."""
+    dims = hyper_dims(result) if isinstance(result, xr.Dataset) and "lr" in result.dims else []
+    if not dims:
+        return None
+    parts = [f"{d} ({', '.join(fmt(v) for v in np.asarray(result[d].values))})" for d in dims]
+    return f"folded {' x '.join(parts)} into each lr, {across} over them"
 
 
 def edge_warning(result: xr.Dataset, lr: float) -> str | None:
@@ -369,36 +438,6 @@ def edge_warning(result: xr.Dataset, lr: float) -> str | None:
     return None
 
 
-class Suggestion(NamedTuple):
-    """What :func:`suggestion` found.
-
-    Attributes:
-      lr: the suggested learning rate, or None when no method could answer.
-      method: the method that answered (the one asked for, or ``FALLBACK``).
-      across: how runs at one lr were combined.
-      edge: the edge-of-grid warning (``"... extend lr above X"``), or None.
-      why_not: why the method asked for could not answer (then ``method`` is the fallback), or None.
-    """
-
-    lr: float | None
-    method: str
-    across: str
-    edge: str | None
-    why_not: str | None
-
-
-def suggestion(result: xr.Dataset, method: str = "best", across: str = "worst") -> Suggestion:
-    """:func:`suggest_lr` for reports (the CLI): no warning raised, the edge warning returned, and
-    when ``method`` cannot answer, ``FALLBACK`` (``"lowest_loss"``: it needs one finite loss) tried,
-    with the reason kept."""
-    why_not = None
-    for m in (method, FALLBACK) if method != FALLBACK else (method,):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                lr = suggest_lr(result, m, across=across)
-        except ValueError as err:
-            why_not = why_not or str(err)
-            continue
-        return Suggestion(lr, m, across, edge_warning(result, lr), why_not)
-    return Suggestion(None, method, across, None, why_not)
+def fmt(value) -> str:
+    """A coordinate value for a message: ``"0.9"``, ``"adam"``."""
+    return f"{float(value):.6g}" if isinstance(value, (numbers.Real, np.number)) else str(value)

@@ -13,7 +13,7 @@ import json
 import jax
 import numpy as np
 
-from . import optimizers, outcomes, problems, results, suggest, theory
+from . import answer, optimizers, outcomes, problems, results, suggest, theory
 
 
 def table(ds, block: int = 2**22) -> str:
@@ -131,15 +131,11 @@ def facts(ds, problem: problems.Problem | None) -> dict:
     }
     if "chunks_done" in ds.attrs:
         facts["chunks"] = {"done": ds.attrs["chunks_done"], "total": ds.attrs["chunks_total"]}
-    if "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX:
-        found = suggest.suggestion(ds)
+    if suggestable(ds):
+        found = answer.suggestion(ds)
         if found.lr is not None:
-            facts["suggested_lr"] = {
-                "method": found.method,
-                "across": found.across,
-                "lr": found.lr,
-                "warning": found.edge,
-            }
+            facts["suggested_lr"] = found.facts()
+    if "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX:
         optimizer = ds.attrs.get("optimizer")
         if problem is not None and optimizer in theory.OPTIMIZERS:
             kwargs = dict(optimizers.get(optimizer).kwargs)
@@ -184,21 +180,33 @@ def theory_cost(problem: problems.Problem) -> float:
     return 0.5 + THEORY_UNIT_S * gradients_needed * n_param * problem.n_data
 
 
-def advice(problem: problems.Problem, ds, optimizer: str, sweep_s: float | None = None) -> str:
-    """The suggested lr (``suggest.suggestion``: method "best", worst over each lr's runs, the
-    fallback named when it cannot answer, the edge-of-grid warning), and theory's critical lr where
-    theory has one for this optimizer and it costs less than the sweep took (``sweep_s``)."""
-    found = suggest.suggestion(ds)
-    how = suggest.across_text(ds, found.across)
+def suggestable(ds) -> bool:
+    """Whether ``ds`` has one ``lr`` dim and is small enough to suggest from in memory."""
+    return "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX
+
+
+def suggestion_lines(ds) -> list[str]:
+    """The suggested lr (``lrsweep.answer.suggestion``: method "best" on ``eval_loss`` when the
+    sweep has it, else the training loss, worst over each point's runs, the joint best point with
+    hyperparameter dims, the fallback named when it cannot answer, the edge-of-grid warning): what
+    ``lrsweep run`` and ``lrsweep show`` print."""
+    found = answer.suggestion(ds)
     lines = []
     if found.lr is None:
         lines.append(f"suggested lr: none ({found.why_not}; the fallback {suggest.FALLBACK!r} cannot answer either)")
     else:
         if found.why_not is not None:
             lines.append(f"suggested lr: {found.why_not}; falling back to method {found.method!r}")
-        lines.append(f"suggested lr ({found.method.replace('_', ' ')}, {how}): {found.lr:.6g}")
+        lines.append(found.text())
     if found.edge is not None:
         lines.append(f"warning: {found.edge}")
+    return lines
+
+
+def advice(problem: problems.Problem, ds, optimizer: str, sweep_s: float | None = None) -> str:
+    """The suggested lr (:func:`suggestion_lines`), and theory's critical lr where theory has one
+    for this optimizer and it costs less than the sweep took (``sweep_s``)."""
+    lines = suggestion_lines(ds)
     if optimizer in theory.OPTIMIZERS:
         at = "the minimum" if problem.minimum is not None else "the init"
         cost = theory_cost(problem)

@@ -99,7 +99,7 @@ def test_run_with_optimizer_inits_and_advice(capsys):
     assert "30 lr x 3 init" in out and "optimizer momentum" in out
     # quadratic(): lambda_max = cond = 10, heavy ball with beta = 0.9: critical lr (2 + 1.8) / 10.
     assert "theory: critical lr 0.38 " in out
-    suggested = float(re.search(r"suggested lr \(best, [^)]*\): (\S+)", out).group(1))
+    suggested = float(re.search(r"suggested lr \(best on loss, [^)]*\): (\S+)", out).group(1))
     assert suggested <= 0.38
     code, out, err = run_cli(capsys, "run", "--optimizer", "adamx")
     assert code == 2 and "optimizer='adamx'" in err

@@ -26,7 +26,9 @@ def classify(losses, params, window=1, rtol=1e-6, min_loss=0.0, score_window=20,
     terms = list(losses[epochs - k : epochs])
     score = outcomes.score(terms, loss0, sums.pairwise_sum)
     plateau = outcomes.plateau(terms, losses[-1], plateau_rtol)
-    code, event = outcomes.classify(t, epochs, window, losses[-1], tol, score, plateau, known)
+    code, event = outcomes.classify(
+        t, epochs, window, losses[-1], tol, score, plateau, known, loss0=loss0, min_loss=min_loss
+    )
     return outcomes.NAMES[int(code)], int(event)
 
 
@@ -173,3 +175,98 @@ def test_best_loss_and_epoch(losses, best, epoch):
     got_loss, got_epoch = outcomes.best(t)
     np.testing.assert_equal(float(got_loss), best)
     assert int(got_epoch) == epoch
+
+
+# --- progress, and a start at the minimum -----------------------------------------------------
+
+
+def test_a_plateau_without_progress_is_no_progress_not_converged():
+    # The README's mlp at lr 1e-4: 0.92916 -> 0.92900 is 0.017% of the start, under the 1% threshold,
+    # although the window is flat (a plateau) and below the start (trainable).
+    losses = list(np.linspace(0.92916, 0.92900, 41))
+    assert classify(losses, params=list(range(41)), min_loss=None) == ("no_progress", -1)
+    # Closing 1% of the start (0.9 -> 0.891, then flat) is progress: converged on the plateau.
+    losses = [0.9] + [0.891] * 40
+    assert classify(losses, params=list(range(41)), min_loss=None) == ("converged", -1)
+
+
+def test_an_lr_too_small_to_move_the_loss_is_no_progress_not_diverged():
+    # The parameters change, the float loss does not: every ratio is exactly 1, score 1.
+    losses = [2.302585] * 41
+    assert classify(losses, params=list(range(41)), min_loss=None) == ("no_progress", -1)
+    assert classify(losses, params=list(range(41)), min_loss=0.0) == ("no_progress", -1)
+
+
+def test_no_progress_with_a_known_minimum_counts_the_gap():
+    # L* = 2.0, L_0 = 2.1: the gap is 0.1, so 1% of it is 0.001. Ending at 2.0995 closes 0.5%.
+    losses = list(np.linspace(2.1, 2.0995, 31))
+    assert classify(losses, params=list(range(31)), min_loss=2.0) == ("no_progress", -1)
+    # Ending at 2.098 closes 2%: progress, still far from the minimum: unfinished.
+    losses = list(np.linspace(2.1, 2.098, 31))
+    assert classify(losses, params=list(range(31)), min_loss=2.0) == ("unfinished", -1)
+
+
+def test_rising_past_the_threshold_is_still_diverged():
+    # Final loss 3% above the start, window averaging 1.02 L_0: more than the 1% band, diverged.
+    losses = [1.0] + [1.02] * 20 + [1.03]
+    assert classify(losses, params=list(range(22)), min_loss=None)[0] == "diverged"
+
+
+def test_a_start_at_the_minimum_that_stays_there_is_converged_at_any_lr():
+    # L_0 = L* = 0; a forward difference's bias nudges the run to 5e-8 (the README's TOML grid, w = 3).
+    losses = [0.0, 2e-8, 4e-8, 5e-8, 5.2e-8, 5.2e-8]
+    assert classify(losses, params=[0, 1, 2, 3, 4, 5]) == ("converged", 0)
+    assert classify(losses, params=[0, 1, 2, 3, 4, 5], min_loss=None) == ("converged", 0)
+    # Within tolerance of a nonzero minimum: L* = 2, atol = 2e-6.
+    losses = [2.0 + 1e-6, 2.0 + 1.5e-6, 2.0 + 1.9e-6]
+    assert classify(losses, params=[0, 1, 2], min_loss=2.0) == ("converged", 0)
+
+
+def test_a_start_at_the_minimum_that_leaves_it_is_diverged_or_stuck():
+    losses = [0.0, 1e-3, 10.0, 4e7]
+    assert classify(losses, params=[0, 1, 2, 3]) == ("diverged", 1)
+    losses = [0.0, 1e-3, 10.0, 4e7, 4e7, 4e7]
+    assert classify(losses, params=[0, 1, 2, 3, 3, 3], window=2) == ("stuck", 3)
+
+
+def test_the_score_guard_only_acts_on_a_start_below_atol():
+    # |L_0| >= 1e-6: the paper's ratio L_e / L_0 exactly.
+    assert float(outcomes.score([3e-6, 1e-6], 2e-6)) == (3e-6 / 2e-6 + 1e-6 / 2e-6) / 2
+    # L_0 = 0: the denominator is ATOL = 1e-6, so 5e-8 counts as 0.05, not inf.
+    assert float(outcomes.score([5e-8], 0.0)) == pytest.approx(5e-8 / 1e-6, rel=1e-6)  # float32
+
+
+def test_codes_and_flag_attributes_append_no_progress():
+    assert outcomes.NAMES[:4] == ("converged", "unfinished", "diverged", "stuck")
+    assert outcomes.NAMES[outcomes.NO_PROGRESS] == "no_progress"
+    values, meanings = outcomes.FLAG_ATTRS["flag_values"], outcomes.FLAG_ATTRS["flag_meanings"].split()
+    assert dict(zip(values, meanings)) == {
+        -1: "pending",
+        0: "converged",
+        1: "unfinished",
+        2: "diverged",
+        3: "stuck",
+        4: "no_progress",
+    }
+    assert outcomes.names([4, -1]).tolist() == ["no_progress", "pending"]
+    assert outcomes.codes(["no_progress", "stuck"]).tolist() == [4, 3]
+
+
+# --- the engine applies the same rules ----------------------------------------------------------
+
+
+def test_the_engine_gives_no_progress_and_a_start_at_the_minimum_converged():
+    import lrsweep
+
+    # float32: lr 1e-12 cannot change the loss (score exactly 1), once "diverged".
+    ds = lrsweep.sweep("linear", [1e-12, 0.1], epochs=1000, record="summary", progress=False)
+    assert lrsweep.outcome_names(ds.outcome.sel(init=0)).tolist() == ["no_progress", "converged"]
+    assert float(ds.score.sel(lr=1e-12, init=0)) == 1.0
+    # w = 3, b = 0 is the minimum (loss 0); forward differences nudge it to about 5e-8: converged, event 0.
+    init = {"w": np.array([3.0, 0.0]), "b": np.zeros(2)}
+    ds = lrsweep.sweep(
+        "linear", [1e-3, 0.05], init=init, epochs=300, grad="forward", precision="mixed", record="summary", progress=False
+    )
+    at_min = ds.sel(init=0)
+    assert lrsweep.outcome_names(at_min.outcome).tolist() == ["converged", "converged"]
+    assert at_min.event_epoch.values.tolist() == [0, 0] and np.all(at_min.score.values < 1)

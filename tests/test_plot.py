@@ -88,7 +88,7 @@ def test_cli_plot_and_init_grid(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "24 lr x 3 init_w x 2 init_b" in out
-    assert "suggested lr (best, worst over 6 inits (init_w x init_b)): " in out
+    assert "suggested lr (best on loss, worst over 6 inits (init_w x init_b)): " in out
     assert f"plot: {png}" in out
     code = cli.main(["run", "--init-grid", "w", "--quiet"])
     assert code == 2 and "--init-grid='w' is invalid: expected NAME=SPEC" in capsys.readouterr().err

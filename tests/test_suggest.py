@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import lrsweep
-from lrsweep import suggest
+from lrsweep import _valley, answer, suggest
 from lrsweep.suggest import suggest_lr
 
 C, U, D, S = "converged", "unfinished", "diverged", "stuck"
@@ -176,7 +176,7 @@ def test_valley_flat_curve_zero_gaps_and_smoothing():
 
 def test_ema_by_hand():
     # a_1 = 0.5, s_1 = 0.5 / 0.5 = 1; a_2 = 0.25 + 1.5 = 1.75, s_2 = 1.75 / 0.75.
-    np.testing.assert_allclose(suggest._ema(np.array([1.0, 3.0]), 0.5), [1.0, 1.75 / 0.75])
+    np.testing.assert_allclose(_valley.ema(np.array([1.0, 3.0]), 0.5), [1.0, 1.75 / 0.75])
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -261,11 +261,15 @@ def test_largest_stable_across():
 # --- best ---------------------------------------------------------------------------------------
 
 
-def test_best_takes_the_largest_lr_within_one_percent_of_the_spread():
-    # Spread of the finite losses below the divergence: 0.7 - 0.0005. Within 1%: <= 0.007495.
-    loss = [0.7, 0.2, 0.006, 0.0005, 0.004, 0.3]
+def test_best_compares_gaps_as_ratios_and_stops_at_the_first_rise():
+    # Gaps to min_loss 0: 0.7, 0.2, 0.006, 0.0005, 0.00054, 0.3. The lowest is 0.0005 at 0.03; 0.00054
+    # is within 1.1x of it (0.00055), so 0.1 is as good and faster; 0.3 (600x) is not.
+    loss = [0.7, 0.2, 0.006, 0.0005, 0.00054, 0.3]
     ds = dataset([U, U, C, C, C, U], loss=loss)
-    assert suggest_lr(ds) == 0.1  # 0.004 is within the tolerance, 0.3 (loss 0.3) is not
+    assert suggest_lr(ds) == 0.1
+    # The old linear rule (within 1% of the spread 0.7) took 0.004 at 0.1: 8x the lowest loss.
+    ds = dataset([U, U, C, C, C, U], loss=[0.7, 0.2, 0.006, 0.0005, 0.004, 0.3])
+    assert suggest_lr(ds) == 0.03
     # A diverged lr cuts the candidates, even if a lucky lr above it ends low.
     ds = dataset([U, U, C, C, D, C], loss=[0.7, 0.2, 0.006, 0.0005, INF, 0.0001])
     assert suggest_lr(ds) == 0.03
@@ -274,6 +278,70 @@ def test_best_takes_the_largest_lr_within_one_percent_of_the_spread():
         score=(("lr", "init"), [[0.9], [0.3], [0.01], [0.001], [2.0], [0.5]])
     )
     assert suggest_lr(ds) == 0.03
+
+
+def test_best_walks_on_only_while_every_gap_is_within_the_ratio():
+    # 0.01 is lowest (1e-3); 0.03 is within 1.1x, 0.1 is 2x (a bump), 0.3 is back within 1.1x: stop at 0.03.
+    ds = dataset([U, U, C, C, C, C], loss=[1.0, 0.1, 1e-3, 1.05e-3, 2e-3, 1.01e-3], attrs={"min_loss": None})
+    assert suggest_lr(ds) == 0.03
+
+
+def test_best_treats_gaps_below_the_float_floor_as_equal():
+    # float32 losses: gaps below eps32 * 0.5 = 6e-8 (the largest candidate gap) are round-off: 1e-20 ..
+    # 3e-12 tie, so the largest of them, 0.1, below the divergence at 0.3.
+    loss = [0.5, 1e-20, 3e-12, 4e-16, 2e-13, INF]
+    ds = dataset([U, C, C, C, C, D], loss=loss)
+    assert suggest_lr(ds.assign(loss=ds.loss.astype(np.float32))) == 0.1
+    # float64 losses resolve them (eps64 * 0.5 = 1.1e-16): 1e-20 at 0.003 is lowest, 3e-12 next to it is not close.
+    assert suggest_lr(ds) == 0.003
+
+
+def test_best_goes_on_past_runs_without_progress():
+    # The smallest lrs moved nothing: stable, at the initial loss; they do not stop "best".
+    ds = dataset(["no_progress", "no_progress", U, C, C, D], loss=[2.3, 2.29, 0.5, 1e-3, 1.05e-3, INF])
+    assert suggest_lr(ds) == 0.1
+
+
+def _metric_dataset(loss, metric, goal, name="eval_loss"):
+    ds = dataset([C] * len(loss), loss=loss, attrs={"min_loss": None})
+    values = np.asarray(metric, dtype=np.float64)[:, None]
+    return ds.assign({name: (("lr", "init"), values, {"goal": goal, "long_name": name})})
+
+
+def test_best_uses_the_held_out_metric_by_default():
+    # The training loss keeps falling to 0.3; the held-out loss is lowest at 0.01 (overfitting above it).
+    ds = _metric_dataset([1.0, 0.5, 0.1, 0.01, 1e-3, 1e-4], [1.0, 0.6, 0.3, 0.5, 0.9, 1.5], "min")
+    assert suggest_lr(ds) == 0.01
+    with pytest.warns(UserWarning, match="extend lr above 0.3"):
+        assert suggest_lr(ds, metric="loss") == 0.3
+    assert answer.suggestion(ds).metric == "eval_loss"
+
+
+def test_best_on_a_maximised_metric_compares_errors():
+    # Accuracy: errors 0.5, 0.1, 0.03, 0.022, 0.021, 0.2. Lowest 0.021 at 0.1; 0.022 at 0.03 is below it in lr.
+    ds = _metric_dataset([1.0] * 6, [0.5, 0.9, 0.97, 0.978, 0.979, 0.8], "max", name="accuracy")
+    assert suggest_lr(ds, metric="accuracy") == 0.1
+    assert suggest_lr(ds, "lowest_loss", metric="accuracy") == 0.1
+    # worst over runs of a maximised metric is the lowest accuracy
+    two = xr.concat([ds, ds.assign(accuracy=ds.accuracy * [[1.0], [1.0], [1.0], [1.0], [0.5], [1.0]])], "init")
+    assert suggest_lr(two.assign_coords(init=[0, 1]), metric="accuracy") == 0.03
+    with pytest.raises(ValueError, match=r"metric='f1' is invalid: expected a variable of the result"):
+        suggest_lr(ds, metric="f1")
+
+
+def test_suggest_point_is_the_best_of_the_joint_grid_and_suggest_lr_says_what_it_folded():
+    # loss over (lr, opt_momentum, init): momentum 0 reaches 1e-2 at lr 0.1; momentum 0.9 reaches 1e-5 at 1e-3.
+    m0, m9 = [2.0, 1.0, 0.3, 0.01, INF], [1e-3, 1e-5, 0.5, 0.6, INF]
+    ds = xr.Dataset(
+        {"loss": (("lr", "opt_momentum", "init"), np.array([m0, m9]).T[:, :, None])},
+        coords={"lr": [1e-4, 1e-3, 0.01, 0.1, 1.0], "opt_momentum": [0.0, 0.9], "init": [0]},
+    )
+    assert lrsweep.suggest_point(ds) == {"lr": 1e-3, "opt_momentum": 0.9}
+    with pytest.warns(UserWarning, match=r"folded opt_momentum \(0, 0\.9\) into each lr, worst over them"):
+        assert suggest_lr(ds) == 0.01  # the worst over momenta: 2, 1, 0.5, 0.6, inf
+    found = answer.suggestion(ds)
+    assert (found.lr, found.point) == (1e-3, {"lr": 1e-3, "opt_momentum": 0.9})
+    assert found.text() == "suggested lr (best on loss, worst over 1 init): 0.001 at opt_momentum 0.9"
 
 
 def test_best_none_qualifies():

@@ -31,7 +31,7 @@ from pathlib import Path
 import xarray as xr
 
 from .. import outcomes, spec_sources
-from ._data import PAGE_MAX_BYTES, VALUES_MAX, build, critical_lr, outcome_colors, suggested
+from ._data import PAGE_MAX_BYTES, VALUES_MAX, build, critical_lr, outcome_colors, suggested, suggestion
 
 __all__ = ["PAGE_MAX_BYTES", "explore", "load", "page"]
 
@@ -83,6 +83,7 @@ def page(ds: xr.Dataset) -> str:
         lr_dim = data["axes"][0]["name"]
         if data["kind"] == "1d":
             data["suggested"] = suggested(ds, lr_dim)
+            data["suggestion"] = suggestion(ds, lr_dim)
             data["critical"] = critical_lr(ds, lr_dim)
         data.update(
             title=title,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .. import identity, outcomes, problems, suggest, theory
+from .. import answer, identity, outcomes, problems, suggest, theory
 
 #: The page's size budget: every page stays below it (a 256-lr x 3-init x 1000-epoch trajectory
 #: store with both parameters takes about 2.7 MB).
@@ -46,7 +46,14 @@ PARAMS_MAX = 4
 #: ``suggest_lr`` methods shown on 1-D pages, in this order.
 METHODS = ("largest_stable", "valley", "lowest_loss")
 #: Worst first: the order in which a map cell's runs decide its colour.
-SEVERITY = {outcomes.CONVERGED: 0, outcomes.UNFINISHED: 1, outcomes.STUCK: 2, outcomes.DIVERGED: 3, outcomes.PENDING: 4}
+SEVERITY = {
+    outcomes.CONVERGED: 0,
+    outcomes.UNFINISHED: 1,
+    outcomes.NO_PROGRESS: 2,
+    outcomes.STUCK: 3,
+    outcomes.DIVERGED: 4,
+    outcomes.PENDING: 5,
+}
 #: Variables of a result that are not parameters.
 NOT_PARAMS = {"loss", "outcome", "event_epoch", "score", "best_loss", "best_epoch"}
 #: Per-run variables shown when present (added by newer versions of lrsweep).
@@ -158,13 +165,26 @@ def critical_lr(ds: xr.Dataset, lr_dim: str) -> float | None:
         return None
 
 
+def suggestion(ds: xr.Dataset, lr_dim: str) -> dict[str, Any] | None:
+    """The answer every report gives (``lrsweep.answer.suggestion``): lr, method, across, metric,
+    how, the joint point and its one-line text; None where it has none. The page opens on it."""
+    view = ds if lr_dim == "lr" else ds.rename({lr_dim: "lr"})
+    try:
+        found = answer.suggestion(view)
+    except (ValueError, KeyError, TypeError):  # a result it cannot read
+        return None
+    if found.lr is None:
+        return None
+    return {**found.facts(), "text": found.text()}
+
+
 def suggested(ds: xr.Dataset, lr_dim: str) -> dict[str, float]:
-    """``lrsweep.suggest_lr`` by each of ``METHODS`` that gives an answer."""
+    """``lrsweep.suggest_lr`` by each of ``METHODS`` that gives an answer (other marks to jump to)."""
     view = ds if lr_dim == "lr" else ds.rename({lr_dim: "lr"})
     out = {}
     for method in METHODS:
         try:
-            out[method] = float(suggest.suggest_lr(view, method))
+            out[method] = suggest.answer(view, method, "worst", "loss", 0.0)
         except (ValueError, KeyError, TypeError):  # no lr qualifies, or a result it cannot read
             continue
     return out

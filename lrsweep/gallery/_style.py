@@ -40,6 +40,7 @@ OUTCOME_COLORS = {
     "unfinished": OKABE_ITO["sky"],
     "diverged": OKABE_ITO["vermillion"],
     "stuck": OKABE_ITO["purple"],
+    "no_progress": OKABE_ITO["yellow"],
 }
 #: The lesson's learning rates and the two either side of the critical one, each with one colour.
 LR_COLORS = {
