@@ -32,7 +32,7 @@ N_CLASSES = 10
 @functools.cache
 def load() -> tuple[np.ndarray, np.ndarray]:
     """The stored digits: pixels ``(1797, 64)`` uint8 in 0..16 and labels ``(1797,)`` uint8 in 0..9 (read-only)."""
-    with importlib.resources.files(__package__).joinpath("data/digits.npz").open("rb") as f, np.load(f) as data:
+    with importlib.resources.files("lrsweep.problems").joinpath("data/digits.npz").open("rb") as f, np.load(f) as data:
         x, y = data["x"], data["y"]
     x.flags.writeable = y.flags.writeable = False
     return x, y
