@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import lrsweep
-from lrsweep import cli, engine, optimizers, precision, problems, schedules
+from lrsweep import cli, engine, identity, optimizers, precision, problems, schedules, spec, spec_sources
 
 PROBLEM = problems.quadratic(dim=3, cond=10.0, seed=1)
 LRS = [0.01, 0.05, 0.2]
@@ -154,3 +154,16 @@ def test_the_command_line_takes_optax_names_and_schedules(capsys):
     assert "optimizer adam" in capsys.readouterr().out
     assert cli.main(argv + ["--schedule", "warmup_cosine", "--schedule-kwargs", "warmup=100"]) == 2
     assert "schedule_kwargs['warmup']=100" in capsys.readouterr().err
+
+
+def test_a_toml_spec_takes_a_schedule_and_old_stores_resume(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('optimizer = "adamw"\nschedule = "warmup_cosine"\n[schedule_kwargs]\nwarmup = 5\n')
+    values = spec_sources.load_toml(path)
+    assert values["schedule"] == "warmup_cosine" and values["schedule_kwargs"] == {"warmup": 5}
+    # A store made before these settings existed lacks them; it resumes unless the sweep sets them.
+    current = identity.canonical(spec.build("linear", 0.1))
+    stored = {k: v for k, v in current.items() if k not in ("schedule", "schedule_kwargs")}
+    assert identity.stored_differences(stored, current) == []
+    changed = identity.canonical(spec.build("linear", 0.1, schedule="step"))
+    assert identity.stored_differences(stored, changed) == ['schedule: "constant" vs "step"']
