@@ -52,7 +52,9 @@ def test_docs_models_run_as_written(capsys):
     for block in blocks:
         exec(compile(block, str(DOCS), "exec"), namespace)
     out = capsys.readouterr().out
-    for names in re.findall(r"print\(lrsweep\.problems\.param_names\(problem\.init\)\)\s+# (\[.*\])", DOCS.read_text()):
+    shown = re.findall(r"# prints (\[.*\])\nprint\(lrsweep\.problems\.param_names\(problem\.init\)\)", DOCS.read_text())
+    assert len(shown) == 3
+    for names in shown:
         assert names in out  # the names the page shows are the names printed
 
 
