@@ -56,9 +56,12 @@ class SweepInterrupted(KeyboardInterrupt):
         self.partial = partial
 
 
-def _optimizer(spec: spec_mod.SweepSpec) -> optimizers.Optimizer:
-    """The optimizer, with swept hyperparameters (``optimizer_axes``) left to be injected per config."""
-    opt = optimizers.get(spec.optimizer, spec.optimizer_kwargs)
+def _optimizer(spec: spec_mod.SweepSpec, steps: int) -> optimizers.Optimizer:
+    """The optimizer and its schedule over ``steps`` updates, with swept hyperparameters
+    (``optimizer_axes``) left to be injected per config."""
+    opt = optimizers.get(
+        spec.optimizer, spec.optimizer_kwargs, schedule=spec.schedule, schedule_kwargs=spec.schedule_kwargs, steps=steps
+    )
     if not spec.optimizer_axes:
         return opt
     if opt.is_gd:
@@ -75,7 +78,9 @@ def _optimizer(spec: spec_mod.SweepSpec) -> optimizers.Optimizer:
             f"optimizer_axes={spec.optimizer_axes!r} is invalid: optimizer {opt.name!r} does not take "
             f"{sorted(spec.optimizer_axes)}"
         ) from None
-    return dataclasses.replace(opt, kwargs=tuple((k, v) for k, v in opt.kwargs if k not in spec.optimizer_axes))
+    opt = dataclasses.replace(opt, kwargs=tuple((k, v) for k, v in opt.kwargs if k not in spec.optimizer_axes))
+    optimizers.probe(opt, tuple(spec.optimizer_axes))  # the swept ones are traced: refuse a branch on them now
+    return opt
 
 
 def _kept(spec: spec_mod.SweepSpec, axes: Axes) -> tuple[bool, tuple[int, ...] | None]:
@@ -137,11 +142,11 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     """Check a spec against its problem and lay the sweep out: the job (axes, chunks, result
     layout) and the memory budget in bytes."""
     policy = get_policy(spec.precision)
-    opt = _optimizer(spec)
     seeds = spec.problem_seed
     instances = [problems.resolve(spec.problem, spec.problem_args, s) for s in (seeds or [None])]
     base = instances[0]
     epochs, eval_every = _steps(spec, base)
+    opt = _optimizer(spec, epochs)  # a schedule spans every optimizer update
     window = outcomes.default_window(epochs) if spec.stuck_window is None else spec.stuck_window
     memory = plan.default_memory() if spec.memory is None else spec.memory
     for other in instances[1:]:

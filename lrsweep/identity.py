@@ -222,6 +222,7 @@ _IDS: dict[str, Callable[[Any], Any]] = {
     "optimizer_axes": _axes_id,
     "problem_args": lambda v: v or {},
     "optimizer_kwargs": lambda v: v or {},
+    "schedule_kwargs": lambda v: v or {},
 }
 
 

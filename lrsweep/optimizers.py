@@ -10,11 +10,20 @@ name           update (per parameter, learning rate ``lr``)     implementation
 ``rmsprop``    RMSProp                                          ``optax.rmsprop``
 =============  ===============================================  ==============================
 
-Any optax factory that takes ``learning_rate`` works too (``optax.lion``, ``optax.adamw`` ...), with
-keyword arguments for its other hyperparameters. The learning rate is a per-config array: the
-factory is wrapped in ``optax.inject_hyperparams``, which moves ``learning_rate`` into the optimizer
-state, so one compiled program serves every learning rate in a sweep. With per-group learning rates
-each group gets its own injected transformation, combined with ``optax.partition``.
+Any optax optimizer works too, by name (``"adamw"``, ``"optax:lion"``: the factory ``optax.<name>``,
+which must take ``learning_rate``; from Python, TOML and ``--optimizer``) or, in Python, as a
+factory, with keyword arguments for its other hyperparameters (``optimizer_kwargs``).
+
+Only the learning rate is a per-config array, so one compiled program serves every learning rate
+in a sweep: the factory is called inside the trace with this config's lr (a traced scalar; with a
+schedule, ``count -> lr * unit(count)``, ``lrsweep.schedules``). Its other hyperparameters are
+static: floats are passed as numpy scalars of the compute dtype (the values and roundings the
+arrays of ``optax.inject_hyperparams`` had before, so results are unchanged), which optax may
+branch on in Python. Only hyperparameters swept with ``optimizer_axes`` are traced too. A factory
+that branches in Python on a traced value cannot be swept; :func:`get` (and :func:`probe`) finds
+that out before a sweep starts, with an abstract trace (``jax.eval_shape``), and refuses it in one
+line. With per-group learning rates each group gets its own transformation, combined with
+``optax.partition``.
 
 Why optax: its transformations are the reference implementations our users already trust, and
 "trajectories equal optax run one config at a time" is then a property we can test.
@@ -24,12 +33,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 import optax
 
+from . import schedules
 from .types import PyTree
 
 NAMED: dict[str, tuple[Callable | None, dict]] = {
@@ -39,15 +51,36 @@ NAMED: dict[str, tuple[Callable | None, dict]] = {
     "adam": (optax.adam, {}),
     "rmsprop": (optax.rmsprop, {}),
 }
+OPTAX_PREFIX = "optax:"
+#: Errors of a Python branch (or an int, or a numpy array) on a traced value.
+_TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
+
+
+@functools.cache
+def optax_names() -> tuple[str, ...]:
+    """The optax factories that take ``learning_rate``, by name: what ``optimizer="NAME"`` accepts."""
+    return tuple(n for n in sorted(dir(optax)) if _optax_factory(n) is not None)
+
+
+def _optax_factory(name: str) -> Callable | None:
+    fn = getattr(optax, name, None) if name.isidentifier() and not name.startswith("_") else None
+    if not callable(fn) or inspect.isclass(fn):
+        return None
+    try:
+        return fn if "learning_rate" in inspect.signature(fn).parameters else None
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
-    """A hashable optimizer spec: a name, an optax factory (None for ``gd``) and its keyword args."""
+    """A hashable optimizer spec: a name, an optax factory (None for the built-in ``gd``), its
+    keyword args and the learning-rate schedule (``lrsweep.schedules``; constant by default)."""
 
     name: str
     factory: Callable[..., optax.GradientTransformation] | None
     kwargs: tuple[tuple[str, Any], ...] = ()
+    schedule: schedules.Schedule = schedules.NONE
 
     @property
     def is_gd(self) -> bool:
@@ -58,28 +91,82 @@ class Optimizer:
     ) -> optax.GradientTransformation:
         """The optax transformation for one config.
 
-        ``lr`` has shape ``(G,)``, one per group; ``hyper`` maps swept hyperparameter names to this
-        config's scalar values (injected like the learning rate, so they may be traced arrays).
+        ``lr`` has shape ``(G,)``, one per group (the peak, with a schedule); ``hyper`` maps swept
+        hyperparameter names to this config's scalar values (traced arrays, cast to ``lr``'s dtype).
         """
         if self.factory is None:
             raise ValueError("gradient descent ('gd') is built into the engine; it has no optax transformation")
-        make = optax.inject_hyperparams(functools.partial(self.factory, **dict(self.kwargs)))
-        hyper = hyper or {}
+        dtype = np.dtype(lr.dtype)
+        kwargs = _static_kwargs(self.factory, dict(self.kwargs), dtype)
+        kwargs.update({k: jax.numpy.asarray(v, dtype) for k, v in (hyper or {}).items()})
+        unit = self.schedule.unit()
+
+        def make(rate):
+            if unit is not None:  # the swept lr is the peak: lr_t = lr * unit(t)
+                rate = functools.partial(_scaled, unit, rate)
+            return self.factory(learning_rate=rate, **kwargs)  # type: ignore[misc]
+
         if labels is None:
-            return make(learning_rate=lr[0], **hyper)
-        return optax.partition({g: make(learning_rate=lr[k], **hyper) for k, g in enumerate(groups)}, labels)
+            return make(lr[0])
+        return optax.partition({g: make(lr[k]) for k, g in enumerate(groups)}, labels)
 
 
-def get(optimizer: str | Callable = "gd", kwargs: dict | None = None) -> Optimizer:
-    """Resolve ``optimizer`` (a name in ``NAMED`` or an optax factory) and its hyperparameters."""
+def _scaled(unit: Callable, lr, count):
+    """``lr * unit(count)`` in ``lr``'s dtype."""
+    return lr * jax.numpy.asarray(unit(count), lr.dtype)
+
+
+def _static_kwargs(factory: Callable, kwargs: dict, dtype: np.dtype) -> dict:
+    """``kwargs`` and the factory's float defaults as numpy scalars of ``dtype``.
+
+    Such a scalar is static (optax may branch on it in Python) and rounds like the arrays of
+    ``optax.inject_hyperparams`` did (``1 - b1`` in the compute dtype, not in Python's float64).
+    """
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    defaults = {k: p.default for k, p in params.items() if k != "learning_rate" and p.default is not p.empty}
+    out = {}
+    for k, v in {**defaults, **kwargs}.items():
+        if isinstance(v, float):
+            out[k] = dtype.type(v)
+        elif k in kwargs:
+            out[k] = v
+    return out
+
+
+def get(
+    optimizer: str | Callable = "gd",
+    kwargs: dict | None = None,
+    *,
+    schedule: str = schedules.CONSTANT,
+    schedule_kwargs: dict | None = None,
+    steps: int | None = None,
+) -> Optimizer:
+    """Resolve ``optimizer`` and its hyperparameters, and the learning-rate schedule.
+
+    Args:
+      optimizer: a name in ``NAMED``, an optax optimizer's name (``"adamw"`` or ``"optax:adamw"``:
+        one of :func:`optax_names`), or an optax factory taking ``learning_rate``.
+      kwargs: the optimizer's other hyperparameters (``optimizer_kwargs``).
+      schedule, schedule_kwargs: the schedule (``lrsweep.schedules``); with any schedule but
+        ``constant``, ``gd`` runs as ``optax.sgd`` (the built-in exact path has no schedule).
+      steps: the number of updates of each config, ``T`` of the schedule.
+    """
     kwargs = dict(kwargs or {})
     if isinstance(optimizer, str):
-        if optimizer not in NAMED:
-            raise ValueError(
-                f"optimizer={optimizer!r} is invalid: expected one of {list(NAMED)} or an optax factory "
-                "that takes learning_rate"
-            )
-        factory, defaults = NAMED[optimizer]
+        if optimizer in NAMED:
+            factory, defaults = NAMED[optimizer]
+        else:
+            bare = optimizer.removeprefix(OPTAX_PREFIX)
+            factory, defaults = _optax_factory(bare), {}
+            if factory is None:
+                raise ValueError(
+                    f"optimizer={optimizer!r} is invalid: expected one of {list(NAMED)}, an optax optimizer by name "
+                    f"(NAME or 'optax:NAME', NAME one of {', '.join(optax_names())}) or, in Python, an optax factory "
+                    "that takes learning_rate"
+                )
         if factory is None and kwargs:
             raise ValueError(f"optimizer_kwargs={kwargs!r} is invalid: 'gd' takes no hyperparameters")
         kwargs = {**defaults, **kwargs}
@@ -87,7 +174,10 @@ def get(optimizer: str | Callable = "gd", kwargs: dict | None = None) -> Optimiz
     elif callable(optimizer):
         factory, name = optimizer, getattr(optimizer, "__name__", repr(optimizer))
     else:
-        raise ValueError(f"optimizer={optimizer!r} is invalid: expected a name in {list(NAMED)} or an optax factory")
+        raise ValueError(
+            f"optimizer={optimizer!r} is invalid: expected a name in {list(NAMED)}, an optax optimizer's name "
+            "or an optax factory"
+        )
     if "learning_rate" in kwargs:
         raise ValueError("optimizer_kwargs may not set 'learning_rate': the sweep's lr does")
     if factory is not None:
@@ -99,7 +189,45 @@ def get(optimizer: str | Callable = "gd", kwargs: dict | None = None) -> Optimiz
                 f"optimizer={name!r} with optimizer_kwargs={kwargs!r} is invalid: calling it as "
                 f"factory(learning_rate=0.1, **optimizer_kwargs) failed with {type(err).__name__}: {err}"
             ) from None
-    return Optimizer(name, factory, tuple(sorted(kwargs.items())))
+    sched = schedules.resolve(schedule, schedule_kwargs, steps)
+    if factory is None and not sched.is_constant:
+        factory = optax.sgd  # plain gradient descent with a schedule: p <- p - lr_t g
+    opt = Optimizer(name, factory, tuple(sorted(kwargs.items())), sched)
+    if factory is not None:
+        probe(opt)
+    return opt
+
+
+def probe(opt: Optimizer, swept: tuple[str, ...] = ()) -> None:
+    """Refuse an optimizer that cannot be swept: one abstract step (``jax.eval_shape``, no FLOPs)
+    with a traced learning rate and traced ``swept`` hyperparameters, on a small parameter matrix.
+
+    A factory that branches in Python on a traced value (``if learning_rate > 0``, a schedule
+    built inside it from the lr) fails here with a one-line ValueError that says what to do.
+    """
+
+    def step(lr, hyper):
+        params = {"p": jax.numpy.zeros((3, 2), lr.dtype)}
+        tx = opt.transformation(lr, None, ("lr",), dict(zip(swept, hyper)))
+        updates, _ = tx.update(params, tx.init(params), params)
+        return updates
+
+    lr, hyper = jax.ShapeDtypeStruct((1,), np.float32), jax.ShapeDtypeStruct((len(swept),), np.float32)
+    try:
+        jax.eval_shape(step, lr, hyper)
+    except _TRACER_ERRORS as err:
+        what = "its learning_rate" + (f" or the swept {list(swept)}" if swept else "")
+        raise ValueError(
+            f"optimizer={opt.name!r} cannot be swept: it branches in Python on {what}, a traced array in a sweep "
+            f"({type(err).__name__}); build the optax optimizer with learning_rate as given (a schedule goes in "
+            "schedule=..., where the swept lr is the peak), and fix such a hyperparameter with optimizer_kwargs "
+            "instead of optimizer_axes"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - any other failure of one step means the factory does not fit
+        raise ValueError(
+            f"optimizer={opt.name!r} with optimizer_kwargs={dict(opt.kwargs)!r} is invalid: one update on a "
+            f"3x2 parameter failed with {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
 
 
 #: The lesson's plain gradient descent.

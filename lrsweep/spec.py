@@ -38,7 +38,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from . import _checks, outcomes
+from . import _checks, outcomes, schedules
 from .gradients import NAMES as GRADS
 from .precision import POLICIES
 from .types import KERNELS, RECORDS, KernelName
@@ -276,7 +276,11 @@ class SweepSpec:
         check=_names,
     )
     optimizer: Any = setting(
-        "gd", help="gd, momentum, nesterov, adam, rmsprop, or an optax factory (Python)", toml=(str,), what="a string"
+        "gd",
+        help="gd, momentum, nesterov, adam, rmsprop, any optax optimizer by name (adamw, optax:lion), "
+        "or an optax factory (Python)",
+        toml=(str,),
+        what="a string",
     )
     optimizer_kwargs: Any = setting(
         help="the optimizer's hyperparameters, key=value,...",
@@ -291,6 +295,20 @@ class SweepSpec:
         what="a table {name = values}",
         flag="keyed",
         check=_table,
+    )
+    schedule: str = setting(
+        schedules.CONSTANT,
+        help=f"learning-rate schedule, the swept lr its peak: one of {list(schedules.BUILTIN)} or optax:NAME",
+        toml=(str,),
+        what="a string",
+        check=schedules.check_name,
+    )
+    schedule_kwargs: Any = setting(
+        help="the schedule's arguments, key=value,... (warmup=100)",
+        toml=(dict,),
+        what="a table",
+        flag="pairs",
+        check=_hyperparameters,
     )
     groups: Any = setting(
         help="learning-rate groups, GROUP=param,param (repeat the flag)",

@@ -20,8 +20,9 @@ BUILTINS = {
     "quadratic": lambda: problems.quadratic(dim=3, cond=10.0),
     "logistic": lambda: problems.logistic(n=24, dim=2),
     "mlp": lambda: problems.mlp(width=3, depth=2),
+    "digits": lambda: problems.digits(hidden=2),
 }
-LR = {"linear": 0.02, "chapter_net": 0.5, "quadratic": 0.05, "logistic": 0.5, "mlp": 0.3}
+LR = {"linear": 0.02, "chapter_net": 0.5, "quadratic": 0.05, "logistic": 0.5, "mlp": 0.3, "digits": 0.5}
 
 
 def test_the_table_covers_every_builtin():

@@ -142,7 +142,9 @@ class Problem:
             )
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
-        drawn_init = callable(self.init)
+        # A sampler is a callable leaf; a callable pytree of arrays (an equinox module) is parameters.
+        leaves = jax.tree_util.tree_leaves(self.init)
+        drawn_init = callable(self.init) and len(leaves) == 1 and leaves[0] is self.init
         if drawn_init:
             if self.sampler is not None:
                 raise ValueError(f"{where}: give a sampler either as init or as sampler, not both")

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from . import builtins
+from . import builtins, datasets
 from ._problem import Problem, is_problem_factory
 
 ENTRY_POINT_GROUP = "lrsweep.problems"
@@ -43,6 +43,7 @@ BUILTINS: dict[str, Callable[..., Problem]] = {
     "quadratic": builtins.quadratic,
     "logistic": builtins.logistic,
     "mlp": builtins.mlp,
+    "digits": datasets.digits,
 }
 
 #: The largest integer a problem argument may be: JSON-safe (exact in float64), and far beyond any
