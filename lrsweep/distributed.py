@@ -320,14 +320,46 @@ def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int
     Returns ``{chunk: worker deaths}`` for the chunks that needed more than one attempt (also
     printed on stderr).
     """
-    from distributed import as_completed
-
-    layout, epochs = job.layout, job.statics[0].epochs
+    layout = job.layout
     todo = [k for k in range(layout.n_chunks) if not sink.is_done(k)]
     sent = task_spec(spec, job)
     token = hashlib.sha256(json.dumps([layout.attrs["spec"], job.chunk, sent.out]).encode()).hexdigest()[:16]
     bar = runner.progress_bar(job, todo, show)
     retries: dict[int, int] = {}
+    try:
+        _run_on(job, sink, spec, sent, token, bar, todo, retries)
+    except Exception as err:
+        if not _lost(err):
+            raise
+        where = spec.scheduler or "the Dask cluster"
+        raise ValueError(
+            f"scheduler={where!r} was lost during the sweep ({type(err).__name__}: {str(err)[:200]}); the chunks "
+            f"finished so far are kept in {spec.out}: run the same command again to resume"
+        ) from None
+    if retries:
+        shown = ", ".join(f"{k} ({n})" for k, n in sorted(retries.items()))
+        print(
+            f"lrsweep: {len(retries)} chunk(s) were rescheduled after their worker died (chunk (deaths)): {shown}",
+            file=sys.stderr,
+        )
+    return retries
+
+
+def _lost(err: BaseException) -> bool:
+    """Whether ``err`` says the connection to the scheduler is gone (not a task's own error)."""
+    import concurrent.futures
+
+    from distributed.client import ClosedClientError
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(err, (CommClosedError, ClosedClientError, concurrent.futures.CancelledError, TimeoutError))
+
+
+def _run_on(job: Job, sink: store.ZarrSink, spec: SweepSpec, sent, token, bar, todo, retries) -> None:
+    """:func:`run`'s loop: submit the chunks in a window, count worker deaths into ``retries``."""
+    from distributed import as_completed
+
+    layout, epochs = job.layout, job.statics[0].epochs
     with _connect(spec) as client:
         _allow_failures(client)
         window = WINDOW + 4 * sum(client.nthreads().values())
@@ -370,10 +402,3 @@ def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int
             raise
         finally:
             bar.close()
-    if retries:
-        shown = ", ".join(f"{k} ({n})" for k, n in sorted(retries.items()))
-        print(
-            f"lrsweep: {len(retries)} chunk(s) were rescheduled after their worker died (chunk (deaths)): {shown}",
-            file=sys.stderr,
-        )
-    return retries

@@ -8,7 +8,7 @@ in :mod:`lrsweep.spec_sources`), the canonical JSON that identifies a sweep
 
 A TOML file holds the same keys as the keyword arguments::
 
-    # sweep.toml: `lrsweep run sweep.toml --out sweep.zarr`
+    # sweep.toml: `lrsweep run sweep.toml --out sweep.zarr --memory 64MB`
     problem = "linear"
     lr = "log:1e-4:1:65536"          # or a list, or a table {group = "log:..."} per group
     epochs = 2000
@@ -17,7 +17,6 @@ A TOML file holds the same keys as the keyword arguments::
     record = "trajectory"
     every = 10                       # keep every 10th epoch (and the last)
     variables = ["loss", "w"]        # what a trajectory keeps
-    memory = "64MB"
 
     [init]                           # or init = 16 (drawn from the problem's sampler, seed = ...)
     grid = { w = "lin:-5:5:21" }
