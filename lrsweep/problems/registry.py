@@ -26,6 +26,7 @@ import inspect
 import math
 import numbers
 import os
+import reprlib
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -300,7 +301,10 @@ def check_args(args: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _json_like(value, where: str, depth: int):
-    bad = lambda why: ValueError(f"problem_args[{where!r}]={value!r} is invalid: {why}; expected {_ACCEPTED}")
+    # reprlib: a value nested 100,000 deep is shown to a few levels, never recursed through.
+    bad = lambda why: ValueError(
+        f"problem_args[{where!r}]={reprlib.repr(value)} is invalid: {why}; expected {_ACCEPTED}"
+    )
     if depth > _MAX_ARG_DEPTH:
         raise bad(f"nested more than {_MAX_ARG_DEPTH} levels deep")
     if value is None or isinstance(value, (bool, str)):
