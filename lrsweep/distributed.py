@@ -253,8 +253,18 @@ def _connect(spec: SweepSpec) -> Iterator[Any]:
                     f"scheduler={spec.scheduler!r} cannot be reached ({type(err).__name__}: {err}); expected the "
                     "address a running `dask scheduler` prints, tcp://HOST:PORT"
                 ) from None
-            with client:
-                yield client
+            # A lost scheduler is reported in one line (run); the client's own reconnect errors,
+            # tracebacks included, would bury it.
+            names = ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+            levels = {name: logging.getLogger(name).level for name in names}
+            for name in names:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+            try:
+                with client:
+                    yield client
+            finally:
+                for name, level in levels.items():
+                    logging.getLogger(name).setLevel(level)
             return
         cluster = distributed.LocalCluster(
             n_workers=spec.workers,
@@ -333,7 +343,7 @@ def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int
             raise
         where = spec.scheduler or "the Dask cluster"
         raise ValueError(
-            f"scheduler={where!r} was lost during the sweep ({type(err).__name__}: {str(err)[:200]}); the chunks "
+            f"scheduler={where!r} was lost during the sweep ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the chunks "
             f"finished so far are kept in {spec.out}: run the same command again to resume"
         ) from None
     if retries:
