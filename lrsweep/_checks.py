@@ -3,8 +3,12 @@ what is accepted."""
 
 from __future__ import annotations
 
+import functools
 import numbers
+import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -82,13 +86,43 @@ def size(arg: str, value) -> int:
 #: The largest size a budget may name: 1 EiB, beyond any machine.
 MAX_BYTES = 2**60
 
+#: The longest file name lrsweep writes beside a path is the name plus ``.lock`` (5 bytes), and most
+#: filesystems allow names of 255 bytes; Linux allows paths of 4096.
+MAX_NAME_BYTES = 250
+MAX_PATH_BYTES = 4000
+
+
+def path_length(arg: str, value: str) -> str:
+    """``value`` if no part of it is longer than a filesystem allows (checked before anything is written)."""
+    encoded = os.fsencode(value)
+    longest = max((len(part) for part in encoded.split(os.fsencode(os.sep))), default=0)
+    if len(encoded) > MAX_PATH_BYTES or longest > MAX_NAME_BYTES:
+        raise ValueError(
+            f"{arg}={value[:60]!r}... is invalid: {len(encoded):,} bytes, a part of {longest:,}; expected a path of "
+            f"at most {MAX_PATH_BYTES:,} bytes whose names have at most {MAX_NAME_BYTES} bytes each"
+        )
+    return value
+
+
+@functools.cache
+def backend_keeps_subnormals(dtype: str, backend: str) -> bool:
+    """Whether ``backend``'s arithmetic in ``dtype`` keeps subnormal numbers (below the smallest
+    normal number ``finfo(dtype).tiny``) instead of flushing them to 0. Measured, once per dtype
+    and backend: XLA:CPU flushes them in float32 and float64 (it runs with flush-to-zero), so a
+    float32 lr of 1e-40, which numpy keeps, trains as 0 there."""
+    sub = np.asarray(np.finfo(dtype).tiny / 4, dtype)
+    with jax.default_device(jax.devices(backend)[0]):
+        return float(jnp.asarray(sub) * jnp.asarray(np.ones((), dtype))) != 0.0
+
 
 def representable(arg: str, values, dtype, *, nonzero: bool = False) -> None:
     """Refuse ``values`` that ``dtype`` turns into inf or NaN (or into 0, where ``nonzero``).
 
     A learning rate of 1e-46 is 0 in float32, and 1e39 is inf: training with them would give a
-    verdict ("stuck", "diverged") about a run nobody asked for. The error names the argument,
-    the value and the dtype.
+    verdict ("stuck", "diverged") about a run nobody asked for. Where ``nonzero``, a subnormal
+    value (1e-40 in float32) is refused too when the backend flushes subnormals to 0
+    (:func:`backend_keeps_subnormals`): numpy keeps it, the device computes with 0. The error
+    names the argument, the value and the dtype.
     """
     values = np.asarray(values, dtype=np.float64).ravel()
     dtype = np.dtype(dtype)
@@ -104,3 +138,14 @@ def representable(arg: str, values, dtype, *, nonzero: bool = False) -> None:
             f"{arg}={first!r} becomes {becomes} in {dtype.name}; use precision='float64' or a value "
             f"within float{dtype.itemsize * 8}'s range"
         )
+    if nonzero and dtype.kind == "f":
+        tiny = np.finfo(dtype).tiny
+        small = (values != 0) & (np.abs(cast) < tiny)
+        if np.any(small):
+            backend = jax.default_backend()
+            if not backend_keeps_subnormals(dtype.name, backend):
+                raise ValueError(
+                    f"{arg}={float(values[small][0])!r} is below {dtype.name}'s smallest normal number ({tiny:.4g}), "
+                    f"which the {backend} backend flushes to 0; use a value of at least {tiny:.4g}"
+                    + (" or precision='float64'" if dtype.itemsize < 8 else "")
+                )

@@ -174,6 +174,27 @@ def _remove_tree(path: Path) -> None:
         os.rmdir(path)
 
 
+def remove_dead_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of ``path`` (:func:`temp_name`: ``.{name}.{pid}.{token}.tmp``
+    beside it) whose writer is dead: made on this host by a pid that is no longer alive. For a
+    target that the caller is about to write itself (an export, a store under its lock); nothing
+    else, and no other target's temporary files, is touched. Returns what was removed."""
+    p = Path(path)
+    here, removed = _host_tag(), []
+    try:
+        entries = list(os.scandir(p.parent))
+    except OSError:
+        return []
+    for entry in entries:
+        m = TEMP_PATTERN.fullmatch(entry.name)
+        if m is None or m["name"] != p.name[:_NAME_KEEP] or m["host"] != here or pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            _remove_tree(Path(entry.path))
+            removed.append(Path(entry.path))
+    return removed
+
+
 def sweep_stale_temps(directory: str | os.PathLike, older_than_s: float = 3600.0) -> list[Path]:
     """Remove the temporary files and directories in ``directory`` left by processes that died.
 
@@ -369,7 +390,9 @@ def _empty_dir(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, marker: str | None = None, sync: bool = True) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike, marker: str | None = None, sync: bool = True, first: str | None = None
+) -> Iterator[Path]:
     """Build a directory under a temporary name; on success it becomes ``path``.
 
     Yields the temporary directory (``.{name}.{pid}.{token}.tmp`` beside ``path``) to fill. On an
@@ -385,7 +408,8 @@ def atomic_dir(path: str | os.PathLike, marker: str | None = None, sync: bool = 
       Each child appears atomically but the whole is **not atomic**: a SIGKILL midway leaves
       ``path`` holding some of the children. ``marker`` (e.g. ``"zarr.json"``, the file that
       makes a directory a Zarr store) is moved in last, so whoever sees the marker sees all of it;
-      a directory without its marker is an unfinished creation.
+      a directory without its marker is an unfinished creation. ``first`` is moved in first: a
+      child that says whose the directory is, so that a partial one is recognisably ours.
 
     With ``sync`` (default) every file and directory of the tree is synced before it is moved in
     and the directories after, so that after a power loss the result is there complete (or, in
@@ -407,7 +431,7 @@ def atomic_dir(path: str | os.PathLike, marker: str | None = None, sync: bool = 
             if not os.path.lexists(path):
                 os.rename(tmp, path)  # replaces an empty directory made meanwhile (POSIX rename)
             elif path.is_dir() and _empty_dir(path):
-                names = sorted(os.listdir(tmp), key=lambda n: (n == marker, n))
+                names = sorted(os.listdir(tmp), key=lambda n: (n == marker, n != first, n))
                 for name in names:
                     if os.path.lexists(path / name):  # something appeared meanwhile: keep it, stop
                         raise TargetExists(f"{_where(path)} is no longer empty ({name!r} appeared); give a new path")

@@ -17,7 +17,9 @@ Bad input prints one line ``lrsweep: error: ...`` naming the argument and exits 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import os
 import platform
@@ -27,7 +29,7 @@ import time
 import jax
 import numpy as np
 
-from . import api, engine, grid, notebook, problems, results, spec_sources, summary
+from . import _text, api, engine, grid, notebook, problems, results, spec_sources, summary
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -37,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line (``lrsweep: error: ...``, exit 2), like every other error."""
 
     def error(self, message: str):  # type: ignore[override]
-        print(f"lrsweep: error: {message} ({self.prog} --help lists the options)", file=sys.stderr)
+        print(f"lrsweep: error: {_text.printable(message)} ({self.prog} --help lists the options)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -67,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         "spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it; default: none)"
     )
     spec_sources.add_flags(run)  # one flag per setting of lrsweep.spec.SweepSpec
+    run.add_argument(
+        "--trust-spec",
+        dest="trust_spec",
+        action="store_true",
+        help="let the spec file set where to run (" + ", ".join(spec_sources.PLACE_KEYS) + "); without it "
+        "those come from flags only (default: off)",
+    )
     run.add_argument(
         "--init-grid",
         dest="init_grid",
@@ -179,7 +188,7 @@ def _run_settings(args) -> dict:
     """The sweep's settings: the CLI's defaults, then the TOML file, then the flags given."""
     settings = spec_sources.cli_defaults()
     if args.spec is not None:
-        settings.update(spec_sources.load_toml(args.spec))
+        settings.update(spec_sources.load_toml(args.spec, trust=args.trust_spec))
     settings.update(spec_sources.from_flags(args))
     if getattr(args, "init_grid", None):
         if getattr(args, "init", None) is not None:
@@ -374,7 +383,35 @@ def _info(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its stdout shows names from specs and stores with control characters escaped
+    (:func:`lrsweep._text.printable`), and a closed or full stdout ends it quietly."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    stdout = sys.stdout
+    if stdout is None:  # started with stdout closed: what it would print goes nowhere
+        stdout = open(os.devnull, "w")  # lives as long as the process
+    sys.stdout = _text.Printable(stdout)
+    try:
+        return _main(argv)
+    except _text.StreamLost as lost:
+        # `lrsweep run | head`: the reader is gone, which is no error. Python would report the
+        # stream again when it flushes stdout at exit; point stdout at /dev/null instead.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        if lost.errno in (errno.EPIPE, errno.EBADF):  # closed: nobody reads it
+            return 0
+        _error(f"cannot write to stdout: {lost}")
+        return 1
+    finally:
+        sys.stdout = stdout
+
+
+def _error(message: str) -> None:
+    """One line on stderr (control characters escaped); nothing if stderr is gone too."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        print(f"lrsweep: {_text.printable(message)}", file=sys.stderr)
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] in (["bench"], ["figures"], ["map"]):
         # Their own parsers; matplotlib and the baselines load only for these commands.
         if argv[0] == "bench":
@@ -384,9 +421,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .gallery import main as command
         try:
-            return command(argv[1:])
+            code = command(argv[1:])
+            sys.stdout.flush()
+            return code
         except ValueError as err:
-            print(f"lrsweep: error: {err}", file=sys.stderr)
+            _error(f"error: {err}")
             return 2
     try:
         args = _parser().parse_args(argv)
@@ -394,16 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         code = {**commands, "verify": _verify}[args.command](args) or 0
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except ValueError as err:
-        print(f"lrsweep: error: {err}", file=sys.stderr)
+        _error(f"error: {err}")
         return 2
     except KeyboardInterrupt as stop:
-        print(f"lrsweep: {str(stop) or 'interrupted'}", file=sys.stderr)
+        _error(str(stop) or "interrupted")
         return 130
-    except BrokenPipeError:
-        # `lrsweep run | head`: the reader is gone, which is no error. Python would report the
-        # pipe again when it flushes stdout at exit; point stdout at /dev/null instead.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     return code
 
 

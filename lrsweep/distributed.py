@@ -253,8 +253,18 @@ def _connect(spec: SweepSpec) -> Iterator[Any]:
                     f"scheduler={spec.scheduler!r} cannot be reached ({type(err).__name__}: {err}); expected the "
                     "address a running `dask scheduler` prints, tcp://HOST:PORT"
                 ) from None
-            with client:
-                yield client
+            # A lost scheduler is reported in one line (run); the client's own reconnect errors,
+            # tracebacks included, would bury it.
+            names = ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+            levels = {name: logging.getLogger(name).level for name in names}
+            for name in names:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+            try:
+                with client:
+                    yield client
+            finally:
+                for name, level in levels.items():
+                    logging.getLogger(name).setLevel(level)
             return
         cluster = distributed.LocalCluster(
             n_workers=spec.workers,
@@ -320,14 +330,46 @@ def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int
     Returns ``{chunk: worker deaths}`` for the chunks that needed more than one attempt (also
     printed on stderr).
     """
-    from distributed import as_completed
-
-    layout, epochs = job.layout, job.statics[0].epochs
+    layout = job.layout
     todo = [k for k in range(layout.n_chunks) if not sink.is_done(k)]
     sent = task_spec(spec, job)
     token = hashlib.sha256(json.dumps([layout.attrs["spec"], job.chunk, sent.out]).encode()).hexdigest()[:16]
     bar = runner.progress_bar(job, todo, show)
     retries: dict[int, int] = {}
+    try:
+        _run_on(job, sink, spec, sent, token, bar, todo, retries)
+    except Exception as err:
+        if not _lost(err):
+            raise
+        where = spec.scheduler or "the Dask cluster"
+        raise ValueError(
+            f"scheduler={where!r} was lost during the sweep ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the chunks "
+            f"finished so far are kept in {spec.out}: run the same command again to resume"
+        ) from None
+    if retries:
+        shown = ", ".join(f"{k} ({n})" for k, n in sorted(retries.items()))
+        print(
+            f"lrsweep: {len(retries)} chunk(s) were rescheduled after their worker died (chunk (deaths)): {shown}",
+            file=sys.stderr,
+        )
+    return retries
+
+
+def _lost(err: BaseException) -> bool:
+    """Whether ``err`` says the connection to the scheduler is gone (not a task's own error)."""
+    import concurrent.futures
+
+    from distributed.client import ClosedClientError
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(err, (CommClosedError, ClosedClientError, concurrent.futures.CancelledError, TimeoutError))
+
+
+def _run_on(job: Job, sink: store.ZarrSink, spec: SweepSpec, sent, token, bar, todo, retries) -> None:
+    """:func:`run`'s loop: submit the chunks in a window, count worker deaths into ``retries``."""
+    from distributed import as_completed
+
+    layout, epochs = job.layout, job.statics[0].epochs
     with _connect(spec) as client:
         _allow_failures(client)
         window = WINDOW + 4 * sum(client.nthreads().values())
@@ -370,10 +412,3 @@ def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int
             raise
         finally:
             bar.close()
-    if retries:
-        shown = ", ".join(f"{k} ({n})" for k, n in sorted(retries.items()))
-        print(
-            f"lrsweep: {len(retries)} chunk(s) were rescheduled after their worker died (chunk (deaths)): {shown}",
-            file=sys.stderr,
-        )
-    return retries

@@ -18,6 +18,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import sys
+import sysconfig
 import types
 from collections.abc import Callable
 from typing import Any
@@ -71,7 +74,7 @@ def _feed(h, obj: Any, seen: set[int], depth: int, home: str | None) -> None:
         put("array", fingerprint(np.asarray(obj)))
         return
     if isinstance(obj, types.ModuleType):
-        put("module", obj.__name__)
+        put("module", obj.__name__, _user_source(obj.__name__))
         return
     if id(obj) in seen:
         put("seen")
@@ -103,7 +106,8 @@ def _feed(h, obj: Any, seen: set[int], depth: int, home: str | None) -> None:
         nxt(obj.__self__)
     elif isinstance(obj, types.FunctionType):
         if depth > 0 and obj.__module__ != home:
-            put("function", obj.__module__, obj.__qualname__)  # a library's: its version is recorded
+            # A library's: its version is recorded. A user's other module: its source file's hash.
+            put("function", obj.__module__, obj.__qualname__, _user_source(obj.__module__))
             return
         put("function", obj.__name__)
         nxt(obj.__code__)
@@ -126,11 +130,40 @@ def _feed(h, obj: Any, seen: set[int], depth: int, home: str | None) -> None:
         nxt(type(obj).__call__)
         nxt(getattr(obj, "__dict__", {}))
     else:  # classes, builtins, library objects: by name (never a repr with a memory address)
-        put(
-            "object",
-            getattr(obj, "__module__", None) or type(obj).__module__,
-            getattr(obj, "__qualname__", None) or type(obj).__qualname__,
-        )
+        module = getattr(obj, "__module__", None) or type(obj).__module__
+        put("object", module, getattr(obj, "__qualname__", None) or type(obj).__qualname__, _user_source(module))
+
+
+#: Where installed libraries live: their code is identified by module and name (versions recorded).
+_LIBRARY_DIRS = tuple(
+    os.path.realpath(p) + os.sep
+    for key in ("stdlib", "platstdlib", "purelib", "platlib")
+    if (p := sysconfig.get_paths().get(key))
+)
+
+
+def _user_source(module: Any) -> str | None:
+    """A hash of the source file of ``module`` if it is a user's module (not lrsweep, not an
+    installed library or the standard library), else None: a loss that calls a helper in another
+    file of the user's is identified by that file's text, so editing the helper changes the spec."""
+    mod = sys.modules.get(module) if isinstance(module, str) else None
+    path = getattr(mod, "__file__", None)
+    if not isinstance(path, str) or module == "lrsweep" or module.startswith("lrsweep."):
+        return None
+    real = os.path.realpath(path)
+    if real.startswith(_LIBRARY_DIRS) or f"{os.sep}site-packages{os.sep}" in real:
+        return None
+    try:
+        stat = os.stat(real)
+        return _file_hash(real, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def _global_names(code: types.CodeType) -> set[str]:

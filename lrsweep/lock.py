@@ -35,8 +35,10 @@ the racers create the next lock: of N processes breaking one stale lock at once,
 wins. The creator holds the same ``flock`` while writing its content, so nobody judges its
 still-empty file. (Where ``flock`` is unsupported, some network filesystems, the remover renames
 the file aside and puts it back if it turns out to be another than the one judged: a much smaller
-window, not none.) ``break_lock`` breaks only the lock that was there when it looked first, so two
-``--break-lock`` runs started together do not break each other's new lock either.
+window, not none.) ``break_lock`` breaks only the lock that was there when it looked first, and
+only one made before this process started (``created_unix``): of N ``--break-lock`` runs started
+together, one breaks the old lock and takes it, and the others find a lock made after they started,
+a racer's, which they do not break: exactly one owner.
 
 What survives what: the lock is a claim for the lifetime of a process. SIGKILL leaves the file,
 which the next run on this host judges stale (pid dead) and removes. A power loss leaves a lock
@@ -72,6 +74,10 @@ CORRUPT_GRACE_S = 5.0
 #: How long to wait for another process judging or removing the same lock file (a few syscalls).
 _GUARD_TIMEOUT_S = 10.0
 _POLL_S = 0.02
+#: When this process started (near enough: lrsweep imports this module at once). ``break_lock``
+#: breaks only locks made before it: a lock made later is another racer's, not the one the user
+#: saw and asked to break.
+_STARTED = time.time()
 
 
 class LockError(ValueError):
@@ -114,6 +120,7 @@ def _our_info(store: Path) -> dict[str, Any]:
         "start_time": process_start_time(pid),
         "boot_id": _boot_id(),
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "created_unix": time.time(),
         "command": [sys.executable, *sys.argv],
         "store": str(store),
         "token": secrets.token_hex(8),
@@ -140,6 +147,12 @@ def _is_stale(info: dict[str, Any]) -> bool:
         return True
     start = info.get("start_time")
     return not pid_alive(info["pid"], start if isinstance(start, int) else None)
+
+
+def _made_since_we_started(info: dict[str, Any] | None) -> bool:
+    """Whether the lock was made after this process started (by a racer; never broken)."""
+    made = info.get("created_unix") if info is not None else None
+    return isinstance(made, (int, float)) and not isinstance(made, bool) and made >= _STARTED
 
 
 # -- the file-level guard ----------------------------------------------------------------------
@@ -342,7 +355,8 @@ def acquire(store_path: str | os.PathLike, *, break_lock: bool = False) -> Lock:
                 if first_seen is None:
                     first_seen = data
                 found = _parse(data)
-                if break_lock and data == first_seen:
+                # An unreadable lock may be a racer's still being written: judged by age below.
+                if break_lock and data == first_seen and found is not None and not _made_since_we_started(found):
                     _remove(path, fd, guarded)
                 elif found is None:
                     corrupt_since = time.monotonic() if corrupt_since is None else corrupt_since

@@ -20,6 +20,7 @@ import zarr.storage
 
 from . import _fs, integrity, outcomes
 from .integrity import ENVS, MARKS
+from .problems import EVAL_LOSS, RESERVED_NAMES
 from .store_format import FORMAT, with_outcome_attrs
 
 #: Stores with at most this many configs get an index on every dim on :func:`open` (like an
@@ -116,7 +117,25 @@ def summary_table(ds: xr.Dataset):
     frame = xr.Dataset(columns, coords={c: ds.coords[c] for c in ds.coords if set(ds.coords[c].dims) <= set(dims)})
     frame = frame.to_dataframe().reset_index()
     frame["outcome"] = outcomes.names(frame["outcome"].to_numpy())
-    return frame
+    return frame[_column_order(list(frame.columns), dims, columns)]
+
+
+#: The verdict columns first, in this order; any other result variable after them, by name.
+_VERDICTS = ("outcome", "event_epoch", "score", "loss", "best_loss", "best_epoch")
+
+
+def _column_order(names: list[str], dims: tuple, columns: dict) -> list[str]:
+    """A fixed order, whatever order the store lists its arrays in: the coordinates (the sweep's
+    dims, then the others by name), the verdicts and other result variables (:data:`_VERDICTS`,
+    then the rest of the names a result reserves, by name) and the parameters (by name, each
+    one's elements in C order)."""
+    coords = [d for d in dims if d in names] + sorted(n for n in names if n not in columns and n not in dims)
+    base = {n: n.partition("[")[0] for n in names if n in columns}
+    verdicts = [n for n in _VERDICTS if n in base] + sorted(
+        n for n in base if n not in _VERDICTS and (n in RESERVED_NAMES or n == EVAL_LOSS)
+    )
+    params = sorted((n for n in base if n not in verdicts), key=lambda n: base[n])  # stable: elements keep order
+    return coords + verdicts + params
 
 
 def export(
@@ -131,7 +150,9 @@ def export(
     Only what is ours is touched: an existing ``path`` is refused unless ``overwrite=True``
     (``lrsweep export --force``), a directory always; the table is written under a unique
     temporary name beside ``path`` and renamed into place when complete (``_fs.atomic_output``),
-    so a failure or Ctrl-C leaves ``path`` as it was and no temporary file behind.
+    so a failure or Ctrl-C leaves ``path`` as it was and no temporary file behind; a killed
+    export's temporary file is removed by the next export to the same path. Columns come in a
+    fixed order: the coordinates, the verdicts, the parameters (:func:`summary_table`).
     """
     if not isinstance(source, xr.Dataset):
         source = _store_path("source", source)
@@ -144,6 +165,7 @@ def export(
     if not overwrite and os.path.lexists(path):
         raise ValueError(f"path={str(path)!r} exists; pass overwrite=True (--force) to replace it")
     ds = open(source) if isinstance(source, (str, Path)) else source
+    _fs.remove_dead_temps(path)  # a killed export's temporary file (its pid is dead)
     first = ds["outcome"].dims[0]
     per_row = max(1, int(np.prod([ds.sizes[d] for d in ds["outcome"].dims[1:]], dtype=np.int64)))
     step = max(1, block // per_row)

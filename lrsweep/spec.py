@@ -8,7 +8,7 @@ in :mod:`lrsweep.spec_sources`), the canonical JSON that identifies a sweep
 
 A TOML file holds the same keys as the keyword arguments::
 
-    # sweep.toml: `lrsweep run sweep.toml --out sweep.zarr`
+    # sweep.toml: `lrsweep run sweep.toml --out sweep.zarr --memory 64MB`
     problem = "linear"
     lr = "log:1e-4:1:65536"          # or a list, or a table {group = "log:..."} per group
     epochs = 2000
@@ -17,7 +17,6 @@ A TOML file holds the same keys as the keyword arguments::
     record = "trajectory"
     every = 10                       # keep every 10th epoch (and the last)
     variables = ["loss", "w"]        # what a trajectory keeps
-    memory = "64MB"
 
     [init]                           # or init = 16 (drawn from the problem's sampler, seed = ...)
     grid = { w = "lin:-5:5:21" }
@@ -35,6 +34,7 @@ import dataclasses
 import math
 import numbers
 import os
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
@@ -99,7 +99,9 @@ def _init(arg: str, value: Any) -> Any:
 def _path(arg: str, value: Any) -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise ValueError(f"{arg}={value!r} is invalid: expected a path (a string or a pathlib.Path)")
-    return os.fspath(value)
+    path = os.fspath(value)
+    _checks.path_length(arg, os.fsdecode(path))
+    return path
 
 
 def _hyperparameters(arg: str, value: Any) -> dict:
@@ -169,11 +171,19 @@ def _client(arg: str, value: Any) -> Any:
     return value
 
 
+#: Each problem instance is built, checked and identified on its own (about 0.1 s each measured
+#: here): more than this many would take hours before the first chunk, so they are refused up front.
+MAX_PROBLEM_SEEDS = 1024
+
+
 def _problem_seed(arg: str, value: Any) -> list[int]:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return list(range(_checks.integer(arg, value, 1, 2**20)))
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"{arg}={value!r} is invalid: expected a count or a non-empty list of seeds")
+        return list(range(_checks.integer(arg, value, 1, MAX_PROBLEM_SEEDS)))
+    if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_PROBLEM_SEEDS:
+        raise ValueError(
+            f"{arg}={reprlib.repr(value)} is invalid: expected a count or a non-empty list of at most "
+            f"{MAX_PROBLEM_SEEDS:,} seeds"
+        )
     return [_checks.integer(f"{arg}[]", s, 0, MAX_SEED) for s in value]
 
 
@@ -403,13 +413,13 @@ class SweepSpec:
         check=_path,
     )
     chunk_size: Any = setting(
-        help="configs per compiled chunk (default: from the memory budget)",
+        help="configs per compiled chunk, at least 8 (default: from the memory budget)",
         toml=(int,),
         what="an integer",
         flag="int",
         identity=False,
         attr=False,
-        check=_int(1, 2**30),
+        check=_int(8, 2**30),  # below 8 configs a result may depend on the chunk (docs/architecture.md)
     )
     kernel: KernelName = setting(
         "auto",

@@ -21,6 +21,11 @@ from .spec import defaults, settings
 MAX_SPEC_BYTES = 1_000_000
 MAX_SPEC_DEPTH = 8
 
+#: Where and how a sweep runs, never what it computes: a spec file is data from anywhere, so these
+#: come from the command line or the Python call (a scheduler's replies are unpickled, ``out`` is
+#: written and may be emptied), unless the file is trusted (``--trust-spec``).
+PLACE_KEYS = ("scheduler", "workers", "client", "out", "memory", "devices")
+
 
 def _check_depth(value: Any, where: str, path: str = "", depth: int = 0) -> None:
     """Refuse tables and arrays nested deeper than ``MAX_SPEC_DEPTH`` (naming the key path)."""
@@ -31,14 +36,27 @@ def _check_depth(value: Any, where: str, path: str = "", depth: int = 0) -> None
         _check_depth(item, where, f"{path}.{key}" if path else str(key), depth + 1)
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a sweep spec from a TOML file; unknown keys and wrong types are errors naming the key."""
+def _read_bounded(path: Path, where: str) -> bytes:
+    """At most ``MAX_SPEC_BYTES`` of the file, a pipe or a device (``/dev/zero`` ends too)."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise ValueError(
+            f"{where} is longer than {MAX_SPEC_BYTES:,} bytes; a spec file holds at most {MAX_SPEC_BYTES:,}"
+        )
+    return data
+
+
+def load_toml(path: str | Path, trust: bool = False) -> dict[str, Any]:
+    """Read a sweep spec from a TOML file; unknown keys and wrong types are errors naming the key.
+
+    A file says what to compute; where to run it (:data:`PLACE_KEYS`) is refused unless ``trust``
+    (``--trust-spec``). The file is read up to ``MAX_SPEC_BYTES`` whatever it is.
+    """
     path = Path(path)
     where = f"spec file {str(path)!r}"
     try:
-        if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
-            raise ValueError(f"{where} is {path.stat().st_size:,} bytes; a spec file holds at most {MAX_SPEC_BYTES:,}")
-        text = path.read_bytes().decode("utf-8")
+        text = _read_bounded(path, where).decode("utf-8")
         data = tomllib.loads(text)
     except OSError as err:
         raise ValueError(f"{where} cannot be read: {err.strerror or err}") from None
@@ -55,6 +73,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             close = [k for k in keys if k.startswith(key[:3])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"{path.name}: unknown key {key!r}{hint}; known keys: {', '.join(keys)}")
+        if key in PLACE_KEYS and not trust:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(
+                f"{path.name}: {key} is where to run, which a spec file may not set; give {flag} on the command "
+                "line (or --trust-spec to take it from this file)"
+            )
         meta = keys[key]
         if (isinstance(value, bool) and bool not in meta.toml) or not isinstance(value, meta.toml):
             raise ValueError(f"{path.name}: {key} = {value!r} has the wrong type: expected {meta.what}")

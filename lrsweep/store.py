@@ -142,7 +142,7 @@ class ZarrSink:
         self._syncing: concurrent.futures.Future | None = None
         try:
             with deferred_interrupt():  # Ctrl-C while creating or checking: one clean KeyboardInterrupt
-                remove_stale(self.path)
+                remove_stale(self.path, inside=False)  # inside only once the store is known to be ours
                 if self.path.is_file() or (self.path.exists() and not self.path.is_dir()):
                     raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
                 if not self.path.exists() or not any(self.path.iterdir()):
@@ -163,7 +163,10 @@ class ZarrSink:
         lay = self.layout
         check_space(lay, self.path)
         env = integrity.environment(lay.attrs["kernel_path"])
-        with deferred_interrupt() as check, _fs.atomic_dir(self.path, marker="zarr.json", sync=FSYNC) as tmp:
+        with (
+            deferred_interrupt() as check,
+            _fs.atomic_dir(self.path, marker="zarr.json", sync=FSYNC, first=BACKUP) as tmp,
+        ):
             group = zarr.open_group(zarr.storage.LocalStore(tmp), mode="w", zarr_format=3)
             arrays = create_arrays(group, lay)
             kill_point("arrays")
@@ -202,6 +205,7 @@ class ZarrSink:
         if attrs is None:
             self._unreadable()
             return
+        remove_stale(self.path)  # its attributes say it is ours: Zarr's and our temp files inside go
         if attrs.get("format") != FORMAT:
             raise ValueError(
                 f"{self.where} is a store of format {attrs.get('format')!r}, not {FORMAT!r}; give a new path"
@@ -278,10 +282,17 @@ class ZarrSink:
         return folder.is_dir() and any(folder.iterdir())
 
     def _unreadable(self) -> None:
-        """A directory without intact attributes: an unfinished creation (remade), or refused."""
+        """A directory without intact attributes: an unfinished creation (remade), or refused.
+
+        Ours only if it says so: the copy of the attributes (``_lrsweep_attrs``, moved in first
+        when a store is created) is there, and nothing else than Zarr arrays and groups. A Zarr
+        store written by someone else (xarray's, say), a folder of them, or anything else is
+        refused untouched.
+        """
         entries = list(self.path.iterdir())
-        ours = all(
-            e.name == "zarr.json" or (e.is_dir() and ((e / "zarr.json").exists() or e.name == MARKS)) for e in entries
+        zarr_like = all(
+            e.name == "zarr.json" or (e.is_dir() and ((e / "zarr.json").exists() or e.name in (MARKS, BACKUP)))
+            for e in entries
         )
         root = integrity.read_json(self.path / "zarr.json")
         if isinstance(root, dict) and isinstance(root.get("attributes"), dict) and "format" in root["attributes"]:
@@ -290,13 +301,15 @@ class ZarrSink:
                     f"{self.where} is a store of format {root['attributes'].get('format')!r}, not {FORMAT!r}; "
                     "give a new path"
                 )
-        if not ours:
+        if not zarr_like:
             raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
-        if self._any_marks():
+        if self._any_marks():  # refused, never removed: finished chunks nobody can match to a sweep
             raise ValueError(
                 f"{self.where} has lost its attributes (zarr.json and {BACKUP}/zarr.json) but holds finished chunks, "
                 "which cannot be matched to a sweep; delete it to start over, or give a new path"
             )
+        if not (self.path / BACKUP).is_dir():  # nothing says it is ours (an xarray store, say)
+            raise ValueError(f"{self.where} exists and is not an lrsweep store; choose another path")
         for e in entries:  # an unfinished creation of ours: remade in place (the directory itself is kept)
             _fs._remove_tree(e)
         self._create()

@@ -148,9 +148,10 @@ def check_space(lay: Layout, path: str | Path) -> None:
         )
 
 
-def remove_stale(path: Path) -> list[Path]:
-    """Temporary files of dead writers of this store: creation directories beside it, Zarr's
-    ``*.partial`` and our temp files inside it. Call with the store's lock held."""
+def remove_stale(path: Path, inside: bool = True) -> list[Path]:
+    """Temporary files of dead writers of this store: creation directories beside it and, with
+    ``inside`` (only for a store whose attributes say it is ours), Zarr's ``*.partial`` and our
+    temp files inside it. Call with the store's lock held."""
     removed = []
     host = _fs._host_tag()
     with contextlib.suppress(OSError):
@@ -164,7 +165,7 @@ def remove_stale(path: Path) -> list[Path]:
             ):
                 _fs._remove_tree(Path(entry.path))
                 removed.append(Path(entry.path))
-    if path.is_dir():
+    if inside and path.is_dir():
         for root, dirs, files in os.walk(path):
             for name in files + dirs:
                 m = _fs.TEMP_PATTERN.fullmatch(name)

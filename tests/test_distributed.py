@@ -244,3 +244,40 @@ def test_a_worker_killed_mid_sweep_on_local_workers(reference, tmp_path):
     ds = lrsweep.open(store)
     assert ds.attrs["chunks_done"] == CHUNKS
     _same(ds, reference)
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_is_one_line_and_the_store_resumes(tmp_path):
+    file = tmp_path / "scheduler.json"
+    scheduler = _start(
+        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+        + ["--scheduler-file", str(file)],
+        tmp_path / "scheduler.log",
+    )
+    procs = [scheduler]
+    try:
+        _wait(lambda: file.exists() and file.stat().st_size > 0, 30, "the scheduler's address file")
+        address = json.loads(file.read_text())["address"]
+        procs.append(
+            _start(
+                [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
+                + ["--host", "127.0.0.1"],
+                tmp_path / "worker.log",
+            )
+        )
+        store = tmp_path / "s.zarr"
+        run = _start(
+            [sys.executable, "-m", "lrsweep", "run", *SWEEP, "--chunk-size", "32", "--out", str(store)]
+            + ["--scheduler", address, "--quiet"],
+            tmp_path / "run.log",
+        )
+        procs.append(run)
+        _wait(lambda: _marks(store) >= 1, 240, "a first finished chunk")
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        run.wait(timeout=120)
+        text = (tmp_path / "run.log").read_text()
+        lines = text.strip().splitlines()
+        assert run.returncode == 2 and "Traceback" not in text and len(lines) == 1, text
+        assert "was lost during the sweep" in lines[0] and "run the same command again to resume" in lines[0]
+    finally:
+        _stop(procs)

@@ -113,20 +113,26 @@ def test_creation_killed_at_random_times_resumes_to_the_same_bytes(tmp_path, big
 
 
 def test_a_half_moved_store_in_an_empty_directory_is_remade(tmp_path, small):
-    # atomic_dir moves children into an existing empty directory one by one, zarr.json last: a
-    # kill midway leaves some of them. Without a finished chunk that is remade; with one, refused.
+    # atomic_dir moves children into an existing empty directory one by one, the copy of the
+    # attributes first and zarr.json last: a kill midway leaves some of them, which is completed.
+    # Both copies of the attributes lost: without a finished chunk remade; with one, refused.
     out = tmp_path / "s.zarr"
     out.mkdir()
-    for name in ("loss", "lr", "w"):
+    for name in ("_lrsweep_attrs", "loss", "lr", "w"):
         shutil.copytree(small[0] / name, out / name)
     shutil.rmtree(out / "loss" / "c")
-    lrsweep.sweep("linear", LR, out=out, **KW)
+    with pytest.warns(lrsweep.store.DamageWarning):
+        lrsweep.sweep("linear", LR, out=out, **KW)
     assert_same_store(out, small[0])
     for name in os.listdir(out):
-        if name != "chunk_done":
+        if name not in ("chunk_done", "_lrsweep_attrs"):
             _fs._remove_tree(out / name)
+    (out / "_lrsweep_attrs" / "zarr.json").unlink()
     with pytest.raises(ValueError, match=r"lost its attributes .* holds finished chunks, .*; delete it"):
         lrsweep.sweep("linear", LR, out=out, **KW)
+    shutil.rmtree(out / "chunk_done")  # no finished chunk: its attributes' folder says ours, remade
+    lrsweep.sweep("linear", LR, out=out, **KW)
+    assert_same_store(out, small[0])
 
 
 def test_stale_temporary_files_are_removed_on_resume(tmp_path, small):
@@ -269,7 +275,7 @@ def test_another_environment_is_refused_unless_mixing_is_allowed(tmp_path, monke
 # -- one writer --------------------------------------------------------------------------------------
 
 
-def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys, monkeypatch):
     out = tmp_path / "s.zarr"
     with lock.acquire(out):
         with pytest.raises(lock.StoreLocked, match=rf"in use by pid {os.getpid()} on host"):
@@ -278,6 +284,9 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("lrsweep: error: store") and f"pid {os.getpid()}" in err and len(err.splitlines()) == 1
+        assert cli.main([*argv, "--break-lock", "--quiet"]) == 2  # made since we started: a racer's, kept
+        capsys.readouterr()
+        monkeypatch.setattr(lock, "_STARTED", time.time() + 1)  # as a process started after the holder's
         assert cli.main([*argv, "--break-lock", "--quiet"]) == 0  # the user says that process is gone
     # A SIGKILLed holder's lock does not block the next run.
     holder = subprocess.Popen(

@@ -33,7 +33,8 @@ _LOAD = textwrap.dedent(
 
 
 # A helper process: `hold STORE` takes the lock and sleeps; `race STORE GO DONE` waits for GO,
-# tries once, says "won" or "locked", and keeps what it got until DONE exists.
+# tries once, says "won" or "locked", and keeps what it got until DONE exists; `break STORE GO
+# DONE` does the same with break_lock=True.
 HELPER = _LOAD + textwrap.dedent(
     """
     import os, time
@@ -49,7 +50,7 @@ HELPER = _LOAD + textwrap.dedent(
         while not os.path.exists(go):
             time.sleep(0.0002)
         try:
-            held = lock.acquire(store)
+            held = lock.acquire(store, break_lock=mode == "break")
             print("won", flush=True)
         except lock.StoreLocked:
             print("locked", flush=True)
@@ -167,9 +168,12 @@ def test_another_hosts_lock_is_never_stale_but_break_lock_removes_it(tmp_path):
         assert lock.holder(store)["token"] == held.info["token"]
 
 
-def test_break_lock_takes_a_live_holders_lock_and_its_release_leaves_ours(tmp_path):
+def test_break_lock_takes_a_live_holders_lock_and_its_release_leaves_ours(tmp_path, monkeypatch):
     store = tmp_path / "s.zarr"
     first = lock.acquire(store)
+    with pytest.raises(lock.StoreLocked):  # made since this process started: a racer's, kept
+        lock.acquire(store, break_lock=True)
+    monkeypatch.setattr(lock, "_STARTED", time.time() + 1)  # as a process started after it
     second = lock.acquire(store, break_lock=True)
     assert first.release() is False  # not ours any more: left alone
     assert lock.holder(store)["token"] == second.info["token"]
@@ -229,3 +233,30 @@ def test_racers_for_one_stale_lock_have_exactly_one_winner(tmp_path, stale):
                 p.wait(timeout=10)
                 p.stdout.close()
         path.unlink()  # the winner exited without releasing: stale, but start afresh anyway
+
+
+@pytest.mark.parametrize("held_by", ["another host", "a live process"])
+def test_break_lock_racers_break_the_lock_once_and_have_exactly_one_owner(tmp_path, held_by):
+    store = tmp_path / "s.zarr"
+    holder = None
+    if held_by == "another host":
+        path = _write_lock(store, host="elsewhere.example", pid=_dead_pid())
+    else:
+        holder = _helper("hold", store)
+        assert holder.stdout.readline().strip() == "held"
+        path = lock.lock_path(store)
+    go, done = tmp_path / "go", tmp_path / "done"
+    procs = [_helper("break", store, go, done) for _ in range(8)]
+    try:
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 8
+        go.touch()
+        said = [p.stdout.readline().strip() for p in procs]
+        assert sorted(said) == ["locked"] * 7 + ["won"], said
+        assert json.loads(path.read_text())["pid"] == procs[said.index("won")].pid
+    finally:
+        done.touch()
+        for p in procs:
+            p.wait(timeout=10)
+            p.stdout.close()
+        if holder is not None:
+            _stop(holder)

@@ -165,7 +165,7 @@ def test_names_that_do_not_name_a_factory(spec, fragment):
 
 def test_a_file_that_fails_to_run_is_reported(tmp_path):
     bad = tmp_path / "broken.py"
-    bad.write_text("raise RuntimeError('boom')\n")
+    bad.write_text("import lrsweep\n\n\n@lrsweep.problem_factory\ndef f():\n    pass\n\n\nraise RuntimeError('boom')\n")
     with pytest.raises(ValueError, match=r"could not be loaded: RuntimeError: boom"):
         problems.resolve(f"{bad}:f")
 

@@ -45,7 +45,8 @@ def test_bad_epochs(epochs):
         ("h", 0.0, "> 0"),
         ("rtol", -1.0, ">= 0"),
         ("stuck_window", 0, ">= 1"),
-        ("chunk_size", 0, ">= 1"),
+        ("chunk_size", 0, ">= 8"),
+        ("chunk_size", 3, ">= 8"),
     ],
 )
 def test_bad_names_and_settings(kwarg, value, accepted):

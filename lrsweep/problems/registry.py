@@ -26,12 +26,13 @@ import inspect
 import math
 import numbers
 import os
+import reprlib
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from . import builtins, datasets
+from . import _source, builtins, datasets
 from ._problem import Problem, is_problem_factory
 
 ENTRY_POINT_GROUP = "lrsweep.problems"
@@ -135,14 +136,16 @@ def factory(name: str) -> Callable[..., Problem]:
             "with a function name after the last ':'"
         )
     if where.endswith(".py") or "/" in where or os.sep in where:
-        module, shown = _load_file(name, where), f"{attr} in {where}"
+        shown = f"{attr} in {where}"
+        module = _load_file(name, where, attr, shown)
     else:
-        module, shown = _import_module(name, where), f"{where}.{attr}"
+        shown = f"{where}.{attr}"
+        module = _import_module(name, where, attr, shown)
     if not hasattr(module, attr):
         raise ValueError(f"problem={name!r} could not be found: {where} has no attribute {attr!r}")
     obj = getattr(module, attr)
     if not is_problem_factory(obj):
-        raise ValueError(f"problem={name!r} is refused: {shown} is not marked as a problem factory; {_HOW_TO_MARK}")
+        raise _unmarked(name, shown, None)
     return obj
 
 
@@ -152,7 +155,21 @@ def registered() -> list[str]:
 
 
 def _entry_points():
-    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    """The group's entry points of installed distributions: those on ``sys.path`` except the
+    current directory (``python -m lrsweep`` puts it first), so a ``*.dist-info`` folder in the
+    directory a spec is run from registers nothing. The first distribution of a name wins, as in
+    ``importlib.metadata``."""
+    cwd = os.path.realpath(os.getcwd())
+    paths = [p for p in sys.path if p and os.path.realpath(p) != cwd]
+    seen: set[str] = set()
+    found = []
+    for dist in importlib.metadata.distributions(path=paths):
+        key = (dist.metadata["Name"] or "").lower().replace("-", "_").replace(".", "_")
+        if key in seen:
+            continue
+        seen.add(key)
+        found.extend(dist.entry_points.select(group=ENTRY_POINT_GROUP))
+    return found
 
 
 def _registered(name: str) -> Callable[..., Problem]:
@@ -179,6 +196,12 @@ def _registered(name: str) -> Callable[..., Problem]:
     return cast(Callable[..., Problem], obj)
 
 
+def _import_path() -> list[str]:
+    """``sys.path`` as :func:`_cwd_on_path` has it for one import."""
+    cwd = os.getcwd()
+    return list(sys.path) if cwd in sys.path or "" in sys.path else [cwd, *sys.path]
+
+
 @contextlib.contextmanager
 def _cwd_on_path():
     """The current directory first on ``sys.path`` for one import (as ``python -m`` has it)."""
@@ -194,9 +217,32 @@ def _cwd_on_path():
                 sys.path.remove(cwd)
 
 
-def _import_module(name: str, module: str):
+def _unmarked(name: str, shown: str, source: Path | None) -> ValueError:
+    where = f"; {source} was read, not run" if source is not None else ""
+    return ValueError(f"problem={name!r} is refused: {shown} is not marked as a problem factory; {_HOW_TO_MARK}{where}")
+
+
+def _check_source(name: str, source: Path, attr: str, shown: str) -> None:
+    """Refuse ``attr`` unless the file's text marks it (parsed, not run): importing runs the file."""
+    try:
+        marked = _source.marked_in_source(source, attr)
+    except ValueError as err:
+        raise ValueError(f"problem={name!r} could not be loaded: {err}") from None
+    if not marked:
+        raise _unmarked(name, shown, source)
+
+
+def _import_module(name: str, module: str, attr: str, shown: str):
     if not all(part.isidentifier() for part in module.split(".")):
         raise ValueError(f"problem={name!r} is invalid: {module!r} is not a module name (dotted identifiers)")
+    if module not in sys.modules:  # importing it would run it: its text must mark the function first
+        source = _source.module_file(module, _import_path())
+        if source is None:
+            raise ValueError(
+                f"problem={name!r} could not be loaded: ModuleNotFoundError: no Python source for module {module!r} "
+                "on sys.path or in the current directory (a factory's module is read before it is imported)"
+            )
+        _check_source(name, source, attr, shown)
     try:
         with _cwd_on_path():
             return importlib.import_module(module)
@@ -207,8 +253,9 @@ def _import_module(name: str, module: str):
 _FILE_MODULES: dict[tuple, Any] = {}
 
 
-def _load_file(name: str, where: str):
-    """The module in the file ``where``, loaded under a unique name (once per file version)."""
+def _load_file(name: str, where: str, attr: str, shown: str):
+    """The module in the file ``where``, loaded under a unique name (once per file version), once
+    its text marks ``attr`` as a factory."""
     path = Path(where).expanduser()
     if path.suffix != ".py" or not path.is_file():
         raise ValueError(f"problem={name!r} could not be loaded: {where} is not a Python file (.py) that exists")
@@ -217,6 +264,7 @@ def _load_file(name: str, where: str):
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key in _FILE_MODULES:
         return _FILE_MODULES[key]
+    _check_source(name, path, attr, shown)
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     module_name = f"_lrsweep_problem_file_{path.stem if path.stem.isidentifier() else 'file'}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -254,7 +302,10 @@ def check_args(args: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _json_like(value, where: str, depth: int):
-    bad = lambda why: ValueError(f"problem_args[{where!r}]={value!r} is invalid: {why}; expected {_ACCEPTED}")
+    # reprlib: a value nested 100,000 deep is shown to a few levels, never recursed through.
+    bad = lambda why: ValueError(
+        f"problem_args[{where!r}]={reprlib.repr(value)} is invalid: {why}; expected {_ACCEPTED}"
+    )
     if depth > _MAX_ARG_DEPTH:
         raise bad(f"nested more than {_MAX_ARG_DEPTH} levels deep")
     if value is None or isinstance(value, (bool, str)):
