@@ -52,7 +52,7 @@ from ._fractal import (
     edges_2x2,
     fractal_dimension,
 )
-from ._render import colour_value, draw, figure, image_of, restretch, write_gif
+from ._render import colour_value, draw, figure, image_of, labels_of, restretch, write_gif
 
 __all__ = [
     "DEFAULT_X_RANGE",
@@ -68,6 +68,7 @@ __all__ = [
     "figure",
     "fractal_dimension",
     "image_of",
+    "labels_of",
     "open",
     "paper_problem",
     "restretch",
