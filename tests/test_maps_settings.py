@@ -271,3 +271,28 @@ def test_cli_setting_quiet_prints_the_facts_and_open_gives_the_same_map(tmp_path
     assert again.trainable.dims == ds.trainable.dims == ("init_offset", "lr")
     assert again.attrs["fraction_trainable"] == ds.attrs["fraction_trainable"]
     np.testing.assert_allclose(again.attrs["map_x_range"], ds.attrs["map_x_range"], rtol=1e-12)
+
+
+def test_bench_report_leads_with_float64_against_float64():
+    from lrsweep.bench import maps as maps_bench
+
+    case = {"configs": 16, "steps": 10, "seconds": 1.0, "cold_s": 2.0, "rate": 160.0, "gflops": 1.0, "of_peak": 0.1}
+    result = {
+        "window": {"res": 4, "steps": 10},
+        "cases": {"paper float64": case, "lrsweep float64": case, "lrsweep float32": case},
+        "float64_over_paper_warm": 3.0,
+        "float64_over_paper_cold": 0.5,
+        "float32_over_paper_warm": 5.0,
+        "float32_over_paper_cold": 0.6,
+        "float32_check_seconds": 0.1,
+        "matmul_peak_flops": 1e10,
+        "flops_per_config_step": 304640,
+        "gemms_alone": {"chunk": 8, "gflops": 1.0, "of_peak": 0.1},
+        "float32_vs_float64_by_window": [
+            {"window": "w", "x_range": [0, 1], "y_range": [0, 1], "boundary_share": 0.1, "agreement": 0.99}
+        ],
+    }
+    text = maps_bench.markdown(result)
+    first = next(line for line in text.splitlines() if line.startswith("- "))
+    assert first.startswith("- **lrsweep float64 / paper float64: 3.0x warm, 0.5x cold**")
+    assert "Identical work on every row: the default window, 4 x 4 pixels, 10 steps." in text
