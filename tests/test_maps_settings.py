@@ -295,4 +295,4 @@ def test_bench_report_leads_with_float64_against_float64():
     text = maps_bench.markdown(result)
     first = next(line for line in text.splitlines() if line.startswith("- "))
     assert first.startswith("- **lrsweep float64 / paper float64: 3.0x warm, 0.5x cold**")
-    assert "Identical work on every row: the default window, 4 x 4 pixels, 10 steps." in text
+    assert "Identical work on every row: the default window, 4 x 4 pixels, 10 steps;" in text

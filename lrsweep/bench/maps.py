@@ -44,8 +44,9 @@ FLOPS_PER_STEP = 2 * N_DATA * (WIDTH * WIDTH * 2 + WIDTH * 3)
 PAPER_CHUNK = 50_000
 
 
-def paper_rate(res: int, steps: int, x_range, y_range) -> dict:
-    """The paper's approach (float64) on a ``res x res`` map: config-steps per second, and its ratios."""
+def paper_runner(res: int, steps: int, x_range, y_range):
+    """The paper's approach (float64) on a ``res x res`` map, made afresh: ``go() -> ratio`` (its
+    first call compiles)."""
     p = maps.paper_problem()
     with jax.enable_x64(True):
         theta = [jnp.asarray(p.init["W0"]), jnp.asarray(p.init["W1"])]
@@ -90,12 +91,12 @@ def paper_rate(res: int, steps: int, x_range, y_range) -> dict:
         gx, gy = jnp.logspace(*x_range, res), jnp.logspace(*y_range, res)
         lr0, lr1 = jnp.meshgrid(gx, gy)
         lr = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
-        times = []
-        for _ in range(2):  # cold (compiling included), then warm
-            t0 = time.perf_counter()
-            ratio = np.asarray(jax.block_until_ready(train(lr, steps)))
-            times.append(time.perf_counter() - t0)
-    return _timed(res, steps, times) | {"ratio": ratio}
+
+    def go():
+        with jax.enable_x64(True):
+            return np.asarray(jax.block_until_ready(train(lr, steps)))
+
+    return go
 
 
 def _timed(res: int, steps: int, times) -> dict:
@@ -146,21 +147,28 @@ def gemm_rate(steps: int, chunk: int = 8, reps: int = 256) -> dict:
     return {"configs": configs, "steps": steps, "seconds": seconds, "rate": configs * steps / seconds}
 
 
-def lrsweep_rate(res: int, steps: int, precision: str, x_range, y_range) -> dict:
-    """The map's sweep of the tanh setting on a ``res x res`` window, cold then warm (the sweep alone,
-    without a float32 map's float64 sample check)."""
+def lrsweep_runner(res: int, steps: int, precision: str, x_range, y_range):
+    """The map's sweep of the tanh setting on a ``res x res`` window: ``go() -> Dataset`` (the sweep
+    alone, without a float32 map's float64 sample check)."""
     mp = maps.settings.setting_problem("tanh", steps=steps, precision=precision)
     xs, ys = maps.grid(*x_range, res), maps.grid(*y_range, res)
-    times = []
-    for _ in range(2):
+    return lambda: maps._sweep_map(mp, xs, ys, steps, precision, None, {"progress": False})
+
+
+def timed_cases(runners: dict, res: int, steps: int, reps: int = 3) -> dict:
+    """Each runner's first call (cold), then ``reps`` rounds of one call of each in turn, the fastest
+    kept (warm): interleaving spreads the load of a shared machine over every case alike."""
+    cold, warm, last = {}, {name: [] for name in runners}, {}
+    for name, go in runners.items():
         t0 = time.perf_counter()
-        ds = maps._sweep_map(mp, xs, ys, steps, precision, None, {"progress": False})
-        times.append(time.perf_counter() - t0)
-    return _timed(res, steps, times) | {
-        "chunk_size": int(ds.attrs["chunk_size"]),
-        "block_size": int(ds.attrs["block_size"]),
-        "trainable": ds["trainable"].transpose("lr_W1", "lr_W0").values,
-    }
+        last[name] = go()
+        cold[name] = time.perf_counter() - t0
+    for _ in range(reps):
+        for name, go in runners.items():
+            t0 = time.perf_counter()
+            last[name] = go()
+            warm[name].append(time.perf_counter() - t0)
+    return {name: _timed(res, steps, [cold[name], min(warm[name])]) | {"result": last[name]} for name in runners}
 
 
 def check_seconds(res: int, steps: int, x_range, y_range) -> float:
@@ -183,8 +191,8 @@ def agreement_by_window(res: int, steps: int) -> list[dict]:
         ("ragged edge (10x zoom)", ragged),
     ]
     for k, (name, (xr_, yr_)) in enumerate(kinds):
-        t64 = lrsweep_rate(res, steps, "float64", xr_, yr_)["trainable"]
-        t32 = lrsweep_rate(res, steps, "float32", xr_, yr_)["trainable"]
+        t64 = lrsweep_runner(res, steps, "float64", xr_, yr_)()["trainable"].transpose("lr_W1", "lr_W0").values
+        t32 = lrsweep_runner(res, steps, "float32", xr_, yr_)()["trainable"].transpose("lr_W1", "lr_W0").values
         out.append(_agreement(name, xr_, yr_, t32, t64))
         if k == 1:  # a deep zoom centred on the ragged window's boundary pixel nearest its centre
             edge = np.argwhere(maps.boundary(t64))
@@ -211,19 +219,21 @@ def _agreement(name, xr_, yr_, t32, t64) -> dict:
 RAGGED_CENTER = (2.7, 2.12)
 
 
-def run(res: int = 32, steps: int = 200, log=print) -> dict:
+def run(res: int = 32, steps: int = 200, reps: int = 3, log=print) -> dict:
     """Every case; a JSON-able dict of rates, FLOP/s, ratios and agreement."""
     x_range, y_range = maps.DEFAULT_X_RANGE, maps.DEFAULT_Y_RANGE
     peak = roofline.peaks("cpu")["matmul_flops_per_s"]
     log(f"matmul peak (float32, 2048^3): {peak / 1e9:.1f} GFLOP/s")
-    cases = {}
-    for name, fn in (
-        ("paper float64", lambda: paper_rate(res, steps, x_range, y_range)),
-        ("lrsweep float64", lambda: lrsweep_rate(res, steps, "float64", x_range, y_range)),
-        ("lrsweep float32", lambda: lrsweep_rate(res, steps, "float32", x_range, y_range)),
-    ):
-        cases[name] = r = fn()
+    runners = {
+        "paper float64": paper_runner(res, steps, x_range, y_range),
+        "lrsweep float64": lrsweep_runner(res, steps, "float64", x_range, y_range),
+        "lrsweep float32": lrsweep_runner(res, steps, "float32", x_range, y_range),
+    }
+    cases = timed_cases(runners, res, steps, reps)
+    for name, r in cases.items():
         log(f"{name}: warm {r['rate']:,.0f} config-steps/s ({r['seconds']:.2f} s), cold {r['cold_s']:.2f} s")
+        if name.startswith("lrsweep"):
+            r.update(chunk_size=int(r["result"].attrs["chunk_size"]), block_size=int(r["result"].attrs["block_size"]))
     check = check_seconds(res, steps, x_range, y_range)
     gemm = gemm_rate(steps)
     gemm_flops = gemm["rate"] * GEMM_FLOPS_PER_STEP
@@ -237,7 +247,7 @@ def run(res: int = 32, steps: int = 200, log=print) -> dict:
         "machine": machine_info([jax.default_backend()]),  # the suite's machine block: CPU model, cores, versions
         "matmul_peak_flops": peak,
         "flops_per_config_step": FLOPS_PER_STEP,
-        "window": {"x_range": list(x_range), "y_range": list(y_range), "res": res, "steps": steps},
+        "window": {"x_range": list(x_range), "y_range": list(y_range), "res": res, "steps": steps, "warm_reps": reps},
         "cases": {
             name: {k: v for k, v in c.items() if k in keys}
             | {"gflops": c["rate"] * FLOPS_PER_STEP / 1e9, "of_peak": c["rate"] * FLOPS_PER_STEP / peak}
@@ -275,7 +285,8 @@ def markdown(result: dict) -> str:
         for a in result["float32_vs_float64_by_window"]
     ]
     lines = [
-        f"Identical work on every row: the default window, {w['res']} x {w['res']} pixels, {w['steps']} steps.",
+        f"Identical work on every row: the default window, {w['res']} x {w['res']} pixels, {w['steps']} steps; cold: "
+        f"the first call, compiling included; warm: the fastest of {w.get('warm_reps', 1)} more, the cases interleaved.",
         "",
         f"- **lrsweep float64 / paper float64: {result['float64_over_paper_warm']:.1f}x warm, "
         f"{result['float64_over_paper_cold']:.1f}x cold** (the same arithmetic)",
@@ -303,9 +314,10 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="lrsweep bench --maps", description=__doc__.splitlines()[0])
     p.add_argument("--res", type=int, default=32, help="pixels per side of every map (default 32)")
     p.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
+    p.add_argument("--reps", type=int, default=3, help="warm calls per case, interleaved (default 3)")
     p.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
     args = p.parse_args(argv)
-    result = run(args.res, args.steps)
+    result = run(args.res, args.steps, args.reps)
     print(markdown(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
