@@ -296,3 +296,11 @@ def test_bench_report_leads_with_float64_against_float64():
     first = next(line for line in text.splitlines() if line.startswith("- "))
     assert first.startswith("- **lrsweep float64 / paper float64: 3.0x warm, 0.5x cold**")
     assert "Identical work on every row: the default window, 4 x 4 pixels, 10 steps;" in text
+
+
+def test_auto_precision_measures_a_sample_then_chooses():
+    ds = maps.trainability(x_range=(2.0, 3.5), y_range=(2.0, 2.4), res=4, steps=20)
+    a = ds.attrs["auto_sample_agreement"]
+    assert ds.attrs["auto_sample_pixels"] == 16 and 0.0 <= a <= 1.0
+    assert ds.attrs["map_precision"] == ("float32" if a >= maps.AUTO_AGREEMENT else "float64")
+    assert ds.attrs["map_precision"] in maps.precision_text(ds)
