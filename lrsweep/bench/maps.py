@@ -1,16 +1,23 @@
 """``lrsweep bench --maps``: trainability maps of the paper's network against its own approach.
 
-Cases, all on the default window of :mod:`lrsweep.maps` (where the boundary crosses the map):
+Every case does the same work: the same window (the default one of :mod:`lrsweep.maps`, where the
+boundary crosses the map), the same resolution and the same number of steps, each timed twice in
+one process: cold (the first call, compiling included) and warm (the same call again).
 
-- ``lrsweep float32`` and ``lrsweep float64``: :func:`lrsweep.maps.trainability` (the engine with
-  the whole-batch loss), timed after an identical warm-up call (the same chunk program);
 - ``paper float64``: the paper's notebook approach re-run here: float64, a Python loop over the
   steps calling one jitted, vmapped step on a chunk of at most 50,000 configs, the losses stacked
   and reduced at the end (``train`` and ``train_step_lrvmap`` of github.com/Sohl-Dickstein/fractal);
+  its functions are made afresh for the cold call;
+- ``lrsweep float64`` and ``lrsweep float32``: the map's sweep (the engine with the whole-batch
+  loss), without the float32 map's own float64 sample check (timed apart as ``check``);
 - ``GEMMs alone``: a ceiling for the network on this machine: only the two large products of
   each step, ``X W0`` and ``X^T dZ`` for a block of 8 configs (the engine's block), float32, in a
   scan of the same length, no tanh and no output layer (their 278,528 FLOPs per config-step);
-- the machine's float32 matrix-product peak (``roofline.peaks``, a 2048 x 2048 ``jnp.dot``).
+- the machine's float32 matrix-product peak (``roofline.peaks``, a 2048 x 2048 ``jnp.dot``);
+- float32 against float64 verdicts per kind of window: the default window (a smooth edge), a 10x
+  zoom on its ragged stretch, and a 1000x zoom centred on a boundary pixel of that zoom.
+
+The headline is float64 against float64, warm (the same arithmetic on both sides).
 
 FLOPs are the network's matrix products per config-step, counted by hand: forward ``X W0`` (272 x
 16 by 16 x 16) and ``H W1``, backward ``H^T d`` , ``d W1^T`` and ``X^T dZ``: ``2 * 272 * (16 * 16 *
@@ -37,8 +44,9 @@ FLOPS_PER_STEP = 2 * N_DATA * (WIDTH * WIDTH * 2 + WIDTH * 3)
 PAPER_CHUNK = 50_000
 
 
-def paper_rate(res: int, steps: int, x_range, y_range) -> dict:
-    """The paper's approach (float64) on a ``res x res`` map: config-steps per second, and its ratios."""
+def paper_runner(res: int, steps: int, x_range, y_range):
+    """The paper's approach (float64) on a ``res x res`` map, made afresh: ``go() -> ratio`` (its
+    first call compiles)."""
     p = maps.paper_problem()
     with jax.enable_x64(True):
         theta = [jnp.asarray(p.init["W0"]), jnp.asarray(p.init["W1"])]
@@ -83,17 +91,24 @@ def paper_rate(res: int, steps: int, x_range, y_range) -> dict:
         gx, gy = jnp.logspace(*x_range, res), jnp.logspace(*y_range, res)
         lr0, lr1 = jnp.meshgrid(gx, gy)
         lr = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
-        jax.block_until_ready(train(lr[:8], 2))  # compile the step at a small shape
-        jax.block_until_ready(train(lr, 1))  # and at the timed one
-        t0 = time.perf_counter()
-        ratio = np.asarray(jax.block_until_ready(train(lr, steps)))
-        seconds = time.perf_counter() - t0
+
+    def go():
+        with jax.enable_x64(True):
+            return np.asarray(jax.block_until_ready(train(lr, steps)))
+
+    return go
+
+
+def _timed(res: int, steps: int, times) -> dict:
+    cold, warm = times
+    n = res * res * steps
     return {
         "configs": res * res,
         "steps": steps,
-        "seconds": seconds,
-        "rate": res * res * steps / seconds,
-        "ratio": ratio,
+        "cold_s": cold,
+        "seconds": warm,
+        "rate": n / warm,
+        "cold_rate": n / cold,
     }
 
 
@@ -132,110 +147,177 @@ def gemm_rate(steps: int, chunk: int = 8, reps: int = 256) -> dict:
     return {"configs": configs, "steps": steps, "seconds": seconds, "rate": configs * steps / seconds}
 
 
-def lrsweep_rate(res: int, steps: int, precision: str, x_range, y_range, **kw) -> dict:
-    """:func:`lrsweep.maps.trainability` on a ``res x res`` map, timed after an identical warm-up
-    call: the chunk a map compiles follows its size (``plan.chunks``), so only the same call is
-    sure to compile the very program timed."""
-    maps.trainability(None, x_range, y_range, res=res, steps=steps, precision=precision, **kw)
+def lrsweep_runner(res: int, steps: int, precision: str, x_range, y_range):
+    """The map's sweep of the tanh setting on a ``res x res`` window: ``go() -> Dataset`` (the sweep
+    alone, without a float32 map's float64 sample check)."""
+    mp = maps.settings.setting_problem("tanh", steps=steps, precision=precision)
+    xs, ys = maps.grid(*x_range, res), maps.grid(*y_range, res)
+    return lambda: maps._sweep_map(mp, xs, ys, steps, precision, None, {"progress": False})
+
+
+def timed_cases(runners: dict, res: int, steps: int, reps: int = 3) -> dict:
+    """Each runner's first call (cold), then ``reps`` rounds of one call of each in turn, the fastest
+    kept (warm): interleaving spreads the load of a shared machine over every case alike."""
+    cold, warm, last = {}, {name: [] for name in runners}, {}
+    for name, go in runners.items():
+        t0 = time.perf_counter()
+        last[name] = go()
+        cold[name] = time.perf_counter() - t0
+    for _ in range(reps):
+        for name, go in runners.items():
+            t0 = time.perf_counter()
+            last[name] = go()
+            warm[name].append(time.perf_counter() - t0)
+    return {name: _timed(res, steps, [cold[name], min(warm[name])]) | {"result": last[name]} for name in runners}
+
+
+def check_seconds(res: int, steps: int, x_range, y_range) -> float:
+    """What a float32 map adds for its float64 sample check (``maps.CHECK_RES`` squared pixels), warm."""
+    mp = maps.settings.setting_problem("tanh", steps=steps, precision="float64")
+    k = maps.check_indices(res)
+    xs, ys = maps.grid(*x_range, res)[k], maps.grid(*y_range, res)[k]
+    maps._sweep_map(mp, xs, ys, steps, "float64", None, {"progress": False})
     t0 = time.perf_counter()
-    ds = maps.trainability(None, x_range, y_range, res=res, steps=steps, precision=precision, **kw)
-    seconds = time.perf_counter() - t0
+    maps._sweep_map(mp, xs, ys, steps, "float64", None, {"progress": False})
+    return time.perf_counter() - t0
+
+
+def agreement_by_window(res: int, steps: int) -> list[dict]:
+    """float32 against float64 verdicts on three kinds of window (module docstring), full maps of each."""
+    out = []
+    ragged = maps.window(RAGGED_CENTER, 10.0)
+    kinds = [
+        ("smooth edge (default window)", (maps.DEFAULT_X_RANGE, maps.DEFAULT_Y_RANGE)),
+        ("ragged edge (10x zoom)", ragged),
+    ]
+    for k, (name, (xr_, yr_)) in enumerate(kinds):
+        t64 = lrsweep_runner(res, steps, "float64", xr_, yr_)()["trainable"].transpose("lr_W1", "lr_W0").values
+        t32 = lrsweep_runner(res, steps, "float32", xr_, yr_)()["trainable"].transpose("lr_W1", "lr_W0").values
+        out.append(_agreement(name, xr_, yr_, t32, t64))
+        if k == 1:  # a deep zoom centred on the ragged window's boundary pixel nearest its centre
+            edge = np.argwhere(maps.boundary(t64))
+            if len(edge):
+                i, j = edge[np.argmin(((edge - (res - 1) / 2) ** 2).sum(axis=1))]
+                cx = xr_[0] + (xr_[1] - xr_[0]) * j / (res - 1)
+                cy = yr_[0] + (yr_[1] - yr_[0]) * i / (res - 1)
+                kinds.append(("deep zoom (1000x)", maps.window((cx, cy), 1000.0)))
+    return out
+
+
+def _agreement(name, xr_, yr_, t32, t64) -> dict:
     return {
-        "configs": res * res,
-        "steps": steps,
-        "seconds": seconds,
-        "rate": res * res * steps / seconds,
-        "chunk_size": int(ds.attrs["chunk_size"]),
-        "block_size": int(ds.attrs["block_size"]),
-        "trainable": ds["trainable"].transpose("lr_W1", "lr_W0").values,
-        "score": ds["score"].transpose("lr_W1", "lr_W0").values,
+        "window": name,
+        "x_range": list(xr_),
+        "y_range": list(yr_),
+        "agreement": float((t32 == t64).mean()),
+        "boundary_share": float(maps.boundary(t64).mean()),
+        "trainable_float64": float(t64.mean()),
     }
 
 
-def run(res: int = 64, steps: int = 500, paper_res: int = 128, paper_steps: int = 10, log=print) -> dict:
+#: The ragged stretch of the default window's boundary (the gallery's zoom).
+RAGGED_CENTER = (2.7, 2.12)
+
+
+def run(res: int = 32, steps: int = 200, reps: int = 3, log=print) -> dict:
     """Every case; a JSON-able dict of rates, FLOP/s, ratios and agreement."""
     x_range, y_range = maps.DEFAULT_X_RANGE, maps.DEFAULT_Y_RANGE
     peak = roofline.peaks("cpu")["matmul_flops_per_s"]
     log(f"matmul peak (float32, 2048^3): {peak / 1e9:.1f} GFLOP/s")
-    cases = {}
-    for precision in ("float32", "float64"):
-        r = lrsweep_rate(res, steps, precision, x_range, y_range)
-        cases[f"lrsweep {precision}"] = r
-        log(
-            f"lrsweep {precision}: {r['rate']:,.0f} config-steps/s ({r['seconds']:.1f} s, chunk {r['chunk_size']}, block {r['block_size']})"
-        )
-    r = paper_rate(paper_res, paper_steps, x_range, y_range)
-    cases["paper float64"] = r
-    log(f"paper float64: {r['rate']:,.0f} config-steps/s ({r['seconds']:.1f} s for {paper_res}^2 x {paper_steps})")
+    runners = {
+        "paper float64": paper_runner(res, steps, x_range, y_range),
+        "lrsweep float64": lrsweep_runner(res, steps, "float64", x_range, y_range),
+        "lrsweep float32": lrsweep_runner(res, steps, "float32", x_range, y_range),
+    }
+    cases = timed_cases(runners, res, steps, reps)
+    for name, r in cases.items():
+        log(f"{name}: warm {r['rate']:,.0f} config-steps/s ({r['seconds']:.2f} s), cold {r['cold_s']:.2f} s")
+        if name.startswith("lrsweep"):
+            r.update(chunk_size=int(r["result"].attrs["chunk_size"]), block_size=int(r["result"].attrs["block_size"]))
+    check = check_seconds(res, steps, x_range, y_range)
     gemm = gemm_rate(steps)
     gemm_flops = gemm["rate"] * GEMM_FLOPS_PER_STEP
     log(f"GEMMs alone: {gemm_flops / 1e9:.1f} GFLOP/s ({100 * gemm_flops / peak:.1f}% of the peak)")
-    a, b = cases["lrsweep float32"], cases["lrsweep float64"]
-    out = {
+    windows = agreement_by_window(res, steps)
+    for w in windows:
+        log(f"float32 vs float64, {w['window']}: {100 * w['agreement']:.1f}% of verdicts agree")
+    paper, f64, f32 = (cases[k] for k in ("paper float64", "lrsweep float64", "lrsweep float32"))
+    keys = ("configs", "steps", "seconds", "cold_s", "rate", "cold_rate", "chunk_size", "block_size")
+    return {
         "machine": machine_info([jax.default_backend()]),  # the suite's machine block: CPU model, cores, versions
         "matmul_peak_flops": peak,
         "flops_per_config_step": FLOPS_PER_STEP,
-        "window": {"x_range": list(x_range), "y_range": list(y_range)},
+        "window": {"x_range": list(x_range), "y_range": list(y_range), "res": res, "steps": steps, "warm_reps": reps},
         "cases": {
-            name: {
-                k: v for k, v in c.items() if k in ("configs", "steps", "seconds", "rate", "chunk_size", "block_size")
-            }
+            name: {k: v for k, v in c.items() if k in keys}
             | {"gflops": c["rate"] * FLOPS_PER_STEP / 1e9, "of_peak": c["rate"] * FLOPS_PER_STEP / peak}
             for name, c in cases.items()
         },
+        "float32_check_seconds": check,
         "gemms_alone": {
             "chunk": 8,
             "flops_per_config_step": GEMM_FLOPS_PER_STEP,
             "gflops": gemm_flops / 1e9,
             "of_peak": gemm_flops / peak,
         },
-        "float32_vs_float64_trainable_agreement": float((a["trainable"] == b["trainable"]).mean()),
-        "lrsweep_float32_over_paper": a["rate"] / cases["paper float64"]["rate"],
-        "lrsweep_float64_over_paper": b["rate"] / cases["paper float64"]["rate"],
+        "float64_over_paper_warm": f64["rate"] / paper["rate"],
+        "float64_over_paper_cold": paper["cold_s"] / f64["cold_s"],
+        "float32_over_paper_warm": f32["rate"] / paper["rate"],
+        "float32_over_paper_cold": paper["cold_s"] / f32["cold_s"],
+        "float32_vs_float64_by_window": windows,
     }
-    return out
 
 
 def markdown(result: dict) -> str:
+    w = result["window"]
     rows = [
-        "| case | configs x steps | config-steps/s | GFLOP/s (matmul) | of matmul peak |",
-        "|---|---:|---:|---:|---:|",
+        "| case | configs x steps | warm s | cold s | config-steps/s (warm) | GFLOP/s (matmul) | of matmul peak |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, c in result["cases"].items():
         rows.append(
-            f"| {name} | {c['configs']:,} x {c['steps']} | {c['rate']:,.0f} | {c['gflops']:.1f} | "
-            f"{100 * c['of_peak']:.1f}% |"
+            f"| {name} | {c['configs']:,} x {c['steps']} | {c['seconds']:.2f} | {c['cold_s']:.2f} | {c['rate']:,.0f} | "
+            f"{c['gflops']:.1f} | {100 * c['of_peak']:.1f}% |"
         )
+    agree = [
+        f"| {a['window']} | {a['x_range'][0]:.6g}:{a['x_range'][1]:.6g} | {a['y_range'][0]:.6g}:{a['y_range'][1]:.6g} | "
+        f"{100 * a['boundary_share']:.1f}% | {100 * a['agreement']:.1f}% |"
+        for a in result["float32_vs_float64_by_window"]
+    ]
     lines = [
-        f"matmul peak (float32 2048^3 jnp.dot): {result['matmul_peak_flops'] / 1e9:.1f} GFLOP/s; "
-        f"FLOPs per config-step (matrix products): {result['flops_per_config_step']:,}",
+        f"Identical work on every row: the default window, {w['res']} x {w['res']} pixels, {w['steps']} steps; cold: "
+        f"the first call, compiling included; warm: the fastest of {w.get('warm_reps', 1)} more, the cases interleaved.",
+        "",
+        f"- **lrsweep float64 / paper float64: {result['float64_over_paper_warm']:.1f}x warm, "
+        f"{result['float64_over_paper_cold']:.1f}x cold** (the same arithmetic)",
+        f"- lrsweep float32 / paper float64: {result['float32_over_paper_warm']:.1f}x warm, "
+        f"{result['float32_over_paper_cold']:.1f}x cold; a float32 map also trains a float64 sample for its "
+        f"agreement check: {result['float32_check_seconds']:.2f} s more here",
         "",
         *rows,
         "",
-        f"- lrsweep float32 / paper float64: {result['lrsweep_float32_over_paper']:.1f}x",
-        f"- lrsweep float64 / paper float64: {result['lrsweep_float64_over_paper']:.1f}x",
-        f"- the two large products alone (X W0 and X^T dZ, chunks of {result['gemms_alone']['chunk']}, no tanh): "
+        f"matmul peak (float32 2048^3 jnp.dot): {result['matmul_peak_flops'] / 1e9:.1f} GFLOP/s; "
+        f"FLOPs per config-step (matrix products): {result['flops_per_config_step']:,}; the two large products "
+        f"alone (X W0 and X^T dZ, chunks of {result['gemms_alone']['chunk']}, no tanh): "
         f"{result['gemms_alone']['gflops']:.1f} GFLOP/s, {100 * result['gemms_alone']['of_peak']:.1f}% of the peak",
-        f"- float32 and float64 agree on trainability at {100 * result['float32_vs_float64_trainable_agreement']:.2f}% "
-        "of the pixels",
+        "",
+        "float32 against float64 verdicts, whole maps at the same size:",
+        "",
+        "| window | x (log10) | y (log10) | boundary pixels | verdicts agree |",
+        "|---|---|---|---:|---:|",
+        *agree,
     ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="lrsweep bench --maps", description=__doc__.splitlines()[0])
-    p.add_argument("--res", type=int, default=64, help="lrsweep's map, pixels per side (default 64)")
-    p.add_argument("--steps", type=int, default=500, help="steps per run (default 500)")
-    p.add_argument(
-        "--paper-res",
-        type=int,
-        default=128,
-        help="the paper's approach, pixels per side (default 128: one chunk of 16,384)",
-    )
-    p.add_argument("--paper-steps", type=int, default=10, help="the paper's approach, steps (default 10)")
+    p.add_argument("--res", type=int, default=32, help="pixels per side of every map (default 32)")
+    p.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
+    p.add_argument("--reps", type=int, default=3, help="warm calls per case, interleaved (default 3)")
     p.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
     args = p.parse_args(argv)
-    result = run(args.res, args.steps, args.paper_res, args.paper_steps)
+    result = run(args.res, args.steps, args.reps)
     print(markdown(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

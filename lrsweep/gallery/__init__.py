@@ -18,6 +18,7 @@ one folder:
   ``<canvas>``, no network) with a learning-rate slider;
 - ``13-trainability-map``: the fractal paper's network over its two layers' learning rates and a
   zoom into the boundary (``maps``, from :mod:`lrsweep.maps`);
+- ``14-six-settings``: the paper's six settings, one small map each (``maps``);
 - ``README.md``: every figure, a caption saying what a student should see, and this command.
 
 Every file is deterministic: a rerun on the same machine writes the same bytes (fixed rcParams,
@@ -45,7 +46,7 @@ from .explorer import fig_explorer
 from .general import DEFAULT_LR, build_problem_figures
 from .landscape import fig_animation, fig_landscape
 from .lesson import fig_lesson, fig_tables, fig_why_stuck
-from .maps import fig_trainability_map
+from .maps import fig_six_settings, fig_trainability_map
 from .readme import readme
 from .sweeps import fig_chapter_net, fig_fan, fig_final_loss, fig_heatmap, fig_optimizers, fig_outcome_map
 
@@ -66,6 +67,7 @@ FIGURES = (
     fig_animation,
     fig_explorer,
     fig_trainability_map,
+    fig_six_settings,
 )
 
 

@@ -38,23 +38,38 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .. import _checks, problems
+from .. import _checks, problems, results
+from ..grid import init_grid
 from ..problems._problem import Problem
 from ..problems.builtins import mlp_batch_loss
-from ._fractal import FractalDimension, boundary, box_counts, fractal_dimension
-from ._render import colour_value, draw, figure, image_of, restretch, write_gif
+from . import settings as settings_mod
+from ._fractal import (
+    METHODS,
+    FractalDimension,
+    NotMeaningfulWarning,
+    boundary,
+    box_counts,
+    edges_2x2,
+    fractal_dimension,
+)
+from ._render import colour_value, draw, figure, image_of, labels_of, restretch, write_gif
 
 __all__ = [
     "DEFAULT_X_RANGE",
     "DEFAULT_Y_RANGE",
+    "METHODS",
     "FractalDimension",
+    "NotMeaningfulWarning",
     "boundary",
     "box_counts",
     "colour_value",
     "draw",
+    "edges_2x2",
     "figure",
     "fractal_dimension",
     "image_of",
+    "labels_of",
+    "open",
     "paper_problem",
     "restretch",
     "trainability",
@@ -65,9 +80,17 @@ __all__ = [
 
 #: The default window (log10 lr): the input layer's lr from 0.1 to 10^4, the output layer's from
 #: 10^1.5 to 10^3, where the paper's tanh network's boundary crosses the map.
-DEFAULT_X_RANGE = (-1.0, 4.0)
-DEFAULT_Y_RANGE = (1.5, 3.0)
+DEFAULT_X_RANGE, DEFAULT_Y_RANGE = settings_mod.WINDOWS["tanh"]
 MAX_RES = 16384
+DEFAULT_RES = 256
+DEFAULT_STEPS = 500
+PRECISIONS = ("auto", "float32", "float64")
+#: float64 by default unless a sample of the window agrees in float32 (``precision="auto"``).
+DEFAULT_PRECISION = "auto"
+#: The precision check trains a ``CHECK_RES x CHECK_RES`` sample of a map's pixels in float64.
+CHECK_RES = 16
+#: ``precision="auto"`` takes float32 only where the sample's verdicts agree on this share of pixels.
+AUTO_AGREEMENT = 0.995
 
 
 def paper_problem(batch_loss: str = "manual") -> Problem:
@@ -152,88 +175,75 @@ def _groups(problem: Problem, x_group: str | None, y_group: str | None) -> tuple
     return x_group, y_group
 
 
-def trainability(
-    problem: Problem | str | None = None,
-    x_range=DEFAULT_X_RANGE,
-    y_range=DEFAULT_Y_RANGE,
-    res: int = 256,
-    steps: int = 500,
-    precision: str = "float32",
-    out: str | Path | None = None,
-    *,
-    x_group: str | None = None,
-    y_group: str | None = None,
-    **settings: Any,
-) -> xr.Dataset:
-    """A trainability map: one run per pixel of a ``res x res`` grid of two learning rates.
+def _map_problem(problem, setting, precision, steps, x_group, y_group, net) -> settings_mod.MapProblem:
+    """The setting's :class:`settings.MapProblem`, or a user problem's (two lr groups)."""
+    if problem is None:
+        if x_group is not None or y_group is not None:
+            bad = ("x_group", x_group) if x_group is not None else ("y_group", y_group)
+            raise ValueError(f"{bad[0]}={bad[1]!r} is invalid without a problem: a setting names its own axes")
+        return settings_mod.setting_problem(
+            setting or settings_mod.DEFAULT_SETTING, steps=steps, precision=precision, **net
+        )
+    if setting is not None or net:
+        raise ValueError(
+            f"setting={setting!r} and {sorted(net)} are invalid with a problem: they choose the paper's network"
+        )
+    problem = problems.resolve(problem)
+    gx, gy = _groups(problem, x_group, y_group)
+    return settings_mod.MapProblem(problem, gx, gy, None, {}, "gd", False, ())
 
-    Args:
-      problem: None (the paper's network, :func:`paper_problem`), a :class:`lrsweep.Problem` or a
-        problem's name; its two parameters (or ``x_group`` and ``y_group``) get the two lrs.
-      x_range, y_range: ``(lo, hi)``, log10 of the input layer's (x) and output layer's (y) lr;
-        both ends are on the grid (``jnp.logspace(lo, hi, res)``, as the notebook).
-      res: pixels per side (2 to 16384).
-      steps: gradient-descent steps per run (the paper: 500 or 1000).
-      precision: ``"float32"`` (fast) or ``"float64"`` (the paper's).
-      out: a Zarr store: results stream there and the same call resumes a killed run.
-      x_group, y_group: the parameter groups of the two axes (default: the problem's first and
-        last parameter, ``W0`` and ``W1``).
-      settings: more :func:`lrsweep.sweep` settings (``score_window``, ``memory``, ``chunk_size``,
-        ``progress``, ...); ``record`` is always ``"summary"`` and ``track_sums`` always True.
 
-    Returns:
-      The sweep's ``xarray.Dataset`` over dims ``lr_<x_group>`` and ``lr_<y_group>``: ``score``,
-      ``trainable`` (``score < 1``), ``colour`` (:func:`colour_value`, the paper's: negative iff
-      trainable), ``sum_v`` and ``sum_inv_v`` (what the colour is made of), ``outcome``,
-      ``event_epoch``, ``loss`` (final), the parameters, ...; attrs
-      ``map_x_range``, ``map_y_range``, ``map_x_dim``, ``map_y_dim`` and ``fraction_trainable``.
-    """
+def _sweep_map(mp: settings_mod.MapProblem, xs, ys, steps, precision, out, settings) -> xr.Dataset:
+    """One run per pixel of ``xs x ys`` (axis values), finished by :func:`_finish`."""
     from .. import api
 
-    x_range, y_range = _range("x_range", x_range), _range("y_range", y_range)
-    res = _checks.integer("res", res, 2, MAX_RES)
-    steps = _checks.integer("steps", steps, 1)
-    if precision not in ("float32", "float64"):
-        raise ValueError(f"precision={precision!r} is invalid: expected 'float32' or 'float64'")
-    if settings.get("record", "summary") != "summary":
-        raise ValueError(f"record={settings['record']!r} is invalid: a map keeps summaries only ('summary')")
-    if not settings.get("track_sums", True):
-        raise ValueError("track_sums=False is invalid: a map's colour is made of the sums")
-    for key in ("lr", "init", "epochs", "groups", "problem_seed"):
-        if key in settings:
-            raise ValueError(f"{key}={settings[key]!r} is invalid here: a map sets it from its window and steps")
-    if problem is None:  # float64 differentiates as the notebook does: the same trajectories, bit for bit
-        problem = paper_problem("manual" if precision == "float32" else "autodiff")
+    kw = dict(settings)
+    if mp.x_is_offset:
+        lr, kw["init"] = ys, init_grid(**{mp.x_group: xs})
     else:
-        problem = problems.resolve(problem)
-    gx, gy = _groups(problem, x_group, y_group)
-    lr = {gx: grid(*x_range, res), gy: grid(*y_range, res)}
-    settings.setdefault("progress", False)
-    settings.pop("track_sums", None)
+        lr = {mp.x_group: xs, mp.y_group: ys, **mp.fixed_lr}
+    if mp.groups is not None:
+        kw["groups"] = mp.groups
+    if mp.optimizer != "gd":
+        kw["optimizer"] = mp.optimizer
     ds = api.sweep(
-        problem,
-        lr,
-        epochs=steps,
-        precision=precision,
-        record="summary",
-        track_sums=True,
-        out=None if out is None else str(out),
-        **settings,
-    )
-    if "init" in ds.dims:
-        ds = ds.isel(init=0, drop=True)
-    x_dim, y_dim = f"lr_{gx}", f"lr_{gy}"
+        mp.problem, lr, epochs=steps, precision=precision, record="summary", track_sums=True,
+        out=None if out is None else str(out), **kw,
+    )  # fmt: skip
+    return _finish(ds)
+
+
+def _map_dims(ds) -> tuple[str, str]:
+    """The map's (x, y) dims in a sweep's Dataset: the offset and lr, or the two lr groups."""
+    if "init_offset" in ds.dims:
+        return "init_offset", "lr"
+    for pair in (("lr_W0", "lr_W1"), ("lr_even", "lr_odd")):
+        if all(d in ds.dims for d in pair):
+            return pair
+    lrs = [str(d) for d in ds.dims if str(d).startswith("lr_") and d != "lr_step"]
+    if len(lrs) != 2:
+        raise ValueError(f"dims {list(ds.dims)} are not a map's: expected two lr_<group> dims or init_offset and lr")
+    return lrs[0], lrs[1]
+
+
+def _finish(ds: xr.Dataset) -> xr.Dataset:
+    """A sweep's Dataset as a map: dims ``(x, y)``, ``trainable``, ``colour`` and the map's attrs."""
+    for dim in ("init", "lr_step"):
+        if dim in ds.dims and ds.sizes[dim] == 1:
+            ds = ds.isel({dim: 0}, drop=True)
+    x_dim, y_dim = _map_dims(ds)
     ds = ds.transpose(x_dim, y_dim, ...)
-    score = ds["score"].values
+    score = np.asarray(ds["score"].values)
     ds["trainable"] = ((x_dim, y_dim), score < 1, {"long_name": "trainable (score < 1)"})
     ds["colour"] = (
         (x_dim, y_dim),
         colour_value(score, ds["sum_v"].values, ds["sum_inv_v"].values),
         {"long_name": "the paper's colour value: -sum_v if trainable, else sum_inv_v", "units": "1"},
     )
+    xs, ys = ds[x_dim].values, ds[y_dim].values
     ds.attrs.update(
-        map_x_range=list(x_range),
-        map_y_range=list(y_range),
+        map_x_range=[float(np.log10(xs[0])), float(np.log10(xs[-1]))],
+        map_y_range=[float(np.log10(ys[0])), float(np.log10(ys[-1]))],
         map_x_dim=x_dim,
         map_y_dim=y_dim,
         fraction_trainable=float(np.mean(score < 1)),
@@ -241,18 +251,154 @@ def trainability(
     return ds
 
 
-def summary_line(ds, seconds: float | None = None) -> str:
-    """``trainable 41.2% of 65,536 pixels; fractal dimension 1.43 (95% CI 1.38-1.48, boxes 2-64 px)``."""
-    fd = fractal_dimension(ds["trainable"].values)
-    n = ds["trainable"].size
-    text = f"trainable {100 * ds.attrs['fraction_trainable']:.1f}% of {n:,} pixels; "
-    if math.isnan(fd.dimension):
-        text += "fractal dimension: none (no boundary in the window)"
-    else:
+def open(store: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 - as lrsweep.open
+    """Reopen a map's store (``trainability(..., out=store)``) as the Dataset :func:`trainability`
+    returned: ``trainable``, ``colour`` and the map's attrs included (read with :func:`lrsweep.open`)."""
+    ds = _finish(results.open(store, verify=verify))
+    return ds.assign_attrs(map_precision=ds.attrs.get("precision"))
+
+
+def check_indices(res: int) -> np.ndarray:
+    """The rows and columns of a map's precision check: ``CHECK_RES`` evenly spread indices."""
+    return np.unique(np.linspace(0, res - 1, min(res, CHECK_RES)).round().astype(int))
+
+
+def trainability(
+    problem: Problem | str | None = None,
+    x_range=None,
+    y_range=None,
+    res: int = DEFAULT_RES,
+    steps: int = DEFAULT_STEPS,
+    precision: str = DEFAULT_PRECISION,
+    out: str | Path | None = None,
+    *,
+    setting: str | None = None,
+    width: int | None = None,
+    depth: int | None = None,
+    n_data: int | None = None,
+    target_dim: int | None = None,
+    prng: str | None = None,
+    offset_mode: str | None = None,
+    x_group: str | None = None,
+    y_group: str | None = None,
+    **settings: Any,
+) -> xr.Dataset:
+    """A trainability map: one run per pixel of a ``res x res`` grid of two hyperparameters.
+
+    Args:
+      problem: None (the paper's network in ``setting``), a :class:`lrsweep.Problem` or a problem's
+        name; its two parameters (or ``x_group`` and ``y_group``) get the two lrs.
+      x_range, y_range: ``(lo, hi)``, log10 of the x and y axes' values (default: the setting's
+        window, ``settings.WINDOWS``); both ends are on the grid (``jnp.logspace(lo, hi, res)``).
+      res: pixels per side (2 to 16384).
+      steps: gradient-descent steps per run (the paper: 500 or 1000).
+      precision: ``"float64"`` (the paper's), ``"float32"`` (faster; the map then also trains a
+        ``CHECK_RES x CHECK_RES`` sample of its pixels in float64 and records how many verdicts
+        agree), or ``"auto"`` (the default): that sample in both, then float32 for the whole map
+        only if they agree on at least ``AUTO_AGREEMENT`` of it, else float64.
+      out: a Zarr store: results stream there and the same call resumes a killed run.
+      setting: one of ``settings.SETTINGS`` (default ``"tanh"``; lrsweep.maps.settings).
+      width, depth, n_data, target_dim: the network and data (:func:`lrsweep.problems.mlp`).
+      prng: ``"jax"`` (default, today's draws) or ``"paper"`` (the draws of the paper's figures).
+      offset_mode: the paraminit setting's ``"every_step"`` (default, the notebook's) or ``"init"``.
+      x_group, y_group: a problem's parameter groups of the two axes (default: its first and
+        last parameter).
+      settings: more :func:`lrsweep.sweep` settings (``score_window``, ``memory``, ``chunk_size``,
+        ``progress``, ...); ``record`` is always ``"summary"`` and ``track_sums`` always True.
+
+    Returns:
+      The sweep's ``xarray.Dataset`` over dims ``(x, y)``: ``lr_W0, lr_W1`` (``lr_even, lr_odd``
+      for deeper networks; ``init_offset, lr`` for paraminit): ``score``, ``trainable``
+      (``score < 1``), ``colour`` (:func:`colour_value`, the paper's: negative iff trainable),
+      ``sum_v`` and ``sum_inv_v``, ``outcome``, ``loss`` (final), the parameters, ...; attrs
+      ``map_x_range``, ``map_y_range``, ``map_x_dim``, ``map_y_dim``, ``fraction_trainable``,
+      ``map_precision`` and, where float32 was used, ``f32_f64_agreement`` over
+      ``f32_f64_checked`` pixels.
+    """
+    net = {
+        k: v
+        for k, v in dict(
+            width=width, depth=depth, n_data=n_data, target_dim=target_dim, prng=prng, offset_mode=offset_mode
+        ).items()
+        if v is not None
+    }
+    window = settings_mod.WINDOWS[_checks.choice("setting", setting or "tanh", settings_mod.SETTINGS)]
+    x_range = _range("x_range", window[0] if x_range is None else x_range)
+    y_range = _range("y_range", window[1] if y_range is None else y_range)
+    res = _checks.integer("res", res, 2, MAX_RES)
+    steps = _checks.integer("steps", steps, 1)
+    precision = _checks.choice("precision", precision, PRECISIONS)
+    if settings.get("record", "summary") != "summary":
+        raise ValueError(f"record={settings['record']!r} is invalid: a map keeps summaries only ('summary')")
+    if not settings.get("track_sums", True):
+        raise ValueError("track_sums=False is invalid: a map's colour is made of the sums")
+    for key in ("lr", "init", "epochs", "groups", "problem_seed", "optimizer"):
+        if key in settings:
+            raise ValueError(f"{key}={settings[key]!r} is invalid here: a map sets it from its window and steps")
+    settings.setdefault("progress", False)
+    settings.pop("track_sums", None)
+    xs, ys = grid(*x_range, res), grid(*y_range, res)
+    check = {}
+    if precision != "float64":
+        k = check_indices(res)
+        quiet = {**settings, "progress": False}
+        quiet.pop("out", None)
+        mp64 = _map_problem(problem, setting, "float64", steps, x_group, y_group, net)
+        ref = _sweep_map(mp64, xs[k], ys[k], steps, "float64", None, quiet)["trainable"].values
+        if precision == "auto":
+            mp32 = _map_problem(problem, setting, "float32", steps, x_group, y_group, net)
+            sample = _sweep_map(mp32, xs[k], ys[k], steps, "float32", None, quiet)["trainable"].values
+            check["auto"] = float(np.mean(sample == ref))
+            precision = "float32" if check["auto"] >= AUTO_AGREEMENT else "float64"
+        check.update(k=k, ref=ref)
+    mp = _map_problem(problem, setting, precision, steps, x_group, y_group, net)
+    ds = _sweep_map(mp, xs, ys, steps, precision, out, settings)
+    ds.attrs.update(map_precision=precision)
+    if "auto" in check:  # what precision="auto" measured on its sample before choosing
+        ds.attrs.update(auto_sample_agreement=check["auto"], auto_sample_pixels=int(check["ref"].size))
+    if precision == "float32" and check:
+        k = check["k"]
+        mine = ds["trainable"].values[np.ix_(k, k)]
+        ds.attrs.update(f32_f64_agreement=float(np.mean(mine == check["ref"])), f32_f64_checked=int(mine.size))
+    return ds
+
+
+def dimension_text(fd: FractalDimension) -> str:
+    """``fractal dimension 1.43 (lsq, 95% CI 1.38 to 1.48, boxes 2 to 64 px, ...)``, or why it is not meaningful."""
+    if fd.reason == "no boundary":
+        return "fractal dimension: none (no boundary in the window)"
+    if not fd.meaningful or math.isnan(fd.dimension):
+        return f"fractal dimension: not meaningful at this resolution ({fd.reason})"
+    interval = "95% CI" if fd.method == "lsq" else "quartiles of local slopes"
+    return (
+        f"fractal dimension {fd.dimension:.3f} ({fd.method}, {interval} {fd.ci_low:.3f} to {fd.ci_high:.3f}, "
+        f"boxes {fd.sizes[0]} to {fd.sizes[-1]} px, boundary {100 * fd.boundary_fraction:.1f}% of pixels)"
+    )
+
+
+def precision_text(ds) -> str:
+    """``float64`` or ``float32 (agrees with float64 on 99.2% of a 256-pixel sample)``."""
+    text = str(ds.attrs.get("map_precision", ""))
+    if "auto_sample_agreement" in ds.attrs and "f32_f64_agreement" not in ds.attrs:
         text += (
-            f"fractal dimension {fd.dimension:.3f} (95% CI {fd.ci_low:.3f} to {fd.ci_high:.3f}, "
-            f"boxes {fd.sizes[0]} to {fd.sizes[-1]} px, boundary {100 * fd.boundary_fraction:.1f}% of pixels)"
+            f" (auto: float32 verdicts agreed with float64 on {100 * ds.attrs['auto_sample_agreement']:.1f}% of a "
+            f"{ds.attrs['auto_sample_pixels']}-pixel sample, below {100 * AUTO_AGREEMENT:g}%)"
         )
+    if "f32_f64_agreement" in ds.attrs:
+        text += (
+            f" (verdicts agree with float64 on {100 * ds.attrs['f32_f64_agreement']:.1f}% of a "
+            f"{ds.attrs['f32_f64_checked']}-pixel sample)"
+        )
+    return text
+
+
+def summary_line(ds, seconds: float | None = None, method: str = "lsq") -> str:
+    """``trainable 41.2% of 65,536 pixels; <dimension_text>; precision ...; time 3.1 s``."""
+    fd = fractal_dimension(ds["trainable"].values, method=method, warn=False)
+    n = ds["trainable"].size
+    text = f"trainable {100 * ds.attrs['fraction_trainable']:.1f}% of {n:,} pixels; {dimension_text(fd)}"
+    if ds.attrs.get("map_precision"):
+        text += f"; {precision_text(ds)}"
     if seconds is not None:
         text += f"; time {seconds:.1f} s"
     return text
@@ -260,4 +406,4 @@ def summary_line(ds, seconds: float | None = None) -> str:
 
 from ._cli import main  # noqa: E402 - the command line uses the functions above
 
-__all__ += ["main", "summary_line"]
+__all__ += ["dimension_text", "main", "precision_text", "summary_line"]

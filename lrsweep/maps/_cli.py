@@ -27,27 +27,74 @@ def _pair(text: str, sep: str, what: str) -> tuple[float, float]:
     return a, b
 
 
+def _fmt(r) -> str:
+    return f"{r[0]:g}:{r[1]:g}"
+
+
 def parser() -> argparse.ArgumentParser:
+    from . import (
+        AUTO_AGREEMENT,
+        CHECK_RES,
+        DEFAULT_PRECISION,
+        DEFAULT_RES,
+        DEFAULT_STEPS,
+        PRECISIONS,
+    )
+    from .settings import (
+        DEFAULT_OFFSET_MODE,
+        DEFAULT_PRNG,
+        DEFAULT_SETTING,
+        OFFSET_MODES,
+        PRNGS,
+        SETTINGS,
+        WINDOWS,
+    )
+
+    windows = ", ".join(f"{k} {_fmt(x)} x {_fmt(y)}" for k, (x, y) in WINDOWS.items())
     p = argparse.ArgumentParser(
         prog="lrsweep map",
-        description="A trainability map over the input and output layers' learning rates (Sohl-Dickstein 2024).",
+        description="A trainability map over two hyperparameters of the fractal paper's network (Sohl-Dickstein 2024).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--x-range", help="LO:HI, log10 of the input layer's lr (default -1:3)")
-    p.add_argument("--y-range", help="LO:HI, log10 of the output layer's lr (default 0:2)")
-    p.add_argument("--center", help="X,Y: centre of the window (log10 lrs), with --zoom instead of the ranges")
+    p.add_argument(
+        "--setting", default=DEFAULT_SETTING, choices=SETTINGS, help=f"the paper's setting (default {DEFAULT_SETTING})"
+    )
+    p.add_argument("--x-range", help=f"LO:HI, log10 of the x axis (default per setting: {windows})")
+    p.add_argument("--y-range", help="LO:HI, log10 of the y axis (default per setting, as --x-range)")
+    p.add_argument("--center", help="X,Y: centre of the window (log10), with --zoom instead of the ranges")
     p.add_argument("--zoom", type=float, default=None, help="how many times narrower than the default window")
     p.add_argument("--zoom-to", help="X,Y: render a zoom sequence towards this point into --gif")
     p.add_argument("--frames", type=int, default=10, help="frames of the zoom sequence (default 10)")
-    p.add_argument("--res", type=int, default=256, help="pixels per side (default 256)")
-    p.add_argument("--steps", type=int, default=500, help="gradient-descent steps per run (default 500)")
-    p.add_argument("--precision", default="float32", help="float32 (default) or float64 (the paper's)")
+    p.add_argument("--res", type=int, default=DEFAULT_RES, help=f"pixels per side (default {DEFAULT_RES})")
+    p.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help=f"gradient-descent steps per run (default {DEFAULT_STEPS})"
+    )
+    p.add_argument(
+        "--precision",
+        default=DEFAULT_PRECISION,
+        choices=PRECISIONS,
+        help=f"default {DEFAULT_PRECISION}: float32 only where a {CHECK_RES} x {CHECK_RES} sample agrees with float64 "
+        f"on >= {100 * AUTO_AGREEMENT:g}%% of verdicts, else float64; float32 prints its measured agreement",
+    )
+    p.add_argument("--width", type=int, default=None, help="hidden units (default 16)")
+    p.add_argument("--depth", type=int, default=None, help="hidden layers (default 1)")
+    p.add_argument("--n-data", type=int, default=None, help="data points (default: the paper's for the setting)")
+    p.add_argument("--target-dim", type=int, default=None, help="outputs per point (default 1)")
+    p.add_argument(
+        "--prng", default=DEFAULT_PRNG, choices=PRNGS, help=f"draws (default {DEFAULT_PRNG}; paper: the figures')"
+    )
+    p.add_argument(
+        "--offset-mode",
+        default=DEFAULT_OFFSET_MODE,
+        choices=OFFSET_MODES,
+        help=f"paraminit: add the offset every step (the notebook's) or at init only (default {DEFAULT_OFFSET_MODE})",
+    )
     p.add_argument("--out", default=None, help="a resumable Zarr store (with --zoom-to: a folder of stores)")
     p.add_argument("--png", default=None, help="write the map in the paper's colouring (PNG)")
     p.add_argument("--gif", default=None, help="with --zoom-to: the animated GIF (default zoom.gif)")
     p.add_argument("--memory", default=None, help="memory budget, e.g. 2GB (default: lrsweep's)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (the results are still printed)")
     return p
 
 
@@ -68,12 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``lrsweep map``; bad input raises a one-line ValueError (the CLI prints it, exit 2)."""
     import sys
 
-    from . import DEFAULT_X_RANGE, DEFAULT_Y_RANGE, figure, summary_line, trainability, window, write_gif, zoom_windows
+    from . import figure, summary_line, trainability, window, write_gif, zoom_windows
+    from .settings import LABELS, WINDOWS
 
     args = parser().parse_args(_join_values(list(sys.argv[1:] if argv is None else argv)))
-    x_range = _pair(args.x_range, ":", "--x-range") if args.x_range else DEFAULT_X_RANGE
-    y_range = _pair(args.y_range, ":", "--y-range") if args.y_range else DEFAULT_Y_RANGE
+    base_x, base_y = WINDOWS[args.setting]
+    x_range = _pair(args.x_range, ":", "--x-range") if args.x_range else base_x
+    y_range = _pair(args.y_range, ":", "--y-range") if args.y_range else base_y
     kw = {"res": args.res, "steps": args.steps, "precision": args.precision, "progress": not args.quiet}
+    kw.update(setting=args.setting, prng=args.prng)
+    if args.setting == "paraminit":
+        kw["offset_mode"] = args.offset_mode
+    for key in ("width", "depth", "n_data", "target_dim"):
+        if getattr(args, key) is not None:
+            kw[key] = getattr(args, key)
     if args.memory is not None:
         kw["memory"] = args.memory
     if args.zoom_to:
@@ -103,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     ds = trainability(None, x_range, y_range, out=args.out, **kw)
     seconds = time.perf_counter() - t0
+    xl, yl = LABELS["paraminit" if args.setting == "paraminit" else "lr"]
     print(
-        f"lrsweep map: x (input layer lr) 10^{x_range[0]:.6g} to 10^{x_range[1]:.6g}, y (output layer lr) "
-        f"10^{y_range[0]:.6g} to 10^{y_range[1]:.6g}, {args.res} x {args.res} pixels, {args.steps} steps, {args.precision}"
+        f"lrsweep map ({args.setting}, {args.prng} draws): x ({xl}) {x_range[0]:.6g} to {x_range[1]:.6g}, "
+        f"y ({yl}) {y_range[0]:.6g} to {y_range[1]:.6g}, {args.res} x {args.res} pixels, {args.steps} steps, "
+        f"{ds.attrs['map_precision']}"
     )
     print(summary_line(ds, seconds))
     if args.png:

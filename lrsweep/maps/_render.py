@@ -75,8 +75,9 @@ def truncate_sci(lo: float, hi: float) -> list[str]:
     return [f"{sig_a[:cut]}e{exponent(exp_a)}", f"{sig_b[:cut]}e{exponent(exp_b)}"]
 
 
-def draw(ax, image: np.ndarray, x_range, y_range, cmap: str = CMAP):
-    """Draw a restretched image (rows: y from low to high; columns: x) on ``ax`` in the notebook's style."""
+def draw(ax, image: np.ndarray, x_range, y_range, cmap: str = CMAP, labels=None):
+    """Draw a restretched image (rows: y from low to high; columns: x) on ``ax`` in the notebook's style;
+    ``labels``: the axes' (x, y) labels (default the two layers' learning rates)."""
     (x0, x1), (y0, y1) = x_range, y_range
     im = ax.imshow(
         image,
@@ -88,8 +89,8 @@ def draw(ax, image: np.ndarray, x_range, y_range, cmap: str = CMAP):
         aspect="auto",
         interpolation="nearest",
     )
-    ax.set_xlabel(X_LABEL)
-    ax.set_ylabel(Y_LABEL)
+    ax.set_xlabel((labels or (X_LABEL, Y_LABEL))[0])
+    ax.set_ylabel((labels or (X_LABEL, Y_LABEL))[1])
     ax.set_xticks([x0, x1], truncate_sci(10.0**x0, 10.0**x1))
     ax.set_yticks([y0, y1], truncate_sci(10.0**y0, 10.0**y1), rotation=90)
     xl, yl = ax.get_xticklabels(), ax.get_yticklabels()
@@ -99,6 +100,13 @@ def draw(ax, image: np.ndarray, x_range, y_range, cmap: str = CMAP):
     yl[1].set_verticalalignment("top")
     ax.grid(False)
     return im
+
+
+def labels_of(ds) -> tuple[str, str]:
+    """A map's axis labels, as the notebook's: the offset and the learning rate for paraminit maps."""
+    if ds.attrs.get("map_x_dim") == "init_offset":
+        return "Input layer weight offset", "Learning rate"
+    return X_LABEL, Y_LABEL
 
 
 def image_of(ds) -> np.ndarray:
@@ -113,7 +121,7 @@ def figure(ds, title: str | None = None, size=(8.0, 8.0), dpi: int = 100, cmap: 
 
     fig = Figure(figsize=size, dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
-    draw(ax, image_of(ds), ds.attrs["map_x_range"], ds.attrs["map_y_range"], cmap)
+    draw(ax, image_of(ds), ds.attrs["map_x_range"], ds.attrs["map_y_range"], cmap, labels_of(ds))
     if title:
         ax.set_title(title)
     return fig
