@@ -31,14 +31,11 @@ never mixed with another: :func:`canonical` is what is compared.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
-import os
-import reprlib
 from collections.abc import Callable
 from typing import Any
 
 from . import _checks, outcomes, schedules
+from . import spec_checks as checks
 from .gradients import NAMES as GRADS
 from .precision import POLICIES
 from .types import KERNELS, RECORDS, KernelName
@@ -76,117 +73,6 @@ def setting(default: Any = None, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata={"lrsweep": Setting(**meta)})
 
 
-def _int(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
-    return lambda arg, v: _checks.integer(arg, v, minimum, maximum)
-
-
-#: Seeds are JAX PRNG seeds: above 2**32 - 1 they wrap (2**32 draws what 0 draws).
-MAX_SEED = 2**32 - 1
-#: The most configs or inits one count may ask for (2**40, about 1.1e12); memory checks come after.
-MAX_COUNT = 2**40
-
-
-def _init(arg: str, value: Any) -> Any:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return _checks.integer(arg, value, 1, MAX_COUNT)
-    if isinstance(value, (bool, str, float)):
-        raise ValueError(
-            f"{arg}={value!r} is invalid: expected a count, a batch of parameter pytrees or lrsweep.init_grid(...)"
-        )
-    return value
-
-
-def _path(arg: str, value: Any) -> str:
-    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise ValueError(f"{arg}={value!r} is invalid: expected a path (a string or a pathlib.Path)")
-    path = os.fspath(value)
-    _checks.path_length(arg, os.fsdecode(path))
-    return path
-
-
-def _hyperparameters(arg: str, value: Any) -> dict:
-    """An optimizer's fixed hyperparameters: finite numbers or booleans (a flag such as nesterov=True)."""
-    table = _table(arg, value)
-    for key, v in table.items():
-        number = isinstance(v, numbers.Real) and (isinstance(v, bool) or math.isfinite(float(v)))
-        if not number:
-            raise ValueError(f"{arg}[{key!r}]={v!r} is invalid: expected a finite number or a boolean")
-    return table
-
-
-def _epochs(arg: str, value: Any) -> int:
-    epochs = _checks.integer(arg, value, 1)
-    if epochs > outcomes.MAX_EPOCHS:
-        raise ValueError(f"{arg}={epochs} is invalid: at most {outcomes.MAX_EPOCHS} epochs can be tracked")
-    return epochs
-
-
-def _one_of(choices) -> Callable[[str, Any], str]:
-    return lambda arg, v: _checks.choice(arg, v, choices)
-
-
-def _positive(arg: str, value: Any) -> float:
-    return _checks.real(arg, value, 0.0, closed_low=False)
-
-
-def _nonnegative(arg: str, value: Any) -> float:
-    return _checks.real(arg, value, 0.0)
-
-
-def _table(arg: str, value: Any) -> dict:
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ValueError(f"{arg}={value!r} is invalid: expected a dict with string keys")
-    return dict(value)
-
-
-def _names(arg: str, value: Any) -> list[str]:
-    wanted = [value] if isinstance(value, str) else value
-    if not isinstance(wanted, (list, tuple)) or not all(isinstance(v, str) for v in wanted):
-        raise ValueError(f"{arg}={value!r} is invalid: expected a list of names")
-    return list(wanted)
-
-
-def _groups(arg: str, value: Any) -> dict:
-    table = _table(arg, value)
-    return {g: [k.strip() for k in v.split(",") if k.strip()] if isinstance(v, str) else v for g, v in table.items()}
-
-
-def _checks_bool(arg: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{arg}={value!r} is invalid: expected True or False")
-    return value
-
-
-def _address(arg: str, value: Any) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    host = text.partition("://")[2] if "://" in text else text
-    if not host or ":" not in host or any(c.isspace() for c in text):
-        raise ValueError(f"{arg}={value!r} is invalid: expected a Dask scheduler address such as tcp://10.0.0.1:8786")
-    return text
-
-
-def _client(arg: str, value: Any) -> Any:
-    if not (callable(getattr(value, "submit", None)) and callable(getattr(value, "scheduler_info", None))):
-        raise ValueError(f"{arg}={value!r} is invalid: expected a dask.distributed.Client")
-    return value
-
-
-#: Each problem instance is built, checked and identified on its own (about 0.1 s each measured
-#: here): more than this many would take hours before the first chunk, so they are refused up front.
-MAX_PROBLEM_SEEDS = 1024
-
-
-def _problem_seed(arg: str, value: Any) -> list[int]:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return list(range(_checks.integer(arg, value, 1, MAX_PROBLEM_SEEDS)))
-    if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_PROBLEM_SEEDS:
-        raise ValueError(
-            f"{arg}={reprlib.repr(value)} is invalid: expected a count or a non-empty list of at most "
-            f"{MAX_PROBLEM_SEEDS:,} seeds"
-        )
-    return [_checks.integer(f"{arg}[]", s, 0, MAX_SEED) for s in value]
-
-
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
     """Every setting of a sweep; ``lrsweep.sweep(problem, lr, **settings)`` builds one.
@@ -213,7 +99,7 @@ class SweepSpec:
         toml=(int, dict),
         what="a count or a table {grid = {name = values}}",
         flag="int",
-        check=_init,
+        check=checks.init,
     )
     epochs: int = setting(
         1000,
@@ -222,52 +108,56 @@ class SweepSpec:
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_epochs,
+        check=checks.epochs,
     )
     steps: Any = setting(
         help="optimizer steps in all, instead of epochs (default: epochs times the steps per epoch)",
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_epochs,
+        check=checks.epochs,
     )
     batch_size: Any = setting(
         help="examples per optimizer step, reshuffled every epoch (default: the whole training set)",
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_int(1),
+        check=checks.integer_in(1),
     )
     data_seed: Any = setting(
         help="a count or a list of seeds: a sweep axis of minibatch orders (default: seed 0, no axis)",
         toml=(int, list),
         what="a count or a list of integer seeds",
         flag="int",
-        check=_problem_seed,
+        check=checks.problem_seed,
     )
     eval_every: Any = setting(
         help="steps between held-out evaluations, and one after the last step (default: steps // 20, at least 1)",
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_int(1),
+        check=checks.integer_in(1),
     )
     grad: str = setting(
-        "autodiff", help=f"gradient estimator, one of {list(GRADS)}", toml=(str,), what="a string", check=_one_of(GRADS)
+        "autodiff",
+        help=f"gradient estimator, one of {list(GRADS)}",
+        toml=(str,),
+        what="a string",
+        check=checks.one_of(GRADS),
     )
     precision: str = setting(
         "float32",
         help=f"precision policy, one of {sorted(POLICIES)}",
         toml=(str,),
         what="a string",
-        check=_one_of(tuple(POLICIES)),
+        check=checks.one_of(tuple(POLICIES)),
     )
     record: str = setting(
         "trajectory",
         help="summary (final values only) or trajectory (every k-th epoch)",
         toml=(str,),
         what="a string",
-        check=_one_of(RECORDS),
+        check=checks.one_of(RECORDS),
         cli_default="summary",
     )
     every: int = setting(
@@ -276,14 +166,14 @@ class SweepSpec:
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_int(1, outcomes.MAX_EPOCHS),
+        check=checks.integer_in(1, outcomes.MAX_EPOCHS),
     )
     variables: Any = setting(
         help="what a trajectory keeps: 'loss' and parameter names (default: all)",
         toml=(list,),
         what="a list of strings",
         flag="list",
-        check=_names,
+        check=checks.names,
     )
     optimizer: Any = setting(
         "gd",
@@ -297,14 +187,14 @@ class SweepSpec:
         toml=(dict,),
         what="a table",
         flag="pairs",
-        check=_hyperparameters,
+        check=checks.hyperparameters,
     )
     optimizer_axes: Any = setting(
         help="hyperparameters as sweep axes, NAME=VALUES (repeat the flag)",
         toml=(dict,),
         what="a table {name = values}",
         flag="keyed",
-        check=_table,
+        check=checks.table,
     )
     schedule: str = setting(
         schedules.CONSTANT,
@@ -318,34 +208,39 @@ class SweepSpec:
         toml=(dict,),
         what="a table",
         flag="pairs",
-        check=_hyperparameters,
+        check=checks.hyperparameters,
     )
     groups: Any = setting(
         help="learning-rate groups, GROUP=param,param (repeat the flag)",
         toml=(dict,),
         what="a table {group = [parameter, ...]}",
         flag="keyed",
-        check=_groups,
+        check=checks.groups,
     )
     seed: int = setting(
-        0, help="seed of the init sampler", toml=(int,), what="an integer", flag="int", check=_int(0, MAX_SEED)
+        0,
+        help="seed of the init sampler",
+        toml=(int,),
+        what="an integer",
+        flag="int",
+        check=checks.integer_in(0, checks.MAX_SEED),
     )
     problem_args: Any = setting(
         help="keyword arguments of a problem given by name, key=value,...",
         toml=(dict,),
         what="a table",
         flag="pairs",
-        check=_table,
+        check=checks.table,
     )
     problem_seed: Any = setting(
         help="a count or a list of seeds: a sweep axis of problem instances",
         toml=(int, list),
         what="a count or a list of integer seeds",
         flag="int",
-        check=_problem_seed,
+        check=checks.problem_seed,
     )
     h: float = setting(
-        1e-4, help="finite-difference step", toml=(int, float), what="a number", flag="float", check=_positive
+        1e-4, help="finite-difference step", toml=(int, float), what="a number", flag="float", check=checks.positive
     )
     rtol: float = setting(
         outcomes.DEFAULT_RTOL,
@@ -353,14 +248,14 @@ class SweepSpec:
         toml=(int, float),
         what="a number",
         flag="float",
-        check=_nonnegative,
+        check=checks.nonnegative,
     )
     stuck_window: Any = setting(
         help="epochs without a parameter change that make a run stuck (default: epochs // 10, at least 1)",
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_int(1),
+        check=checks.integer_in(1),
     )
     score_window: int = setting(
         outcomes.DEFAULT_SCORE_WINDOW,
@@ -368,7 +263,7 @@ class SweepSpec:
         toml=(int,),
         what="an integer",
         flag="int",
-        check=_int(1),
+        check=checks.integer_in(1),
     )
     plateau_rtol: float = setting(
         outcomes.DEFAULT_PLATEAU_RTOL,
@@ -376,7 +271,7 @@ class SweepSpec:
         toml=(int, float),
         what="a number",
         flag="float",
-        check=_nonnegative,
+        check=checks.nonnegative,
     )
     track_best: bool = setting(
         False,
@@ -385,7 +280,7 @@ class SweepSpec:
         toml=(bool,),
         what="true or false",
         flag="bool",
-        check=_checks_bool,
+        check=checks.boolean,
     )
     track_sums: bool = setting(
         False,
@@ -394,7 +289,7 @@ class SweepSpec:
         toml=(bool,),
         what="true or false",
         flag="bool",
-        check=_checks_bool,
+        check=checks.boolean,
     )
     memory: Any = setting(
         help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)",
@@ -410,7 +305,7 @@ class SweepSpec:
         what="a path",
         identity=False,
         attr=False,
-        check=_path,
+        check=checks.path,
     )
     chunk_size: Any = setting(
         help="configs per compiled chunk, at least 8 (default: from the memory budget)",
@@ -419,7 +314,7 @@ class SweepSpec:
         flag="int",
         identity=False,
         attr=False,
-        check=_int(8, 2**30),  # below 8 configs a result may depend on the chunk (docs/architecture.md)
+        check=checks.integer_in(8, 2**30),  # below 8 configs a result may depend on the chunk (docs/architecture.md)
     )
     kernel: KernelName = setting(
         "auto",
@@ -427,7 +322,7 @@ class SweepSpec:
         toml=(str,),
         what="a string",
         identity=False,
-        check=_one_of(KERNELS),
+        check=checks.one_of(KERNELS),
     )
     progress: Any = setting(
         help="a progress bar (default: several chunks and a terminal)", flag=None, identity=False, attr=False
@@ -440,7 +335,7 @@ class SweepSpec:
         flag="bool",
         identity=False,
         attr=False,
-        check=_checks_bool,
+        check=checks.boolean,
     )
     break_lock: bool = setting(
         False,
@@ -448,7 +343,7 @@ class SweepSpec:
         flag="bool",
         identity=False,
         attr=False,
-        check=_checks_bool,
+        check=checks.boolean,
     )
     devices: Any = setting(
         help="local devices each chunk is sharded over (default: all; results do not depend on it)",
@@ -456,7 +351,7 @@ class SweepSpec:
         what="an integer",
         flag="int",
         identity=False,
-        check=_int(1, 2**16),
+        check=checks.integer_in(1, 2**16),
     )
     scheduler: Any = setting(
         help="a Dask scheduler, tcp://HOST:PORT: its workers train the chunks (--out on a filesystem they share)",
@@ -464,7 +359,7 @@ class SweepSpec:
         what="an address",
         identity=False,
         attr=False,
-        check=_address,
+        check=checks.address,
     )
     workers: Any = setting(
         help="train the chunks in N local Dask worker processes (needs --out)",
@@ -473,14 +368,14 @@ class SweepSpec:
         flag="int",
         identity=False,
         attr=False,
-        check=_int(1, 4096),
+        check=checks.integer_in(1, 4096),
     )
     client: Any = setting(
         help="a dask.distributed.Client whose workers train the chunks (Python; needs out=)",
         flag=None,
         identity=False,
         attr=False,
-        check=_client,
+        check=checks.client,
     )
 
     def __post_init__(self) -> None:

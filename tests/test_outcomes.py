@@ -265,7 +265,14 @@ def test_the_engine_gives_no_progress_and_a_start_at_the_minimum_converged():
     # w = 3, b = 0 is the minimum (loss 0); forward differences nudge it to about 5e-8: converged, event 0.
     init = {"w": np.array([3.0, 0.0]), "b": np.zeros(2)}
     ds = lrsweep.sweep(
-        "linear", [1e-3, 0.05], init=init, epochs=300, grad="forward", precision="mixed", record="summary", progress=False
+        "linear",
+        [1e-3, 0.05],
+        init=init,
+        epochs=300,
+        grad="forward",
+        precision="mixed",
+        record="summary",
+        progress=False,
     )
     at_min = ds.sel(init=0)
     assert lrsweep.outcome_names(at_min.outcome).tolist() == ["converged", "converged"]
