@@ -19,7 +19,7 @@ The public API:
   decodes a result's int8 outcome codes.
 """
 
-from . import maps, optimizers, problems, theory
+from . import maps, optimizers, problems, sharpness, theory
 from .api import SweepInterrupted, sweep, trace
 from .explore import explore
 from .grid import init_grid, parse_lr
@@ -48,6 +48,7 @@ __all__ = [
     "plot",
     "problem_factory",
     "problems",
+    "sharpness",
     "suggest_lr",
     "sweep",
     "theory",

@@ -152,6 +152,9 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
             score_window=spec.score_window,
             track_best=spec.track_best,
             track_sums=spec.track_sums,
+            track_sharpness=spec.track_sharpness,
+            sharpness_every=spec.sharpness_every,
+            sharpness_iters=spec.sharpness_iters,
         )
         for p in instances
     ]

@@ -27,7 +27,7 @@ import time
 import jax
 import numpy as np
 
-from . import api, engine, grid, notebook, problems, results, spec_sources, summary
+from . import api, engine, grid, notebook, problems, results, sharpness, spec_sources, summary
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -231,6 +231,8 @@ def _run(args) -> None:
         f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
     print(summary.table(ds))
+    if "edge_step" in ds:
+        print(sharpness.edge_line(ds))
     if advice_problem is not None and "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX:
         t1 = time.perf_counter()
         print(summary.advice(advice_problem, ds, ds.attrs["optimizer"], sweep_s=seconds))

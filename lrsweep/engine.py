@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import gradients, kernels, optimizers, outcomes
+from . import gradients, kernels, optimizers, outcomes, sharpness
 from .optimizers import Optimizer
 from .precision import Policy
 from .sums import pairwise_sum, tree_sum
@@ -95,6 +95,9 @@ class Static:
         block`` configs trains its ``k`` blocks one after another in one call (``lax.map``), each
         for all its epochs: a costly problem's activations stay in cache, while the call and the
         store's write are paid once per chunk (``lrsweep.plan.chunks``).
+      track_sharpness, sharpness_every, sharpness_iters: also estimate the top Hessian eigenvalue
+        of the mean loss every ``sharpness_every`` steps with ``sharpness_iters`` Hessian-vector
+        products, warm-started (``lrsweep.sharpness``).
     """
 
     loss: Callable
@@ -116,6 +119,9 @@ class Static:
     track_best: bool = False
     track_sums: bool = False
     block: int = 0
+    track_sharpness: bool = False
+    sharpness_every: int = 10
+    sharpness_iters: int = 10
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
@@ -226,6 +232,18 @@ def _changed(old: PyTree, new: PyTree) -> jax.Array:
     return functools.reduce(jnp.logical_or, diffs)
 
 
+def _sharpness(static: Static, mean_loss, params, sharp: sharpness.State, e, threshold) -> sharpness.State:
+    """At multiples of ``sharpness_every``, an estimate of ``sharpness_iters`` Hessian-vector products
+    from ``sharp.v`` (``lrsweep.sharpness``). ``e`` is shared by all configs: under ``vmap`` a branch, not a select."""
+
+    def estimate(s):
+        body = lambda _, it: sharpness.iterate(mean_loss, params, it)
+        it = lax.fori_loop(1, static.sharpness_iters, body, sharpness.begin(mean_loss, params, s.v))
+        return sharpness.observe(s, it, e, e // static.sharpness_every, threshold)
+
+    return lax.cond(e % static.sharpness_every == 0, estimate, lambda s: s, sharp)
+
+
 def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     """Train one config (``inputs`` of one config: ``lr (G,)``, ``hyper (H,)``, ``params0`` leaves
     ``leaf_shape``; data and scalars shared) for ``static.epochs`` epochs.
@@ -250,8 +268,12 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     loss0 = mean_loss(params0)
     tol = min_loss + rtol * (loss0 - min_loss)  # NaN when the minimum is unknown: no epoch is below it
 
+    edge = sharpness.threshold(static.optimizer, static.groups, lr, static.hyper_names, hyper, loss0.dtype)
+
     def step(carry, e):
-        params, state, track, ring, sums = carry
+        params, state, track, ring, sums, sharp = carry
+        if sharp is not None:
+            sharp = _sharpness(static, mean_loss, params, sharp, e, edge)
         loss, _, _, new, state = epoch(params, state)
         track = outcomes.observe(track, e, loss, loss0, tol, best=static.track_best)
         track = outcomes.moved(track, e + 1, _changed(params, new))
@@ -259,7 +281,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             ring = lax.dynamic_update_index_in_dim(ring, loss, e % k_window, 0)
         if sums is not None:
             sums = outcomes.add_sums(sums, loss, loss0)
-        return (new, state, track, ring, sums), loss
+        return (new, state, track, ring, sums, sharp), loss
 
     def run(carry, first_epoch, n):
         """``n`` epochs from ``first_epoch``; returns the new carry and the first epoch's loss."""
@@ -273,9 +295,11 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
 
     track0 = outcomes.start(loss0, tol)
     sums0 = outcomes.start_sums(loss0) if static.track_sums else None  # None: nothing carried
+    n_sharp = len(sharpness.steps(epochs, static.sharpness_every)) if static.record == "trajectory" else None
+    sharp0 = sharpness.init_state(params0, loss0.dtype, n_sharp) if static.track_sharpness else None
     if static.record == "trajectory":
         ring0 = jnp.zeros((k_window,), loss0.dtype)
-        carry = (params0, init(params0), track0, ring0, sums0)
+        carry = (params0, init(params0), track0, ring0, sums0, sharp0)
         n_blocks, rest = divmod(epochs, every)
 
         def block(carry, b):
@@ -296,7 +320,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         window = jnp.roll(ring, -(epochs % k_window))
     else:
         # Summaries keep no per-epoch output, so memory does not grow with epochs.
-        carry = (params0, init(params0), track0, None, sums0)
+        carry = (params0, init(params0), track0, None, sums0, sharp0)
         head = epochs - k_window
         if head:
             carry, _ = lax.scan(
@@ -304,7 +328,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             )
         tail = head + jnp.arange(k_window, dtype=jnp.int32)
         carry, window = lax.scan(step, carry, tail, unroll=min(UNROLL_SCAN, k_window))
-    final, _, track, _, sums = carry
+    final, _, track, _, sums, sharp = carry
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol, best=static.track_best)
     terms = [window[i] for i in range(k_window)]
@@ -316,6 +340,8 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     extra = dict(score=score, best_loss=best_loss, best_epoch=best_epoch)
     if sums is not None:
         extra.update(sum_v=sums[0], sum_inv_v=sums[1])
+    if sharp is not None:
+        extra.update(sharpness.outputs(sharp, edge))
     if static.record == "trajectory":
         last = keep(loss_final, final)
         kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
@@ -329,8 +355,10 @@ CONFIG_AXES = ChunkInputs._make([0, 0, 0, None, None, None, None, None, None, No
 
 def fusable(static: Static) -> bool:
     """Whether the fused kernel (``lrsweep.kernels``) handles these settings: summary records of
-    data sets summed term by term (``UNROLL_MAX`` examples or fewer), without ``track_sums``."""
-    return static.record == "summary" and static.n_data <= UNROLL_MAX and not static.track_sums
+    data sets summed term by term (``UNROLL_MAX`` examples or fewer), without ``track_sums`` or
+    ``track_sharpness``."""
+    plain = not (static.track_sums or static.track_sharpness)
+    return static.record == "summary" and static.n_data <= UNROLL_MAX and plain
 
 
 def fusable_per_example(static: Static) -> bool:
@@ -342,7 +370,8 @@ def fusable_per_example(static: Static) -> bool:
         and static.n_data > UNROLL_MAX
         and getattr(static.loss, "batch_loss", None) is not None
     )
-    return static.record == "summary" and static.n_data <= EXAMPLES_MAX and not whole and not static.track_sums
+    plain = not (static.track_sums or static.track_sharpness)
+    return static.record == "summary" and static.n_data <= EXAMPLES_MAX and not whole and plain
 
 
 def check_kernel(static: Static) -> None:
@@ -352,12 +381,12 @@ def check_kernel(static: Static) -> None:
         raise ValueError(
             f"kernel={kernel!r} is invalid here: the per-example fused kernel takes summary records of data "
             f"sets of at most {EXAMPLES_MAX} examples (not summed through a problem's batch_loss), without "
-            "track_sums; use kernel='xla' or 'auto'"
+            "track_sums or track_sharpness; use kernel='xla' or 'auto'"
         )
     if kernel in ("pallas", "pallas-interpret") and not fusable(static):
         raise ValueError(
             f"kernel={kernel!r} is invalid here: the fused kernel takes summary records of data sets "
-            f"of at most {UNROLL_MAX} examples, without track_sums; use kernel='xla' or 'auto'"
+            f"of at most {UNROLL_MAX} examples, without track_sums or track_sharpness; use kernel='xla' or 'auto'"
         )
 
 

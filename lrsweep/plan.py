@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _checks, engine, gradients
+from . import _checks, engine, gradients, sharpness
 from .axes import Axes
 from .problems import Problem
 
@@ -72,6 +72,8 @@ def coord_attrs(name: str) -> dict[str, str]:
         return {"long_name": "problem instance seed", "units": "1"}
     if name == "epoch":
         return {"long_name": "epoch", "units": "1"}
+    if name == "sharpness_step":
+        return {"long_name": "step of the sharpness estimate (before that step's update)", "units": "1"}
     return {}
 
 
@@ -88,6 +90,7 @@ class Layout:
       variables: name -> :class:`Variable`; ``outcome`` holds int8 codes, -1 for "pending"
         (``lrsweep.outcomes``).
       attrs: the Dataset's attributes (settings, and ``spec`` as JSON).
+      step_coords: coordinates of other per-config axes, dim -> 1-D array (``sharpness_step``).
     """
 
     dims: tuple[str, ...]
@@ -98,6 +101,7 @@ class Layout:
     epochs: np.ndarray | None
     variables: dict[str, Variable]
     attrs: dict[str, Any]
+    step_coords: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def chunk_grid(self) -> tuple[int, ...]:
@@ -159,6 +163,8 @@ def bytes_per_config(static: engine.Static, problem: Problem) -> int:
         kept = (1 if static.keep_loss else 0) + sum(int(np.prod(np.shape(leaves[k]))) for k in chosen)
         # The scan's output, its concatenation with the last epoch, and the host copy.
         records = 3 * item * kept * len(static.recorded_epochs())
+    if static.track_sharpness:  # the power-iteration vector and a product's tangents; the estimates
+        records += item * (16 * n_param + 8 * problem.n_data * max(width, 1) + 3 * n_sharpness(static))
     return int(state + records)
 
 
@@ -327,6 +333,10 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
             variables[name] = Variable(
                 dims, axes.shape, static.policy.compute_dtype, np.nan, {"long_name": text, "units": "1"}
             )
+    steps = {}
+    if static.track_sharpness:
+        steps = {"sharpness_step": sharpness.steps(static.epochs, static.sharpness_every)} if traj else {}
+        variables.update(_sharpness_variables(dims, axes.shape, static, steps))
     return Layout(
         dims=dims,
         shape=axes.shape,
@@ -336,7 +346,33 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
         epochs=static.recorded_epochs() if traj else None,
         variables=variables,
         attrs=attrs,
+        step_coords=steps,
     )
+
+
+def n_sharpness(static: engine.Static) -> int:
+    """Sharpness estimates a config keeps: every one for a trajectory, the last for a summary."""
+    return len(sharpness.steps(static.epochs, static.sharpness_every)) if static.record == "trajectory" else 1
+
+
+def _sharpness_variables(dims, shape, static: engine.Static, steps: dict) -> dict[str, Variable]:
+    """The variables ``track_sharpness`` adds (``lrsweep.sharpness``); the band is an attribute."""
+    dtype, int32 = static.policy.compute_dtype, np.dtype(np.int32)
+    band = {"edge_band": sharpness.EDGE_BAND, "sharpness_iters": static.sharpness_iters}
+    band["sharpness_every"] = static.sharpness_every
+    traj = dims + tuple(steps), shape + tuple(len(v) for v in steps.values())
+    what = "every sharpness estimate" if steps else "the last sharpness estimate"
+    texts = {
+        "sharpness": (*traj, dtype, np.nan, f"{what}: top Hessian eigenvalue of the training loss"),
+        "max_sharpness": (dims, shape, dtype, np.nan, "largest sharpness estimate"),
+        "sharpness_residual": (dims, shape, dtype, np.nan, "last estimate's relative residual |Hv - mu v| / |mu|"),
+        "edge_step": (dims, shape, int32, -1, "first step at the edge of stability (-1: never or no verdict)"),
+        "edge_sharpness": (dims, shape, dtype, np.nan, "the edge: 2 / lr for gd, (2 + 2 momentum) / lr heavy ball"),
+    }
+    return {
+        name: Variable(d, s, t, fill, {"long_name": text, "units": "1", **band})
+        for name, (d, s, t, fill, text) in texts.items()
+    }
 
 
 #: Chunks in flight at once on CPU: XLA:CPU leaves part of a 2-core machine idle within one chunk's

@@ -59,3 +59,9 @@ class ChunkResult(NamedTuple):
     best_epoch: Array  # (C,) int32: the first epoch with best_loss (-1: every loss NaN)
     sum_v: Array | None = None  # (C,) compute dtype with track_sums: sum over steps of L_e / L_0, clipped
     sum_inv_v: Array | None = None  # (C,) compute dtype with track_sums: sum over steps of L_0 / L_e
+    # With track_sharpness (lrsweep.sharpness), in the compute dtype unless said otherwise:
+    sharpness: Array | None = None  # (C,) the last estimate, or (C, S) every estimate for a trajectory
+    max_sharpness: Array | None = None  # (C,) the largest estimate
+    sharpness_residual: Array | None = None  # (C,) the last estimate's |H v - mu v| / |mu|
+    edge_step: Array | None = None  # (C,) int32: the first step at the edge of stability; -1: never
+    edge_sharpness: Array | None = None  # (C,) the optimizer's threshold (2 / lr for gd); NaN: none
