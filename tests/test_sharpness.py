@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 import lrsweep
-from lrsweep import sharpness
+from lrsweep import cli, sharpness
 
 #: The lesson's Hessian is [[15, 5], [5, 2]] (w, b): trace 17, determinant 5.
 LESSON_LAMBDA_MAX = (17 + math.sqrt(269)) / 2
@@ -182,3 +182,11 @@ def test_start_vector_is_the_documented_weyl_sequence():
     v = np.asarray(sharpness.start_vector(params, np.float32))
     u = np.mod(np.arange(1, 6) * (math.sqrt(5) - 1) / 2, 1.0) - 0.5
     np.testing.assert_allclose(v, u / np.linalg.norm(u), rtol=1e-6)  # b first: keys in sorted order
+
+
+def test_run_prints_the_edge_line(capsys):
+    cli.main(["run", "--lr", "0.01,0.1,0.13", "--epochs", "20", "--track-sharpness", "--quiet"])
+    out = capsys.readouterr().out
+    # Only lr 0.13 has 16.70 >= 0.9 x 2 / lr; the lesson's sharpness is 16.70 everywhere.
+    assert "edge of stability: 1 of 3 configs reached 0.9 x the stability threshold" in out
+    assert "from step 0 to 0" in out and "largest sharpness 16.7" in out
