@@ -19,6 +19,8 @@ import json
 import time
 from pathlib import Path
 
+import jax
+
 import lrsweep
 
 from ..spec import defaults
@@ -64,8 +66,12 @@ def run(argv=None) -> dict:
         tracked = _time(problem, n, epochs, args.repeat, track_sharpness=True, sharpness_every=args.every)
         rows.append(dict(case=name, configs=n, epochs=epochs, every=args.every, plain_s=plain, tracked_s=tracked))
         rows[-1]["ratio"] = tracked / plain
+        print(
+            f"{name}: {n:,} x {epochs:,}: without {plain:.3f} s, with {tracked:.3f} s, {tracked / plain:.2f}x",
+            flush=True,
+        )
     iters = defaults()["sharpness_iters"]
-    result = {"machine": machine_info(), "sharpness_iters": iters, "cases": rows}
+    result = {"machine": machine_info([jax.default_backend()]), "sharpness_iters": iters, "cases": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"sharpness-{args.name}{'-quick' if args.quick else ''}.json"
