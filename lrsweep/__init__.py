@@ -20,7 +20,7 @@ The public API:
   decodes a result's int8 outcome codes.
 """
 
-from . import maps, optimizers, problems, theory
+from . import maps, optimizers, problems, sharpness, theory
 from .answer import suggest as suggest_point
 from .api import SweepInterrupted, sweep, trace
 from .explore import explore
@@ -50,6 +50,7 @@ __all__ = [
     "plot",
     "problem_factory",
     "problems",
+    "sharpness",
     "suggest_lr",
     "suggest_point",
     "sweep",

@@ -28,6 +28,7 @@ from . import (
     gradients,
     grid,
     identity,
+    kernel_paths,
     lock,
     notebook,
     optimizers,
@@ -195,10 +196,13 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
             metrics=tuple((name, m.fn, m.maximize) for name, m in p.metric_fns().items()),
             n_eval=0 if p.x_eval is None else len(p.x_eval),
             eval_every=eval_every,
+            track_sharpness=spec.track_sharpness,
+            sharpness_every=spec.sharpness_every,
+            sharpness_iters=spec.sharpness_iters,
         )
         for p in instances
     ]
-    engine.check_kernel(statics[0])  # a fused kernel asked for must handle these settings
+    kernel_paths.check_kernel(statics[0])  # a fused kernel asked for must handle these settings
     # Each device trains a block planned as a one-device chunk; the chunk is one block per device
     # (lrsweep.devices: results do not depend on the device count).
     n_devices = devices.resolve(spec.devices)
@@ -219,7 +223,7 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
         min_loss=base.min_loss,
         chunk_size=chunk,
         block_size=block,
-        kernel_path=engine.kernel_path(statics[0], chunk // n_devices),
+        kernel_path=kernel_paths.kernel_path(statics[0], chunk // n_devices),
         devices=n_devices,
         # the instances built above, not built again (the canonical spec names a problem by what it computes)
         spec=json.dumps(identity.canonical(spec, stuck_window=window, problem=instances), sort_keys=True),

@@ -29,7 +29,7 @@ import time
 import jax
 import numpy as np
 
-from . import _text, api, engine, grid, notebook, problems, results, spec_sources, summary
+from . import _text, api, engine, grid, notebook, problems, results, sharpness, spec_sources, summary
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -243,6 +243,8 @@ def _run(args) -> None:
         f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
     print(summary.table(ds))
+    if "edge_step" in ds:
+        print(sharpness.edge_line(ds))
     if advice_problem is not None and summary.suggestable(ds):
         t1 = time.perf_counter()
         print(summary.advice(advice_problem, ds, ds.attrs["optimizer"], sweep_s=seconds))

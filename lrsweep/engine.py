@@ -44,19 +44,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import engine_data, gradients, kernels, optimizers, outcomes
+from . import engine_data, gradients, kernels, optimizers, outcomes, sharpness
+from .kernel_paths import UNROLL_MAX, check_kernel, kernel_path  # the path a chunk takes
 from .optimizers import Optimizer
 from .precision import Policy
 from .sums import pairwise_sum, tree_sum
 from .types import ChunkInputs, ChunkResult, KernelName, PyTree
 
-#: Data sets up to this size are summed term by term in the traced program (no XLA reduction
-#: over a tiny axis inside the epoch loop: about 10x faster on CPU, docs/architecture.md); larger ones
-#: go through ``vmap`` and ``sum``, which keeps the compiled program small.
-UNROLL_MAX = 16
-#: Data sets up to this size may take the per-example fused kernel (``engine_block.train_block``): each example
-#: is one more term in the traced program, so the program grows with the data set.
-EXAMPLES_MAX = 64
 #: Epochs per iteration of the compiled loop. XLA:CPU fuses the elementwise work of consecutive
 #: epochs, so a config's state stays in registers across them; 4 is about 2x faster than 1 on the
 #: lesson, and larger values cost compile time for no gain (benchmarks/).
@@ -98,6 +92,9 @@ class Static:
       batch_size: examples per step (0: the whole data set); ``epochs`` then counts steps
         (``engine_data.minibatch``). metrics: held-out ``(name, per-example fn, maximize)``
         (``Problem.metric_fns``) on ``n_eval`` examples at ``engine_data.eval_steps``.
+      track_sharpness, sharpness_every, sharpness_iters: also estimate the top Hessian eigenvalue
+        of the mean loss every ``sharpness_every`` steps with ``sharpness_iters`` Hessian-vector
+        products, warm-started (``lrsweep.sharpness``).
     """
 
     loss: Callable
@@ -123,6 +120,9 @@ class Static:
     metrics: tuple[tuple[str, Callable, bool], ...] = ()
     n_eval: int = 0
     eval_every: int = 1
+    track_sharpness: bool = False
+    sharpness_every: int = 10
+    sharpness_iters: int = 10
 
     def recorded_epochs(self) -> np.ndarray:
         """Epochs a trajectory keeps: the multiples of ``every`` below ``epochs``, and ``epochs``."""
@@ -237,6 +237,18 @@ def _changed(old: PyTree, new: PyTree) -> jax.Array:
     return functools.reduce(jnp.logical_or, diffs)
 
 
+def _sharpness(static: Static, mean_loss, params, sharp: sharpness.State, e, threshold) -> sharpness.State:
+    """At multiples of ``sharpness_every``, an estimate of ``sharpness_iters`` Hessian-vector products
+    from ``sharp.v`` (``lrsweep.sharpness``). ``e`` is shared by all configs: under ``vmap`` a branch, not a select."""
+
+    def estimate(s):
+        body = lambda _, it: sharpness.iterate(mean_loss, params, it)
+        it = lax.fori_loop(1, static.sharpness_iters, body, sharpness.begin(mean_loss, params, s.v))
+        return sharpness.observe(s, it, e, e // static.sharpness_every, threshold)
+
+    return lax.cond(e % static.sharpness_every == 0, estimate, lambda s: s, sharp)
+
+
 def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     """Train one config (``inputs`` of one config: ``lr (G,)``, ``hyper (H,)``, ``params0`` leaves
     ``leaf_shape``; data and scalars shared) for ``static.epochs`` epochs.
@@ -268,10 +280,14 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     unroll = UNROLL_SCAN if not (static.batch_size or static.metrics) else 1
     held_out = engine_data.HeldOut(static, inputs.x_eval, inputs.y_eval) if static.metrics else None
 
+    edge = sharpness.threshold(static.optimizer, static.groups, lr, static.hyper_names, hyper, loss0.dtype)
+
     def step(carry, e):
-        params, state, track, ring, sums, evals = carry
+        params, state, track, ring, sums, evals, sharp = carry
         if held_out is not None:
             evals = held_out.observe(evals, e, params)
+        if sharp is not None:
+            sharp = _sharpness(static, mean_loss, params, sharp, e, edge)
         batch = engine_data.minibatch(static, x, y, inputs.data_seed, e) if static.batch_size else None
         loss, _, _, new, state = epoch(params, state, batch)
         track = outcomes.observe(track, e, loss, loss0, tol, best=static.track_best)
@@ -280,7 +296,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             ring = lax.dynamic_update_index_in_dim(ring, loss, e % k_window, 0)
         if sums is not None:
             sums = outcomes.add_sums(sums, loss, loss0)
-        return (new, state, track, ring, sums, evals), loss
+        return (new, state, track, ring, sums, evals, sharp), loss
 
     def run(carry, first_epoch, n):
         """``n`` epochs from ``first_epoch``; returns the new carry and the first epoch's loss."""
@@ -295,9 +311,11 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     track0 = outcomes.start(loss0, tol)
     sums0 = outcomes.start_sums(loss0) if static.track_sums else None  # None: nothing carried
     evals0 = None if held_out is None else held_out.start(traj)
+    n_sharp = len(sharpness.steps(epochs, static.sharpness_every)) if traj else None
+    sharp0 = sharpness.init_state(params0, loss0.dtype, n_sharp) if static.track_sharpness else None
     if traj:
         ring0 = jnp.zeros((k_window,), loss0.dtype)
-        carry = (params0, init(params0), track0, ring0, sums0, evals0)
+        carry = (params0, init(params0), track0, ring0, sums0, evals0, sharp0)
         n_blocks, rest = divmod(epochs, every)
 
         def block(carry, b):
@@ -318,7 +336,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         window = jnp.roll(ring, -(epochs % k_window))
     else:
         # Summaries keep no per-epoch output, so memory does not grow with epochs.
-        carry = (params0, init(params0), track0, None, sums0, evals0)
+        carry = (params0, init(params0), track0, None, sums0, evals0, sharp0)
         head = epochs - k_window
         if head:
             carry, _ = lax.scan(
@@ -326,7 +344,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             )
         tail = head + jnp.arange(k_window, dtype=jnp.int32)
         carry, window = lax.scan(step, carry, tail, unroll=min(unroll, k_window))
-    final, _, track, _, sums, evals = carry
+    final, _, track, _, sums, evals, sharp = carry
     metrics = None if held_out is None else held_out.finish(evals, final)
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol, best=static.track_best)
@@ -341,6 +359,8 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     extra = dict(score=score, best_loss=best_loss, best_epoch=best_epoch, metrics=metrics)
     if sums is not None:
         extra.update(sum_v=sums[0], sum_inv_v=sums[1])
+    if sharp is not None:
+        extra.update(sharpness.outputs(sharp, edge))
     if static.record == "trajectory":
         last = keep(loss_final, final)
         kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
@@ -350,59 +370,6 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
 
 #: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
 CONFIG_AXES = ChunkInputs._make([0, 0, 0] + [None] * (len(ChunkInputs._fields) - 3))
-
-
-def fusable(static: Static) -> bool:
-    """Whether the fused kernel (``lrsweep.kernels``) handles these settings: summary records of
-    data sets summed term by term (``UNROLL_MAX`` examples or fewer), full batch, plain (``_plain``)."""
-    return static.record == "summary" and static.n_data <= UNROLL_MAX and _plain(static)
-
-
-def _plain(static: Static) -> bool:
-    """Full batch, without ``track_sums`` or held-out metrics: what the fused kernels train."""
-    return not (static.track_sums or static.batch_size or static.metrics)
-
-
-def fusable_per_example(static: Static) -> bool:
-    """Whether the per-example fused kernel (``engine_block.train_block``) handles these settings: summary
-    records of data sets of at most ``EXAMPLES_MAX`` examples whose mean loss the engine sums
-    example by example (not through a problem's ``batch_loss``), plain (``_plain``)."""
-    whole = (
-        static.grad == "autodiff"
-        and static.n_data > UNROLL_MAX
-        and getattr(static.loss, "batch_loss", None) is not None
-    )
-    return static.record == "summary" and static.n_data <= EXAMPLES_MAX and not whole and _plain(static)
-
-
-def check_kernel(static: Static) -> None:
-    """Raise a ValueError if ``static.kernel`` asks for a fused kernel that does not handle these settings."""
-    kernel = static.kernel
-    if kernel.startswith("pallas-examples") and not fusable_per_example(static):
-        raise ValueError(
-            f"kernel={kernel!r} is invalid here: the per-example fused kernel takes summary records of data "
-            f"sets of at most {EXAMPLES_MAX} examples (not summed through a problem's batch_loss), full batch, "
-            "without track_sums or held-out metrics; use kernel='xla' or 'auto'"
-        )
-    if kernel in ("pallas", "pallas-interpret") and not fusable(static):
-        raise ValueError(
-            f"kernel={kernel!r} is invalid here: the fused kernel takes summary records of data sets "
-            f"of at most {UNROLL_MAX} examples, full batch, without track_sums or held-out metrics; use kernel='xla' or 'auto'"
-        )
-
-
-def kernel_path(static: Static, chunk: int) -> KernelName:
-    """The path ``run_chunk`` takes: the one asked for, or for "auto" on GPU the per-example fused
-    kernel where it applies (``fusable_per_example``), else the generic fused kernel where it
-    applies (``fusable``), else XLA. XLA on other backends, and for a chunk that is not a whole
-    number of kernel blocks."""
-    if static.kernel != "auto":
-        return static.kernel
-    if jax.default_backend() != "gpu" or chunk % min(kernels.BLOCK, chunk):
-        return "xla"
-    if fusable_per_example(static):
-        return "pallas-examples"
-    return "pallas" if fusable(static) else "xla"
 
 
 @functools.partial(jax.jit, static_argnames=("static",))

@@ -5,7 +5,7 @@ same training written for a block of ``B`` configs on per-example terms, which i
 per-example fused kernel (``lrsweep.kernels.per_example``) runs on each block: a config's state is
 a few ``(B,)`` vectors per parameter element, and each epoch adds up the examples' terms
 elementwise, so no array with an example or epoch axis is formed. It is part of the engine (its
-vmap and fori_loop are the engine's); ``engine.run_chunk`` picks it (``engine.kernel_path``).
+vmap and fori_loop are the engine's); ``engine.run_chunk`` picks it (``kernel_paths.kernel_path``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import gradients, outcomes
-from .engine import UNROLL_MAX, Static, optimizer_fns
+from .engine import Static, optimizer_fns
+from .kernel_paths import UNROLL_MAX
 from .sums import pairwise_sum
 from .types import ChunkResult, PyTree
 

@@ -16,14 +16,14 @@ Two kernels share that frame (:func:`_blocks`) and differ in what runs inside:
   elementwise on those vectors and added up. A Pallas kernel written this way for the lesson
   measured 1.26e12 config-steps/s on an H200, where the generic one below measured about the XLA
   path's 2.2e11 (``lrsweep bench --verify`` measures this one). For data sets of at most
-  ``engine.EXAMPLES_MAX`` examples (``engine.fusable_per_example``).
+  ``kernel_paths.EXAMPLES_MAX`` examples (``kernel_paths.fusable_per_example``).
 - :func:`fused` (``kernel="pallas"``): the generic fallback. It runs any ``train(inputs:
   ChunkInputs) -> ChunkResult`` over a block (the engine passes its vmapped ``train_one``), with
-  the whole data set loaded as arrays. For data sets of at most ``engine.UNROLL_MAX`` examples
-  (``engine.fusable``).
+  the whole data set loaded as arrays. For data sets of at most ``kernel_paths.UNROLL_MAX`` examples
+  (``kernel_paths.fusable``).
 
 This module knows nothing of training: both take the function to run. The engine decides where
-each applies and picks one on GPU (``engine.kernel_path``). On CPU, Pallas's interpret mode runs
+each applies and picks one on GPU (``kernel_paths.kernel_path``). On CPU, Pallas's interpret mode runs
 the same kernels for tests (slowly); results equal the XLA path within float32 tolerance (the two
 compile the same arithmetic into different programs, so the last bits may differ).
 

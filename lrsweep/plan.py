@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _checks, engine, engine_data, gradients
+from . import _checks, engine, engine_data, gradients, kernel_paths, sharpness
 from .axes import Axes
 from .problems import Problem
 from .types import BEST_PREFIX, EVAL_LOSS
@@ -33,7 +33,7 @@ MAX_TRAJECTORY_CHUNK = 4096
 #: ``chunk_invariant`` holds (the lesson, chapter_net, small bowls, any finite difference) every
 #: config's result is the same bit for bit whatever the chunk size, so results never depend on the
 #: budget, on the sweep's size or on how a grid is split (tests check this). Otherwise (autodiff on
-#: more than ``engine.UNROLL_MAX`` examples) the block a config trains in (``chunks``) is fixed by
+#: more than ``kernel_paths.UNROLL_MAX`` examples) the block a config trains in (``chunks``) is fixed by
 #: the problem and the budget, and other budgets agree to rounding. A resumed store always keeps
 #: its chunk size.
 MIN_CHUNK = 8
@@ -77,6 +77,8 @@ def coord_attrs(name: str) -> dict[str, str]:
         return {"long_name": "optimizer steps before the held-out evaluation", "units": "1"}
     if name == "epoch":
         return {"long_name": "epoch", "units": "1"}
+    if name == "sharpness_step":
+        return {"long_name": "step of the sharpness estimate (before that step's update)", "units": "1"}
     return {}
 
 
@@ -90,10 +92,11 @@ class Layout:
       coords: dim -> ``grid.Axis`` (or a 1-D array) of coordinate values.
       extra_coords: name -> (dim, 1-D array), e.g. ``init_w`` along ``init``.
       epochs: the recorded epochs (steps) of a trajectory, or None for a summary.
-      eval_steps: the steps of a trajectory's held-out evaluations (dim ``eval_step``), or None.
       variables: name -> :class:`Variable`; ``outcome`` holds int8 codes, -1 for "pending"
         (``lrsweep.outcomes``).
       attrs: the Dataset's attributes (settings, and ``spec`` as JSON).
+      step_coords: a trajectory's other step axes, dim -> 1-D array of steps: ``eval_step`` (the
+        held-out evaluations) and ``sharpness_step`` (the sharpness estimates).
     """
 
     dims: tuple[str, ...]
@@ -104,7 +107,7 @@ class Layout:
     epochs: np.ndarray | None
     variables: dict[str, Variable]
     attrs: dict[str, Any]
-    eval_steps: np.ndarray | None = None
+    step_coords: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def chunk_grid(self) -> tuple[int, ...]:
@@ -137,7 +140,7 @@ class Layout:
         """Bytes of the result's coordinates (every sweep dim's values, extra coords, epochs)."""
         n = sum(int(self.coord_values(d, slice(0, 1)).itemsize) * s for d, s in zip(self.dims, self.shape))
         n += sum(int(np.asarray(v).nbytes) for _, v in self.extra_coords.values())
-        n += 0 if self.eval_steps is None else int(self.eval_steps.nbytes)
+        n += sum(int(v.nbytes) for v in self.step_coords.values())
         return n + (0 if self.epochs is None else int(self.epochs.nbytes))
 
 
@@ -169,6 +172,8 @@ def bytes_per_config(static: engine.Static, problem: Problem) -> int:
         # The scan's output, its concatenation with the last epoch, and the host copy.
         records = 3 * item * kept * len(static.recorded_epochs())
         records += 3 * item * len(static.metrics) * len(engine_data.eval_steps(static))
+    if static.track_sharpness:  # the power-iteration vector and a product's tangents; the estimates
+        records += item * (16 * n_param + 8 * problem.n_data * max(width, 1) + 3 * n_sharpness(static))
     return int(state + records)
 
 
@@ -269,7 +274,7 @@ def chunks(static: engine.Static, problem: Problem, memory: int, n_configs: int)
 def chunk_invariant(static: engine.Static) -> bool:
     """Whether every config's result is the same bit for bit in any chunk of ``MIN_CHUNK`` or more.
 
-    True where no sum is left to XLA: data summed term by term (``engine.UNROLL_MAX`` examples or
+    True where no sum is left to XLA: data summed term by term (``kernel_paths.UNROLL_MAX`` examples or
     fewer), or finite differences, whose losses ``sums.tree_sum`` adds in a fixed order. Autodiff
     on a larger data set leaves the sum of per-example gradients to XLA, whose order can change with
     the chunk's shape (tests/test_store.py checks both).
@@ -278,8 +283,8 @@ def chunk_invariant(static: engine.Static) -> bool:
         return True
     # A minibatch of at most UNROLL_MAX examples is summed term by term; the whole set's loss (at
     # the start and the end) by tree_sum, unless a batch_loss hands it to XLA.
-    whole = getattr(static.loss, "batch_loss", None) is not None and static.n_data > engine.UNROLL_MAX
-    return (static.batch_size or static.n_data) <= engine.UNROLL_MAX and not whole
+    whole = getattr(static.loss, "batch_loss", None) is not None and static.n_data > kernel_paths.UNROLL_MAX
+    return (static.batch_size or static.n_data) <= kernel_paths.UNROLL_MAX and not whole
 
 
 def chunk_shape(shape: tuple[int, ...], dims: list[str], chunk: int) -> tuple[int, ...]:
@@ -343,6 +348,9 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
             variables[name] = Variable(
                 dims, axes.shape, static.policy.compute_dtype, np.nan, {"long_name": text, "units": "1"}
             )
+    steps: dict[str, np.ndarray] = {}
+    if traj and static.metrics:
+        steps["eval_step"] = engine_data.eval_steps(static)
     n_eval = (len(engine_data.eval_steps(static)),) if traj else ()
     for name, _, up in static.metrics:
         goal = {"goal": "max" if up else "min", "units": "1"}
@@ -362,6 +370,10 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
             np.nan,
             {"long_name": f"best {text} over evaluations", **goal},
         )
+    if static.track_sharpness:
+        sharp = {"sharpness_step": sharpness.steps(static.epochs, static.sharpness_every)} if traj else {}
+        steps.update(sharp)
+        variables.update(_sharpness_variables(dims, axes.shape, static, sharp))
     return Layout(
         dims=dims,
         shape=axes.shape,
@@ -371,8 +383,33 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
         epochs=static.recorded_epochs() if traj else None,
         variables=variables,
         attrs=attrs,
-        eval_steps=engine_data.eval_steps(static) if traj and static.metrics else None,
+        step_coords=steps,
     )
+
+
+def n_sharpness(static: engine.Static) -> int:
+    """Sharpness estimates a config keeps: every one for a trajectory, the last for a summary."""
+    return len(sharpness.steps(static.epochs, static.sharpness_every)) if static.record == "trajectory" else 1
+
+
+def _sharpness_variables(dims, shape, static: engine.Static, steps: dict) -> dict[str, Variable]:
+    """The variables ``track_sharpness`` adds (``lrsweep.sharpness``); the band is an attribute."""
+    dtype, int32 = static.policy.compute_dtype, np.dtype(np.int32)
+    band = {"edge_band": sharpness.EDGE_BAND, "sharpness_iters": static.sharpness_iters}
+    band["sharpness_every"] = static.sharpness_every
+    traj = dims + tuple(steps), shape + tuple(len(v) for v in steps.values())
+    what = "every sharpness estimate" if steps else "the last sharpness estimate"
+    texts = {
+        "sharpness": (*traj, dtype, np.nan, f"{what}: top Hessian eigenvalue of the training loss"),
+        "max_sharpness": (dims, shape, dtype, np.nan, "largest sharpness estimate"),
+        "sharpness_residual": (dims, shape, dtype, np.nan, "last estimate's relative residual |Hv - mu v| / |mu|"),
+        "edge_step": (dims, shape, int32, -1, "first step at the edge of stability (-1: never or no verdict)"),
+        "edge_sharpness": (dims, shape, dtype, np.nan, "the edge: 2 / lr for gd, (2 + 2 momentum) / lr heavy ball"),
+    }
+    return {
+        name: Variable(d, s, t, fill, {"long_name": text, "units": "1", **band})
+        for name, (d, s, t, fill, text) in texts.items()
+    }
 
 
 #: Chunks in flight at once on CPU: XLA:CPU leaves part of a 2-core machine idle within one chunk's

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import devices, engine, outcomes, plan
+from . import devices, engine, kernel_paths, outcomes, plan, sharpness
 from .axes import Axes
 from .plan import Layout
 from .problems import Problem
@@ -86,7 +86,7 @@ class Job:
             try:
                 result = devices.run_chunk(inputs, static, devices.usable(self.devices, self.chunk))
             except Exception as err:
-                if not (static.kernel == "auto" and engine.kernel_path(static, self.chunk) != "xla"):
+                if not (static.kernel == "auto" and kernel_paths.kernel_path(static, self.chunk) != "xla"):
                     raise
                 self._fall_back_to_xla(err)
                 result = devices.run_chunk(inputs, self.statics[which], devices.usable(self.devices, self.chunk))
@@ -114,6 +114,7 @@ class Job:
         values.update(best_loss=result.best_loss, best_epoch=result.best_epoch)
         if result.sum_v is not None and result.sum_inv_v is not None:
             values.update(sum_v=result.sum_v, sum_inv_v=result.sum_inv_v)
+        values.update({f: getattr(result, f) for f in sharpness.FIELDS if getattr(result, f) is not None})
         if result.loss is not None:
             values["loss"] = result.loss
         values.update(result.metrics or {})

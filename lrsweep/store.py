@@ -103,8 +103,7 @@ class MemorySink:
         coords.update({name: (d, values, coord_attrs(name)) for name, (d, values) in lay.extra_coords.items()})
         if lay.epochs is not None:
             coords["epoch"] = ("epoch", lay.epochs, coord_attrs("epoch"))
-        if lay.eval_steps is not None:
-            coords["eval_step"] = ("eval_step", lay.eval_steps, coord_attrs("eval_step"))
+        coords.update({d: (d, values, coord_attrs(d)) for d, values in lay.step_coords.items()})
         data = {name: (v.dims, self.arrays[name], dict(v.attrs)) for name, v in lay.variables.items()}
         return with_outcome_attrs(xr.Dataset(data, coords=coords, attrs=dict(lay.attrs)))
 

@@ -51,9 +51,8 @@ def coordinates(lay: Layout) -> list[tuple[str, str, int, int, np.dtype, Callabl
     if lay.epochs is not None:
         ep = lay.epochs
         out.append(("epoch", "epoch", len(ep), len(ep), ep.dtype, lambda sl, v=ep: np.asarray(v[sl])))
-    if lay.eval_steps is not None:
-        ev = lay.eval_steps
-        out.append(("eval_step", "eval_step", len(ev), len(ev), ev.dtype, lambda sl, v=ev: np.asarray(v[sl])))
+    for d, v in lay.step_coords.items():
+        out.append((d, d, len(v), len(v), v.dtype, lambda sl, v=v: np.asarray(v[sl])))
     return out
 
 

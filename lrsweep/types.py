@@ -75,3 +75,9 @@ class ChunkResult(NamedTuple):
     #: held-out metrics: ``<name>`` (C,) at the last evaluation, or (C, R_eval) at every evaluation
     #: for a trajectory, and ``best_<name>`` (C,) over all evaluations; None without held-out data
     metrics: dict[str, Array] | None = None
+    # With track_sharpness (lrsweep.sharpness), in the compute dtype unless said otherwise:
+    sharpness: Array | None = None  # (C,) the last estimate, or (C, S) every estimate for a trajectory
+    max_sharpness: Array | None = None  # (C,) the largest estimate
+    sharpness_residual: Array | None = None  # (C,) the last estimate's |H v - mu v| / |mu|
+    edge_step: Array | None = None  # (C,) int32: the first step at the edge of stability; -1: never
+    edge_sharpness: Array | None = None  # (C,) the optimizer's threshold (2 / lr for gd); NaN: none

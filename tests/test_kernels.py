@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lrsweep
-from lrsweep import engine, problems
+from lrsweep import engine, kernel_paths, problems
 from lrsweep.problems._problem import WholeBatchLoss
 
 LRS = {
@@ -96,10 +96,10 @@ def _static(n_data=4, record="summary", grad="autodiff", loss=None, kernel="auto
 
 def test_auto_uses_xla_on_cpu_and_the_kernel_only_where_it_applies():
     st = _static()
-    assert engine.kernel_path(st, 1024) == "xla"  # CPU backend
-    assert engine.fusable(st)
-    assert not engine.fusable(_static(record="trajectory"))
-    assert not engine.fusable(_static(n_data=64))
+    assert kernel_paths.kernel_path(st, 1024) == "xla"  # CPU backend
+    assert kernel_paths.fusable(st)
+    assert not kernel_paths.fusable(_static(record="trajectory"))
+    assert not kernel_paths.fusable(_static(n_data=64))
     with pytest.raises(ValueError, match=r"kernel='pallas'.*summary records"):
         lrsweep.sweep("linear", 0.1, epochs=5, record="trajectory", kernel="pallas")
     with pytest.raises(ValueError, match="kernel='cuda'"):
@@ -108,24 +108,26 @@ def test_auto_uses_xla_on_cpu_and_the_kernel_only_where_it_applies():
 
 def test_the_path_chooser_picks_the_per_example_kernel_where_it_applies(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # the choice as made on a GPU
-    assert engine.kernel_path(_static(), 1024) == "pallas-examples"
-    assert engine.kernel_path(_static(n_data=engine.EXAMPLES_MAX, grad="forward"), 1024) == "pallas-examples"
-    assert engine.kernel_path(_static(), 8) == "pallas-examples"  # a chunk smaller than a block is one block
-    assert engine.kernel_path(_static(), 1000) == "xla"  # not a whole number of blocks
-    assert engine.kernel_path(_static(record="trajectory"), 1024) == "xla"
-    assert engine.kernel_path(_static(n_data=engine.EXAMPLES_MAX + 1), 1024) == "xla"
+    assert kernel_paths.kernel_path(_static(), 1024) == "pallas-examples"
+    assert (
+        kernel_paths.kernel_path(_static(n_data=kernel_paths.EXAMPLES_MAX, grad="forward"), 1024) == "pallas-examples"
+    )
+    assert kernel_paths.kernel_path(_static(), 8) == "pallas-examples"  # a chunk smaller than a block is one block
+    assert kernel_paths.kernel_path(_static(), 1000) == "xla"  # not a whole number of blocks
+    assert kernel_paths.kernel_path(_static(record="trajectory"), 1024) == "xla"
+    assert kernel_paths.kernel_path(_static(n_data=kernel_paths.EXAMPLES_MAX + 1), 1024) == "xla"
     # A whole-batch loss that the engine would use (autodiff, more than UNROLL_MAX examples): not per example.
     whole = WholeBatchLoss(problems.linear().loss, lambda p, x, y: 0.0)
-    assert engine.kernel_path(_static(n_data=32, loss=whole), 1024) == "xla"
-    assert engine.kernel_path(_static(n_data=32, loss=whole, grad="forward"), 1024) == "pallas-examples"
+    assert kernel_paths.kernel_path(_static(n_data=32, loss=whole), 1024) == "xla"
+    assert kernel_paths.kernel_path(_static(n_data=32, loss=whole, grad="forward"), 1024) == "pallas-examples"
     # Asked for by name, each kernel is taken where it applies, and refused where it does not.
-    assert engine.kernel_path(_static(kernel="pallas"), 1024) == "pallas"
-    assert engine.kernel_path(_static(kernel="pallas-examples-interpret"), 1024) == "pallas-examples-interpret"
+    assert kernel_paths.kernel_path(_static(kernel="pallas"), 1024) == "pallas"
+    assert kernel_paths.kernel_path(_static(kernel="pallas-examples-interpret"), 1024) == "pallas-examples-interpret"
     with pytest.raises(ValueError, match=r"kernel='pallas-examples'.*per-example.*at most 64 examples"):
-        engine.check_kernel(_static(n_data=65, kernel="pallas-examples"))
+        kernel_paths.check_kernel(_static(n_data=65, kernel="pallas-examples"))
     with pytest.raises(ValueError, match=r"kernel='pallas-interpret'.*at most 16 examples"):
-        engine.check_kernel(_static(n_data=32, kernel="pallas-interpret"))
-    engine.check_kernel(_static(n_data=32, kernel="pallas-examples-interpret"))  # applies: no error
+        kernel_paths.check_kernel(_static(n_data=32, kernel="pallas-interpret"))
+    kernel_paths.check_kernel(_static(n_data=32, kernel="pallas-examples-interpret"))  # applies: no error
 
 
 def test_the_per_example_kernel_is_refused_where_it_does_not_apply():

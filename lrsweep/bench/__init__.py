@@ -19,6 +19,7 @@ compile time reported apart (the warm-up call's time minus the median).
     lrsweep bench compare A.json B.json     # one table and one plot across result files
     lrsweep bench --verify                  # the fused kernel against the XLA path
     lrsweep bench --maps                    # trainability maps against the paper's approach
+    lrsweep bench --sharpness               # what track_sharpness costs
     python -m lrsweep.bench --problems linear --sizes 1e6 --epochs 1000 --grads forward
 """
 
@@ -262,6 +263,10 @@ def main(argv=None) -> int:
         from . import maps as maps_bench
 
         return maps_bench.main([a for a in argv if a != "--maps"])
+    if "--sharpness" in argv:  # what track_sharpness costs (lrsweep.bench.sharpness)
+        from . import sharpness as sharpness_bench
+
+        return sharpness_bench.main([a for a in argv if a != "--sharpness"])
     result = run(argv)
     print(Path(result["paths"]["markdown"]).read_text())
     return 0

@@ -19,6 +19,8 @@ one folder:
 - ``13-trainability-map``: the fractal paper's network over its two layers' learning rates and a
   zoom into the boundary (``maps``, from :mod:`lrsweep.maps`);
 - ``14-six-settings``: the paper's six settings, one small map each (``maps``);
+- ``15-edge-of-stability`` and ``16-sharpness-vs-lr``: a tanh network on scikit-learn's digits,
+  its sharpness rising to 2 / lr and staying there (``edge``; needs scikit-learn);
 - ``README.md``: every figure, a caption saying what a student should see, and this command.
 
 Every file is deterministic: a rerun on the same machine writes the same bytes (fixed rcParams,
@@ -42,6 +44,7 @@ import matplotlib
 
 from ._data import GIF_MAX_BYTES, Data
 from ._style import RC
+from .edge import fig_edge_of_stability, fig_sharpness_vs_lr
 from .explorer import fig_explorer
 from .general import DEFAULT_LR, build_problem_figures
 from .landscape import fig_animation, fig_landscape
@@ -68,6 +71,8 @@ FIGURES = (
     fig_explorer,
     fig_trainability_map,
     fig_six_settings,
+    fig_edge_of_stability,
+    fig_sharpness_vs_lr,
 )
 
 

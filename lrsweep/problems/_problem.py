@@ -104,7 +104,7 @@ class Problem:
         ``"accuracy"``) and minimised otherwise. Needs ``x_eval`` and ``y_eval``.
       batch_loss: optional, the same loss written for the whole data set,
         ``batch_loss(params, x, y) -> L(params)`` (the mean over examples), for data sets larger than
-        ``engine.UNROLL_MAX`` trained with autodiff: a network whose first layer is ``x @ W`` then runs
+        ``kernel_paths.UNROLL_MAX`` trained with autodiff: a network whose first layer is ``x @ W`` then runs
         one large matrix product per chunk instead of per-example products. ``loss`` is then a
         :class:`WholeBatchLoss` pairing the two (it calls the per-example loss).
 
@@ -202,7 +202,7 @@ class WholeBatchLoss:
     """A per-example loss and the same loss written for the whole data set (``Problem.batch_loss``).
 
     Called, it is the per-example loss; the engine uses ``batch_loss`` for the mean over a data set
-    larger than ``engine.UNROLL_MAX`` with autodiff. Equal pairs hash equal, so problem instances
+    larger than ``kernel_paths.UNROLL_MAX`` with autodiff. Equal pairs hash equal, so problem instances
     that share both functions share one compiled program.
     """
 
