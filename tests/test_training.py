@@ -226,7 +226,7 @@ def test_summary_memory_does_not_grow_with_steps():
         (dict(steps=5, epochs=1000), "steps=5 is invalid with epochs=1000"),
         (dict(data_seed=3), "data_seed=[0, 1, 2] is invalid without batch_size"),
         (dict(batch_size=4, kernel="pallas-interpret"), "kernel='pallas-interpret' is invalid here"),
-        (dict(kernel="pallas-examples-interpret"), "without track_sums or held-out metrics"),
+        (dict(kernel="pallas-examples-interpret"), "without track_sums, held-out metrics or track_sharpness"),
     ],
 )
 def test_bad_training_settings_are_one_line(kwargs, fragment):
