@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from .results import export, open, verify  # noqa: A004 - lrsweep.open, as xarray.open_dataset
     from .suggest import suggest_lr
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 #: Public name -> (module, attribute in it; None for the module itself).
 _LAZY: dict[str, tuple[str, str | None]] = {

@@ -268,7 +268,7 @@ def _info(args) -> None:
     import jaxlib
     import xarray
 
-    from . import __version__
+    from ._version import __version__
 
     if getattr(args, "json", False):
         facts = {
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] == "bench":
             from .bench import main as command
         elif argv[0] == "map":
-            from .maps import main as command
+            from .maps._cli import main as command
         else:
             from .gallery import main as command
         try:

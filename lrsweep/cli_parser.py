@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from ._version import __version__
 
 #: Each command and its one-line help; bench, map and figures parse their own options (add_help off).
 COMMANDS = {

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -95,3 +96,17 @@ def test_a_submodule_import_keeps_the_function_of_the_same_name():
     assert isinstance(lrsweep.engine, types.ModuleType)  # any submodule by attribute, as before
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         _ = lrsweep.no_such_name
+
+
+def test_ci_fails_a_skipped_browser_test():
+    # Without chromium on PATH the explorer's browser tests skip; CI's LRSWEEP_REQUIRE_BROWSER=1 makes that
+    # a failure (tests/conftest.py), so CI cannot stay green without having driven the pages.
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent), "LRSWEEP_REQUIRE_BROWSER": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_explorer.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    assert proc.returncode == 1 and "skipped with LRSWEEP_REQUIRE_BROWSER=1" in proc.stdout, proc.stdout[-2000:]

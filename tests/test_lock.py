@@ -195,11 +195,30 @@ def test_a_corrupt_lock_is_stale_once_old_and_waited_for_while_young(tmp_path, m
         os.utime(path, (old, old))
         lock.acquire(store).release()
     # Young: maybe a writer between creating and writing it; wait up to the grace, then take it.
+    # The lock's clock is a fake whose sleep advances it: the test counts the waiting, not the seconds.
+    clock = _FakeClock(time.time())
     monkeypatch.setattr(lock, "CORRUPT_GRACE_S", 0.3)
+    monkeypatch.setattr(lock, "time", clock)
     path.write_bytes(b"")
-    t0 = time.monotonic()
     lock.acquire(store).release()
-    assert time.monotonic() - t0 >= 0.25
+    assert clock.slept >= 0.3
+
+
+class _FakeClock:
+    """``time.time``, ``monotonic`` and ``sleep`` for lrsweep.lock: sleeping advances both clocks at once."""
+
+    def __init__(self, now: float):
+        self.now, self.slept = now, 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.now += seconds
 
 
 @pytest.mark.parametrize("stale", ["dead pid", "reused pid", "corrupt"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .baselines import _torch
 
 # ------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .. import identity, outcomes, problems, suggest, theory
+from ..colors import OUTCOME_COLORS
 
 #: The page's size budget: every page stays below it (a 256-lr x 3-init x 1000-epoch trajectory
 #: store with both parameters takes about 2.7 MB).
@@ -294,6 +295,4 @@ def _axis_label(ds: xr.Dataset, dim: str) -> str:
 
 def outcome_colors() -> dict[str, str]:
     """The gallery's colours for the outcomes (Okabe-Ito), and grey for "pending"."""
-    from ..gallery._style import OUTCOME_COLORS
-
     return {**OUTCOME_COLORS, outcomes.PENDING_NAME: "#b0b0b0"}

@@ -24,23 +24,8 @@ from matplotlib.patches import Patch
 
 import lrsweep
 
-#: Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
-OKABE_ITO = {
-    "orange": "#E69F00",
-    "sky": "#56B4E9",
-    "green": "#009E73",
-    "yellow": "#F0E442",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "purple": "#CC79A7",
-    "black": "#000000",
-}
-OUTCOME_COLORS = {
-    "converged": OKABE_ITO["green"],
-    "unfinished": OKABE_ITO["sky"],
-    "diverged": OKABE_ITO["vermillion"],
-    "stuck": OKABE_ITO["purple"],
-}
+from ..colors import OKABE_ITO, OUTCOME_COLORS
+
 #: The lesson's learning rates and the two either side of the critical one, each with one colour.
 LR_COLORS = {
     0.01: OKABE_ITO["blue"],

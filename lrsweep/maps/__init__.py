@@ -258,6 +258,4 @@ def summary_line(ds, seconds: float | None = None) -> str:
     return text
 
 
-from ._cli import main  # noqa: E402 - the command line uses the functions above
-
 __all__ += ["main", "summary_line"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+from . import DEFAULT_X_RANGE, DEFAULT_Y_RANGE, figure, summary_line, trainability, window, write_gif, zoom_windows
 
 EXAMPLES = """examples:
   lrsweep map --res 128 --steps 500 --png map.png                the default window
@@ -66,10 +69,6 @@ def _join_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lrsweep map``; bad input raises a one-line ValueError (the CLI prints it, exit 2)."""
-    import sys
-
-    from . import DEFAULT_X_RANGE, DEFAULT_Y_RANGE, figure, summary_line, trainability, window, write_gif, zoom_windows
-
     args = parser().parse_args(_join_values(list(sys.argv[1:] if argv is None else argv)))
     x_range = _pair(args.x_range, ":", "--x-range") if args.x_range else DEFAULT_X_RANGE
     y_range = _pair(args.y_range, ":", "--y-range") if args.y_range else DEFAULT_Y_RANGE

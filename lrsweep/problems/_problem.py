@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -204,7 +204,8 @@ class Problem:
         """
         if not self.has_eval:
             return {}
-        return {EVAL_LOSS: Metric(self.loss, False), **dict(self.metrics)}
+        given = cast("Mapping[str, Metric]", self.metrics)  # made Metric when the problem was checked
+        return {EVAL_LOSS: Metric(self.loss, False), **given}
 
 
 @dataclasses.dataclass(frozen=True)
