@@ -80,7 +80,7 @@ def paper_rate(res: int, steps: int, x_range, y_range) -> dict:
                 losses.append(g_loss)
             return measure_v(jnp.stack(losses, axis=-1))
 
-        gx, gy = jnp.logspace(*x_range, res), jnp.logspace(*y_range, res)
+        gx, gy = jnp.logspace(x_range[0], x_range[1], res), jnp.logspace(y_range[0], y_range[1], res)
         lr0, lr1 = jnp.meshgrid(gx, gy)
         lr = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
         jax.block_until_ready(train(lr[:8], 2))  # compile the step at a small shape
@@ -223,7 +223,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lrsweep bench --maps", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="lrsweep bench --maps", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--res", type=int, default=64, help="lrsweep's map, pixels per side (default 64)")
     p.add_argument("--steps", type=int, default=500, help="steps per run (default 500)")
     p.add_argument(

@@ -10,7 +10,7 @@ from .suite import GRADS, RECORDS, SPECS
 # Ratios, targets and reports
 # ------------------------------------------------------------------------------------------------
 
-BASELINE_ORDER = ("notebook loop", "numpy plain", "numpy tuned", "torch")
+BASELINE_ORDER = ("notebook loop", "numpy plain", "numpy tuned")
 #: The issue's targets (lesson problem, float32, summary record, CPU).
 TARGETS = {
     "throughput": 1e9,
@@ -63,6 +63,7 @@ def ratios(rows: list[dict]) -> list[dict]:
     )
     for problem, grad, backend, n in keys:
         ref = _lrsweep_best(rows, problem, grad, backend, n)
+        assert ref is not None  # the keys are those of lrsweep's rows
         entry = {
             "problem": problem,
             "grad": grad,
@@ -238,13 +239,12 @@ def markdown(result: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB; {m['platform']}; JAX backends "
         f"{', '.join(m['backends'])} ({devices}).",
         f"Versions: python {m['python']}, jax {m['jax']}, jaxlib {m['jaxlib']}, numpy {m['numpy']}, "
-        f"torch {m['torch'] + ' (' + str(m['torch_threads']) + ' threads)' if m['torch'] else 'not installed'}, "
         f"lrsweep {m['lrsweep']}.",
         f"Command: `{' '.join(['lrsweep bench', *result['argv']])}`; total {result['total_s']:.0f} s; "
         f"result schema version {result['schema_version']}.",
         "",
         "Unit: config-steps/s (one config trained for one epoch), float32. All numbers come from one process; "
-        "compare ratios, not absolute numbers, across machines. numpy, torch and the notebook loop cost the same "
+        "compare ratios, not absolute numbers, across machines. numpy and the notebook loop cost the same "
         "per config-step whatever the number of epochs, so they run as many epochs as fit in "
         f"{a['target_s']} s. Every figure is the median of `median of` timed calls, each case warmed up first "
         "with the very arguments it is timed with; `compile` is that warm-up call's time minus the median "
@@ -335,7 +335,6 @@ def plot(result: dict, path: Path) -> None:
         "notebook loop": ("tab:gray", "s"),
         "numpy plain": ("tab:blue", "o"),
         "numpy tuned": ("tab:cyan", "D"),
-        "torch": ("tab:orange", "^"),
     }
     lr_colors = iter(["tab:red", "tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive"] * 4)
     lr_color = {}

@@ -13,11 +13,13 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
 import numpy as np
 import PIL.Image
+from cycler import cycler
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -39,7 +41,7 @@ LESSON_LRS = (0.01, 0.1, 1.0)
 LR_CMAP = mcolors.ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.82, 256)), name="viridis_dark")
 SLIDE = (12.8, 7.2)  # inches; at DPI, 1280 x 720 pixels (a 720p slide)
 DPI = 100
-RC = {
+RC: dict[Any, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 16,
     "axes.titlesize": 19,
@@ -59,7 +61,7 @@ RC = {
     "axes.linewidth": 1.2,
     "axes.grid": True,
     "grid.alpha": 0.35,
-    "axes.prop_cycle": matplotlib.cycler(color=list(OKABE_ITO.values())),
+    "axes.prop_cycle": cycler(color=list(OKABE_ITO.values())),
     "image.cmap": "viridis",
     "svg.hashsalt": "lrsweep-figures",
     "svg.fonttype": "path",
@@ -140,10 +142,10 @@ def _plain_log_labels(fig: Figure) -> None:
                 if type(f) is matplotlib.ticker.LogFormatterSciNotation:
                     put(
                         _Pow10Formatter(
-                            base=f._base,
+                            base=f._base,  # pyright: ignore[reportAttributeAccessIssue] - set in LogFormatter.__init__, not in the stubs
                             labelOnlyBase=f.labelOnlyBase,
                             minor_thresholds=f.minor_thresholds,
-                            linthresh=f._linthresh,
+                            linthresh=f._linthresh,  # pyright: ignore[reportAttributeAccessIssue] - as _base
                         )
                     )
 

@@ -258,4 +258,4 @@ def summary_line(ds, seconds: float | None = None) -> str:
     return text
 
 
-__all__ += ["main", "summary_line"]
+__all__ += ["summary_line"]
