@@ -218,6 +218,13 @@ def _opt(value, fmt: str) -> str:
     return "" if value is None else fmt.format(value)
 
 
+def _fraction(value) -> str:
+    """A fraction of a measured peak; above 100% it is flagged (†): the work model, not the machine, is off."""
+    if value is None:
+        return ""
+    return f"{value:.2%}" if value <= 1 else f"{value:.0%} †"
+
+
 def _peaks_line(m: dict) -> list[str]:
     if not m.get("peaks"):
         return []
@@ -251,7 +258,9 @@ def markdown(result: dict) -> str:
         "(lrsweep's compile and first-call costs); `chunk` is the sweep's real configs per compiled chunk and "
         "`kernel` the path that ran. `FLOPs/cs` and `bytes/cs` are per config-step from XLA's cost analysis of "
         "one epoch over the chunk; `% peak` divides the achieved FLOP/s and bytes/s by this run's measured "
-        "peaks. `peak MB` the growth of the process's resident memory during the call; `CPU use` the process's CPU "
+        "peaks. A `% peak` above 100% is flagged † and is no fraction of the peak: the model counts the bytes "
+        "of one pass over the chunk's state per epoch, while the engine keeps that state in cache or registers "
+        "across the epochs it fuses, so such a case is not bound by memory bandwidth. `peak MB` the growth of the process's resident memory during the call; `CPU use` the process's CPU "
         "seconds per wall second in it (about 1 for one busy core; lower when the shared machine is loaded).",
         "",
         *_peaks_line(m),
@@ -310,8 +319,8 @@ def markdown(result: dict) -> str:
                 f"{r['epochs']:,} | {_fmt_rate(r['config_steps_per_s'])} | {len(r['times_s'])} | "
                 f"{_opt(r['compile_s'], '{:.2f}')} | {_opt(r['chunk'], '{:,}')} | {r['kernel'] or ''} | "
                 f"{_opt(r['devices'], '{}')} | {_opt(r['flops_per_config_step'], '{:,.0f}')} | "
-                f"{_opt(r['bytes_per_config_step'], '{:,.0f}')} | {_opt(r['flops_fraction'], '{:.2%}')} | "
-                f"{_opt(r['bytes_fraction'], '{:.2%}')} | {r['peak_mb']:.1f} | "
+                f"{_opt(r['bytes_per_config_step'], '{:,.0f}')} | {_fraction(r['flops_fraction'])} | "
+                f"{_fraction(r['bytes_fraction'])} | {r['peak_mb']:.1f} | "
                 f"{_opt(r['cpu_s'] and r['cpu_s'] / r['seconds'], '{:.2f}')} |"
             )
         lines.append("")
