@@ -11,12 +11,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 import zarr
+import zarr.storage
 
 import lrsweep
 from lrsweep import _fs, cli, engine, integrity, lock, results, store
@@ -24,6 +26,25 @@ from lrsweep import _fs, cli, engine, integrity, lock, results, store
 LR = "log:1e-3:10:50"
 KW = dict(epochs=30, record="trajectory", chunk_size=16)
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_PLATFORMS": "cpu"}
+
+
+def _out(proc: subprocess.Popen) -> IO:
+    """A child's stdout pipe (opened with ``stdout=PIPE``)."""
+    assert proc.stdout is not None
+    return proc.stdout
+
+
+def _err(proc: subprocess.Popen) -> IO:
+    """A child's stderr pipe (opened with ``stderr=PIPE``)."""
+    assert proc.stderr is not None
+    return proc.stderr
+
+
+def _holder(store) -> dict:
+    """The lock file's record of the process holding ``store``'s lock (there must be one)."""
+    info = lock.holder(store)
+    assert info is not None
+    return info
 
 
 def store_bytes(path):
@@ -291,10 +312,10 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
         text=True,
         env=ENV,
     )
-    assert holder.stdout.readline().strip() == "held"
+    assert _out(holder).readline().strip() == "held"
     holder.kill()
     holder.communicate()
-    assert lock.holder(out)["pid"] == holder.pid
+    assert _holder(out)["pid"] == holder.pid
     lrsweep.sweep("linear", 0.1, epochs=5, record="summary", out=out)
     assert lock.holder(out) is None
 
@@ -424,9 +445,9 @@ def test_a_closed_pipe_is_no_error():
         stderr=subprocess.PIPE,
         env=ENV,
     )
-    proc.stdout.close()  # `| head -0`: the reader is gone before anything is written
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
+    _out(proc).close()  # `| head -0`: the reader is gone before anything is written
+    err = _err(proc).read().decode()
+    _err(proc).close()
     assert proc.wait() == 0 and "Traceback" not in err and "BrokenPipe" not in err
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from copy import deepcopy
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import problems
 
@@ -38,8 +38,8 @@ class _Baseline:
     chunk: int | None = None  # configs per pass, to bound memory (None: all at once)
     init0: dict[str, ArrayLike]  # one config's initial parameters
 
-    def __init__(self, dtype=np.float32):
-        self.dtype = np.dtype(dtype)
+    def __init__(self, dtype: DTypeLike = np.float32):
+        self.dtype: np.dtype = np.dtype(dtype)
 
     def _cast(self, a):
         return np.asarray(a, dtype=self.dtype)
@@ -61,7 +61,7 @@ class LinearPlain(_Baseline):
 
     name = "numpy plain"
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: DTypeLike = np.float32):
         super().__init__(dtype)
         self.x = self._cast([1.0, 2.0, 3.0, 4.0])
         self.y = 3 * self.x
@@ -109,7 +109,7 @@ class ChapterNet(_Baseline):
 
     name = "numpy plain"
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: DTypeLike = np.float32):
         super().__init__(dtype)
         p = problems.chapter_net()
         self.x, self.y = self._cast(p.x), self._cast(p.y)  # (e, 2), (e, 1)
@@ -147,7 +147,7 @@ class MLP(_Baseline):
     name = "numpy plain"
     chunk = 1024
 
-    def __init__(self, dtype=np.float32, width: int = 16):
+    def __init__(self, dtype: DTypeLike = np.float32, width: int = 16):
         super().__init__(dtype)
         p = problems.mlp(width=width)
         self.width = width
