@@ -19,6 +19,7 @@ from pathlib import Path
 
 # lrsweep._fs alone (stdlib only), without importing the package and JAX.
 _spec = importlib.util.spec_from_file_location("_lrsweep_fs", Path(__file__).resolve().parent.parent / "lrsweep/_fs.py")
+assert _spec is not None and _spec.loader is not None
 fs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fs)
 
@@ -38,7 +39,7 @@ def _write(folder: Path, n: int, data: bytes, per_file_sync: bool) -> list[Path]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=64, help="files per run (default 64)")
     parser.add_argument("--mb", type=float, default=4.0, help="MB per file (default 4)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per way; the median is shown (default 3)")

@@ -107,7 +107,7 @@ def run_variant(ctx, problem, lr, epochs, grad, kw, r, name, best, compile_s) ->
         best[name] = min(best[name], time.perf_counter() - t)
 
 
-def nothing():
+def nothing() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
@@ -256,6 +256,7 @@ def hlo(problem_name: str, grad: str, epochs: int, out: Path, chunk: int | None)
     finally:
         engine.run_chunk = original
     text = original.lower(*captured["a"], **captured["k"]).compile().as_text()
+    assert text is not None  # XLA:CPU gives the HLO text
     out.write_text(text)
     counts = {
         op: len(re.findall(rf"\s{op}\(", text))
@@ -265,7 +266,7 @@ def hlo(problem_name: str, grad: str, epochs: int, out: Path, chunk: int | None)
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument(
         "experiment", choices=["chunk", "unroll-scan", "chapter-elementwise", "small-contractions", "mlp-unroll", "hlo"]
     )

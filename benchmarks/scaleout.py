@@ -202,8 +202,13 @@ def _report(facts, jax, platform, n_lr, epochs) -> str:
     ]
     cases = [
         ("CPU worker (one core, measured here)", f["two_workers_rate"] / 2, 4096),
-        ("GPU worker, XLA path (one H200, docs/architecture.md)", 2.1e11, 65536),
-        ("GPU worker, fused kernel (one H200, docs/architecture.md)", 1.26e12, 65536),
+        # Not measured by lrsweep: separate prototypes' H200 figures (docs/architecture.md, "GPU").
+        ("GPU worker, XLA path (one H200; a prototype's figure, not lrsweep's: docs/architecture.md)", 2.1e11, 65536),
+        (
+            "GPU worker, fused kernel (one H200; a prototype's figure, not lrsweep's: docs/architecture.md)",
+            1.26e12,
+            65536,
+        ),
     ]
     for name, rate, chunk in cases:
         lines += [

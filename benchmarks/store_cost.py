@@ -63,7 +63,7 @@ def _run(code: str, out: Path, fsync: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="pairs of runs per case (default 5)")
     parser.add_argument("--dir", default=".", help="where to write (a temporary folder inside it)")
     args = parser.parse_args()

@@ -342,7 +342,7 @@ def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
         try:
             if distributed.wanted(spec):  # Dask workers train the chunks and write them to the store
                 assert isinstance(sink, store.ZarrSink)
-                retries = distributed.run(job, sink, spec, show)
+                retries = distributed.run(job, sink, spec, show, plan_sweep)
                 ds = sink.dataset()
                 ds.attrs["chunk_retries"] = json.dumps({str(k): n for k, n in sorted(retries.items())})
                 return ds

@@ -29,42 +29,17 @@ import time
 import jax
 import numpy as np
 
-from . import _text, api, engine, grid, notebook, problems, results, sharpness, spec_sources, summary
+from . import _text, api, cli_parser, engine, grid, notebook, problems, results, sharpness, spec_sources, summary
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line (``lrsweep: error: ...``, exit 2), like every other error."""
-
-    def error(self, message: str):  # type: ignore[override]
-        print(f"lrsweep: error: {_text.printable(message)} ({self.prog} --help lists the options)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    """The full parser: :func:`lrsweep.cli_parser.top_parser` with each command's options."""
+    parser, command = cli_parser.top_parser()
 
-    parser = _Parser(
-        prog="lrsweep",
-        description="Train many learning rates at once, in JAX.",
-        epilog=_EPILOGS["lrsweep"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"lrsweep {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=text,
-            description=text,
-            epilog=_EPILOGS[name],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-
-    run = command("run", "run a sweep and print a summary table")
+    run = command["run"]
     run.add_argument(
         "spec", nargs="?", default=None, help="a TOML file with the sweep's settings (flags override it; default: none)"
     )
@@ -89,26 +64,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     _output_flags(run, json_help="print a machine-readable summary (JSON) on stdout instead of the table")
 
-    show = command("show", "print the summary table and the suggested lr of a stored sweep, without rerunning it")
+    show = command["show"]
     show.add_argument("store", help="a store written by lrsweep run --out")
     show.add_argument(
         "--json", action="store_true", help="print the summary as JSON, as run --json does (default: off)"
     )
 
-    explore = command("explore", "write one self-contained, offline HTML page to explore a sweep")
+    explore = command["explore"]
     explore.add_argument("source", help="a store (lrsweep run --out) or a spec TOML file (the sweep runs first)")
     explore.add_argument("--out", default="explore.html", help="the page to write, .html (default: explore.html)")
     explore.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
 
-    export = command("export", "write a store's summary (one row per config) to CSV or Parquet")
+    export = command["export"]
     export.add_argument("store", help="a store written by lrsweep run --out")
     export.add_argument("table", help="the output file, .csv or .parquet")
     export.add_argument("--force", action="store_true", help="replace the output file if it exists (default: refuse)")
 
-    verify = command("verify", "check every finished chunk of a store against its checksum; exit 1 if any is damaged")
+    verify = command["verify"]
     verify.add_argument("store", help="a store written by lrsweep run --out")
 
-    trace = command("trace", "print the lesson's per-epoch lines for one learning rate")
+    trace = command["trace"]
     trace.add_argument("--problem", default="linear", help="a built-in problem (default: linear)")
     trace.add_argument("--lr", type=float, required=True, help="the learning rate (required)")
     trace.add_argument("--epochs", type=int, default=10, help="epochs to print (default: 10; run's default is 1000)")
@@ -124,20 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("--param", default=None, help="parameter to print (default: the first, 'w')")
 
-    # `lrsweep bench ...` hands its arguments to lrsweep.bench (see main); listed here for --help.
-    sub.add_parser("bench", help="the benchmark suite (lrsweep bench --help for its options)", add_help=False)
-
-    # `lrsweep map ...` hands its arguments to lrsweep.maps (see main); listed here for --help.
-    sub.add_parser(
-        "map", help="a trainability map over two layers' learning rates (lrsweep map --help)", add_help=False
-    )
-
-    # `lrsweep figures ...` hands its arguments to lrsweep.gallery (see main); listed here for --help.
-    sub.add_parser(
-        "figures", help="the lecture figure gallery (lrsweep figures --help for its options)", add_help=False
-    )
-
-    info = command("info", "print versions, backend and devices")
+    info = command["info"]
     info.add_argument("--json", action="store_true", help="print them as JSON (default: off)")
     return parser
 
@@ -148,40 +110,6 @@ def _output_flags(parser: argparse.ArgumentParser, json_help: str) -> None:
         "-v", "--verbose", action="store_true", help="print the settings and the chunk plan on stderr (default: off)"
     )
     parser.add_argument("--json", action="store_true", help=json_help + " (default: off)")
-
-
-#: An example block at the end of each command's --help.
-_EPILOGS = {
-    "lrsweep": """examples:
-  lrsweep run                                   the default sweep: the lesson, 256 lrs from 1e-4 to 10
-  lrsweep run --lr log:1e-3:1:64 --out s.zarr   stream results to a resumable store
-  lrsweep show s.zarr                           its summary table, without rerunning
-  lrsweep explore s.zarr --out page.html        one offline HTML page to explore it
-  lrsweep <command> --help                      a command's options and their defaults""",
-    "run": """examples:
-  lrsweep run                                   the lesson, 256 lrs log-spaced from 1e-4 to 10
-  lrsweep run --lr 0.01,0.1,1 --grad forward --precision mixed
-  lrsweep run --problem mlp --lr W0=log:0.1:100:32 --lr W1=log:0.1:100:32 --init 4
-  lrsweep run sweep.toml --out sweep.zarr       a spec file; Ctrl-C'd? the same command resumes
-  lrsweep run --json | jq .outcomes             a machine-readable summary""",
-    "show": """examples:
-  lrsweep run --lr log:1e-4:1:65536 --out sweep.zarr --quiet
-  lrsweep show sweep.zarr""",
-    "explore": """examples:
-  lrsweep explore sweep.zarr --out page.html    open page.html#lr=0.1 to start at lr 0.1
-  lrsweep explore sweep.toml --out page.html    runs the spec's sweep first""",
-    "export": """examples:
-  lrsweep export sweep.zarr summary.csv
-  lrsweep export sweep.zarr summary.parquet""",
-    "verify": """examples:
-  lrsweep verify sweep.zarr                     lists damage; the same run command repairs it""",
-    "trace": """examples:
-  lrsweep trace --lr 0.01 --epochs 10           the lesson notebook's printed lines, exactly
-  lrsweep trace --lr 1 --epochs 5 --param b""",
-    "info": """examples:
-  lrsweep info
-  lrsweep info --json""",
-}
 
 
 def _run_settings(args) -> dict:
@@ -361,7 +289,7 @@ def _info(args) -> None:
     import jaxlib
     import xarray
 
-    from . import __version__
+    from ._version import __version__
 
     if getattr(args, "json", False):
         facts = {
@@ -419,7 +347,7 @@ def _main(argv: list[str]) -> int:
         if argv[0] == "bench":
             from .bench import main as command
         elif argv[0] == "map":
-            from .maps import main as command
+            from .maps._cli import main as command
         else:
             from .gallery import main as command
         try:

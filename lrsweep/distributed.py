@@ -38,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,13 +185,16 @@ _JOBS: dict[str, tuple[Job, ChunkWriter, threading.Lock]] = {}
 _JOBS_LOCK = threading.Lock()
 
 
-def _worker_job(spec: SweepSpec, token: str) -> tuple[Job, ChunkWriter, threading.Lock]:
+#: How a worker plans a sweep from its spec: ``api.plan_sweep``, handed to the tasks by the client (a
+#: function pickles by name, so each worker imports it), which keeps this module below ``api``.
+Planner = Callable[[SweepSpec], tuple[Job, int]]
+
+
+def _worker_job(plan_sweep: Planner, spec: SweepSpec, token: str) -> tuple[Job, ChunkWriter, threading.Lock]:
     """This process's plan of the sweep and its writer, made once per sweep (``token``)."""
     with _JOBS_LOCK:
         if token not in _JOBS:
-            from . import api
-
-            job, _ = api.plan_sweep(spec)
+            job, _ = plan_sweep(spec)
             assert spec.out is not None
             writer = ChunkWriter(job.layout, spec.out)
             job = dataclasses.replace(job, layout=writer.layout)
@@ -210,14 +213,14 @@ def _address() -> str:
         return f"pid {os.getpid()}"
 
 
-def train_chunk(spec: SweepSpec, token: str, k: int) -> dict[str, Any]:
+def train_chunk(plan_sweep: Planner, spec: SweepSpec, token: str, k: int) -> dict[str, Any]:
     """One Dask task: train chunk ``k`` of the sweep ``spec``, write it and its done-mark.
 
     Pure in (spec, k): the plan is rebuilt from the spec (and cached per process under ``token``,
     a digest of the spec). Returns only small metadata: the chunk, the worker and the seconds.
     """
     t0 = time.perf_counter()
-    job, writer, lock = _worker_job(spec, token)
+    job, writer, lock = _worker_job(plan_sweep, spec, token)
     values = job.train(k)
     with lock:
         writer.write(k, values)  # data synced, then the done-mark written and synced
@@ -324,8 +327,9 @@ def task_spec(spec: SweepSpec, job: Job) -> SweepSpec:
     )
 
 
-def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int, int]:
-    """Train every chunk ``sink`` does not have on Dask workers; they write the store themselves.
+def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool, plan_sweep: Planner) -> dict[int, int]:
+    """Train every chunk ``sink`` does not have on Dask workers; they write the store themselves, each
+    with its own plan of the sweep from ``plan_sweep(spec)`` (the one that made ``job``).
 
     Returns ``{chunk: worker deaths}`` for the chunks that needed more than one attempt (also
     printed on stderr).
@@ -337,7 +341,7 @@ def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool) -> dict[int
     bar = runner.progress_bar(job, todo, show)
     retries: dict[int, int] = {}
     try:
-        _run_on(job, sink, spec, sent, token, bar, todo, retries)
+        _run_on(job, sink, spec, sent, token, bar, todo, retries, plan_sweep)
     except Exception as err:
         if not _lost(err):
             raise
@@ -365,7 +369,9 @@ def _lost(err: BaseException) -> bool:
     return isinstance(err, (CommClosedError, ClosedClientError, concurrent.futures.CancelledError, TimeoutError))
 
 
-def _run_on(job: Job, sink: store.ZarrSink, spec: SweepSpec, sent, token, bar, todo, retries) -> None:
+def _run_on(
+    job: Job, sink: store.ZarrSink, spec: SweepSpec, sent, token, bar, todo, retries, plan_sweep: Planner
+) -> None:
     """:func:`run`'s loop: submit the chunks in a window, count worker deaths into ``retries``."""
     from distributed import as_completed
 
@@ -384,7 +390,9 @@ def _run_on(job: Job, sink: store.ZarrSink, spec: SweepSpec, sent, token, bar, t
                 k = next(queue, None)
                 if k is None:
                     return
-                future = client.submit(train_chunk, sent, token, k, key=f"lrsweep-chunk-{k}-{token}", pure=False)
+                future = client.submit(
+                    train_chunk, plan_sweep, sent, token, k, key=f"lrsweep-chunk-{k}-{token}", pure=False
+                )
                 live[future.key] = future
                 futures.add(future)
 

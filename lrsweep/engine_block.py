@@ -18,9 +18,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import gradients, outcomes
-from .engine import Static, optimizer_fns
-from .kernel_paths import UNROLL_MAX
-from .sums import pairwise_sum
+from .static import Static, optimizer_fns
+from .sums import UNROLL_MAX, pairwise_sum
 from .types import ChunkResult, PyTree
 
 
@@ -124,7 +123,7 @@ def train_block(
     Where ``train_one`` is written for one config and vmapped, this is written for the block: a
     config's state is a few ``(B,)`` vectors per parameter element (parameters, optimizer state,
     tracker), carried through a ``fori_loop`` over epochs; each epoch adds up the examples' terms
-    elementwise on them (``_block_estimate``) and updates them (``engine.optimizer_fns``, per config). The
+    elementwise on them (``_block_estimate``) and updates them (``static.optimizer_fns``, per config). The
     score's window slides through the last ``K`` epochs as ``K`` separate vectors. Nothing is
     stacked along an epoch or example axis. Same math as ``train_one``; float32 tolerance.
     """

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+#: The store format this version writes and reads (docs/store.md); a store of another format is refused.
+FORMAT = "lrsweep-store/3"
 #: The copy of the store's attributes: the attributes of this (empty) Zarr group inside the store.
 BACKUP = "_lrsweep_attrs"
 #: Arrays that are bookkeeping, not results: per-chunk checksums and environment indices.
@@ -101,7 +103,7 @@ def environment(kernel_path: str) -> dict[str, str]:
     import jax
     import jaxlib
 
-    from . import __version__
+    from ._version import __version__
 
     return {
         "lrsweep": __version__,
@@ -299,8 +301,6 @@ def verify(path: str | os.PathLike) -> Damage:
     """
     import zarr
     import zarr.storage
-
-    from .store_format import FORMAT
 
     path = Path(path)
     if not path.is_dir():

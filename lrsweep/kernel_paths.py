@@ -2,7 +2,7 @@
 
 ``engine.run_chunk`` asks :func:`kernel_path`; ``api.plan_sweep`` asks :func:`check_kernel` before a
 sweep starts. ``static`` is an ``engine.Static`` (read by attribute here, so this module stays a
-leaf below the engine). The sizes that decide how the engine sums a data set live here too.
+leaf below the engine).
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from typing import Any
 import jax
 
 from . import kernels
+from .sums import UNROLL_MAX
 from .types import KernelName
 
-#: Data sets up to this size are summed term by term in the traced program (no XLA reduction
-#: over a tiny axis inside the epoch loop: about 10x faster on CPU, docs/architecture.md); larger ones
-#: go through ``vmap`` and ``sum``, which keeps the compiled program small.
-UNROLL_MAX = 16
 #: Data sets up to this size may take the per-example fused kernel (``engine_block.train_block``): each example
 #: is one more term in the traced program, so the program grows with the data set.
 EXAMPLES_MAX = 64

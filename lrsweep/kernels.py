@@ -1,9 +1,10 @@
 """Fused Pallas kernels for summary sweeps: a block of configs stays on-chip for all epochs.
 
 The XLA path (``engine.run_chunk``) runs each epoch as a pass over the chunk's configs in memory;
-on a GPU that round trip through memory every epoch dominates: for the lesson on one H200, the XLA
-path measured about 2.1e11 config-steps/s where a register-resident hand kernel reached 1.6e12
-(docs/architecture.md). Here a grid of programs each takes ``BLOCK`` configs, loads their learning
+on a GPU that round trip through memory every epoch dominates. For the lesson on one H200, separate
+prototypes written while designing lrsweep (not lrsweep's code, and no lrsweep results file) measured
+about 2.1e11 config-steps/s for a JAX ``jit(vmap(scan))`` like the XLA path, and 1.6e12 for a
+register-resident hand-written CUDA kernel (docs/architecture.md). Here a grid of programs each takes ``BLOCK`` configs, loads their learning
 rates and parameters once, runs every epoch and writes only the summary: final loss and
 parameters, outcome, event epoch, score, best loss and its epoch.
 
@@ -13,13 +14,14 @@ Two kernels share that frame (:func:`_blocks`) and differ in what runs inside:
   ``engine_block.train_block``. Each config is a few ``(BLOCK,)`` vectors per parameter element, carried
   through a loop over epochs; the data set is read one example at a time from the kernel's input
   (scalar loads for the lesson), and each example's loss and gradient terms are computed
-  elementwise on those vectors and added up. A Pallas kernel written this way for the lesson
-  measured 1.26e12 config-steps/s on an H200, where the generic one below measured about the XLA
-  path's 2.2e11 (``lrsweep bench --verify`` measures this one). For data sets of at most
+  elementwise on those vectors and added up. A prototype Pallas kernel written this way for the
+  lesson (not this module) measured 1.26e12 config-steps/s on an H200, where a prototype of the
+  generic one below measured about the XLA prototype's 2.2e11; ``lrsweep bench --verify`` measures
+  this module's kernels on the GPU present. For data sets of at most
   ``kernel_paths.EXAMPLES_MAX`` examples (``kernel_paths.fusable_per_example``).
 - :func:`fused` (``kernel="pallas"``): the generic fallback. It runs any ``train(inputs:
   ChunkInputs) -> ChunkResult`` over a block (the engine passes its vmapped ``train_one``), with
-  the whole data set loaded as arrays. For data sets of at most ``kernel_paths.UNROLL_MAX`` examples
+  the whole data set loaded as arrays. For data sets of at most ``sums.UNROLL_MAX`` examples
   (``kernel_paths.fusable``).
 
 This module knows nothing of training: both take the function to run. The engine decides where

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _checks, engine, engine_data, gradients, kernel_paths, sharpness
+from . import _checks, engine, engine_data, gradients, sharpness, sums
 from .axes import Axes
 from .problems import Problem
 from .types import BEST_PREFIX, EVAL_LOSS
@@ -33,7 +33,7 @@ MAX_TRAJECTORY_CHUNK = 4096
 #: ``chunk_invariant`` holds (the lesson, chapter_net, small bowls, any finite difference) every
 #: config's result is the same bit for bit whatever the chunk size, so results never depend on the
 #: budget, on the sweep's size or on how a grid is split (tests check this). Otherwise (autodiff on
-#: more than ``kernel_paths.UNROLL_MAX`` examples) the block a config trains in (``chunks``) is fixed by
+#: more than ``sums.UNROLL_MAX`` examples) the block a config trains in (``chunks``) is fixed by
 #: the problem and the budget, and other budgets agree to rounding. A resumed store always keeps
 #: its chunk size.
 MIN_CHUNK = 8
@@ -274,7 +274,7 @@ def chunks(static: engine.Static, problem: Problem, memory: int, n_configs: int)
 def chunk_invariant(static: engine.Static) -> bool:
     """Whether every config's result is the same bit for bit in any chunk of ``MIN_CHUNK`` or more.
 
-    True where no sum is left to XLA: data summed term by term (``kernel_paths.UNROLL_MAX`` examples or
+    True where no sum is left to XLA: data summed term by term (``sums.UNROLL_MAX`` examples or
     fewer), or finite differences, whose losses ``sums.tree_sum`` adds in a fixed order. Autodiff
     on a larger data set leaves the sum of per-example gradients to XLA, whose order can change with
     the chunk's shape (tests/test_store.py checks both).
@@ -283,8 +283,8 @@ def chunk_invariant(static: engine.Static) -> bool:
         return True
     # A minibatch of at most UNROLL_MAX examples is summed term by term; the whole set's loss (at
     # the start and the end) by tree_sum, unless a batch_loss hands it to XLA.
-    whole = getattr(static.loss, "batch_loss", None) is not None and static.n_data > kernel_paths.UNROLL_MAX
-    return (static.batch_size or static.n_data) <= kernel_paths.UNROLL_MAX and not whole
+    whole = getattr(static.loss, "batch_loss", None) is not None and static.n_data > sums.UNROLL_MAX
+    return (static.batch_size or static.n_data) <= sums.UNROLL_MAX and not whole
 
 
 def chunk_shape(shape: tuple[int, ...], dims: list[str], chunk: int) -> tuple[int, ...]:

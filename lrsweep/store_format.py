@@ -26,9 +26,9 @@ from zarr.core.buffer import default_buffer_prototype
 
 from . import _fs, integrity, outcomes
 from .integrity import ENVS, MARKS
+from .integrity import FORMAT as FORMAT  # the format this module writes (defined where verify checks it)
 from .plan import Layout, coord_attrs, human_size
 
-FORMAT = "lrsweep-store/3"
 #: Zarr's own temporary files (``<name>.<32 hex>.partial``), left inside a store by a killed writer.
 _ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
 

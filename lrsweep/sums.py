@@ -7,6 +7,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+#: Data sets up to this size are summed term by term in the traced program (no XLA reduction
+#: over a tiny axis inside the epoch loop: about 10x faster on CPU, docs/architecture.md); larger ones
+#: go through ``vmap`` and ``sum`` (in the engine), which keeps the compiled program small.
+UNROLL_MAX = 16
+
 
 def pairwise_sum(terms: list) -> jax.Array:
     """Sum a list of scalars in exactly numpy's order (``pairwise_sum`` in numpy's reduction loops).

@@ -1,5 +1,6 @@
 """Test configuration that catches silent bugs (after equinox's tests/conftest.py)."""
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,6 +23,33 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 # -- a headless browser, shared by the explorer pages' tests ---------------------------------------
+
+#: Set in CI (.ci/run): a browser test skipped for want of selenium, chromium or chromedriver fails
+#: instead, so that a green run has really driven the pages.
+REQUIRE_BROWSER = os.environ.get("LRSWEEP_REQUIRE_BROWSER") == "1"
+_BROWSER_WORDS = ("selenium", "chromium", "chromedriver")
+
+
+def _fail_browser_skip(report) -> None:
+    if REQUIRE_BROWSER and report.skipped and any(word in str(report.longrepr) for word in _BROWSER_WORDS):
+        report.outcome = "failed"
+        report.longrepr = f"a browser test was skipped with LRSWEEP_REQUIRE_BROWSER=1: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test's skip (skipif mark or the fixture's skip) is a failure under LRSWEEP_REQUIRE_BROWSER."""
+    outcome = yield
+    _fail_browser_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A browser test module skipped whole (``importorskip("selenium...")``) likewise."""
+    outcome = yield
+    _fail_browser_skip(outcome.get_result())
+
+
 CHROME = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 

@@ -89,17 +89,6 @@ def test_numpy_train_chunks_configs_independently():
     np.testing.assert_allclose(whole, chunked, rtol=1e-12)
 
 
-@pytest.mark.parametrize("grad", bench.GRADS)
-@pytest.mark.parametrize("name", PROBLEM_NAMES)
-def test_torch_baselines_match_lrsweep_float64(name, grad):
-    pytest.importorskip("torch")
-    lr, epochs = _lrs(name), 3
-    expected = _lrsweep_final(name, lr, epochs, grad, "float64").loss.values.ravel()
-    base = bench.TorchBaseline(name, "float64")
-    _, loss = base.train(lr, base.init(lr.size), epochs, grad)
-    np.testing.assert_allclose(loss, expected, rtol=1e-9, err_msg=f"{name} torch {grad}")
-
-
 def _stored_notebook_runs():
     """``{lr: (original losses as printed, final weight list as printed)}`` from the notebook's output."""
     runs, lr = {}, None

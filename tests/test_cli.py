@@ -11,6 +11,13 @@ import pytest
 from lrsweep import cli
 
 
+def _search(pattern: str, text: str, flags: int = 0) -> re.Match:
+    """``re.search`` that must match."""
+    match = re.search(pattern, text, flags)
+    assert match is not None, (pattern, text[-500:])
+    return match
+
+
 def run_cli(capsys, *argv):
     code = cli.main(list(argv))
     out = capsys.readouterr()
@@ -25,16 +32,16 @@ def test_run_default_is_the_lesson_with_256_log_spaced_lrs(capsys):
     assert sum(map(int, counts.values())) == 256
     # The largest lr that converged lies just below theory's critical lr 2 / 16.70 = 0.1198,
     # within one grid step (ratio 10 ** (5 / 255)).
-    largest = float(re.search(r"largest lr that converged: (\S+)", out).group(1))
+    largest = float(_search(r"largest lr that converged: (\S+)", out).group(1))
     grid = np.geomspace(1e-4, 10, 256)
     assert largest == pytest.approx(grid[grid < 0.11976].max(), rel=1e-5)
-    assert re.search(r"lr with the lowest final loss: \S+ \(loss \S+\)", out)
+    assert _search(r"lr with the lowest final loss: \S+ \(loss \S+\)", out)
 
 
 def test_run_with_list_and_space(capsys):
     code, out, _ = run_cli(capsys, "run", "--lr", "0.01,0.1,1", "--grad", "forward", "--precision", "mixed", "--quiet")
     assert code == 0 and "3 lr x 1 init" in out
-    assert re.search(r"^stuck\s+1\s+1\s+1$", out, re.M)
+    assert _search(r"^stuck\s+1\s+1\s+1$", out, re.M)
     code, out, _ = run_cli(
         capsys, "run", "--lr", "lin:0.01:0.2:20", "--epochs", "50", "--record", "trajectory", "--quiet"
     )
@@ -99,7 +106,7 @@ def test_run_with_optimizer_inits_and_advice(capsys):
     assert "30 lr x 3 init" in out and "optimizer momentum" in out
     # quadratic(): lambda_max = cond = 10, heavy ball with beta = 0.9: critical lr (2 + 1.8) / 10.
     assert "theory: critical lr 0.38 " in out
-    suggested = float(re.search(r"suggested lr \(best on loss, [^)]*\): (\S+)", out).group(1))
+    suggested = float(_search(r"suggested lr \(best on loss, [^)]*\): (\S+)", out).group(1))
     assert suggested <= 0.38
     code, out, err = run_cli(capsys, "run", "--optimizer", "adamx")
     assert code == 2 and "optimizer='adamx'" in err
@@ -132,7 +139,7 @@ def test_run_json_and_timing(capsys):
     assert facts["suggested_lr"]["lr"] == 0.1
     assert facts["timing"]["configs_computed"] == 3 and facts["timing"]["config_steps_computed"] == 300
     code, out, _ = run_cli(capsys, "run", "--lr", "0.01,0.1", "--epochs", "100", "--quiet")
-    assert re.search(
+    assert _search(
         r"^time: compile \d+\.\d\d s, sweep \d+\.\d\d s \(2 configs x 100 epochs = 200 config-steps", out, re.M
     )
 

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -66,7 +67,9 @@ def map_page(tmp_path_factory) -> Path:
 
 def _data(page: Path) -> dict:
     text = page.read_text(encoding="utf-8")
-    return json.loads(re.search(r'id="lrsweep-data">(.*?)</script>', text, re.S).group(1))
+    found = re.search(r'id="lrsweep-data">(.*?)</script>', text, re.S)
+    assert found is not None, "the page carries no data"
+    return json.loads(found.group(1))
 
 
 def test_the_page_is_self_contained_and_within_budget(big_page):
@@ -95,7 +98,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match=r"path='.*page\.png' is invalid: expected an \.html"):
         lrsweep.explore(ds, tmp_path / "page.png")
     with pytest.raises(ValueError, match="source=int is invalid"):
-        lrsweep.explore(3, tmp_path / "page.html")
+        lrsweep.explore(cast(Any, 3), tmp_path / "page.html")  # a wrong type on purpose
     with pytest.raises(ValueError, match="does not exist"):
         lrsweep.explore(tmp_path / "missing.zarr", tmp_path / "page.html")
 
@@ -111,7 +114,7 @@ def test_xarray_conventions(tmp_path):
         assert result.outcome.attrs["flag_meanings"].startswith("pending")
     # The problem's one default init is no axis of values: no init_<name> coordinates.
     plain = lrsweep.sweep("linear", [0.01], optimizer="adam", optimizer_axes={"b2": [0.9, 0.99]}, epochs=5)
-    assert sorted(plain.coords) == ["epoch", "init", "lr", "opt_b2"]
+    assert sorted(map(str, plain.coords)) == ["epoch", "init", "lr", "opt_b2"]
 
 
 # -- in the browser ------------------------------------------------------------------------------

@@ -12,12 +12,19 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from lrsweep import _fs as fs
 
 PKG_DIR = Path(__file__).resolve().parent.parent / "lrsweep"
+
+
+def _out(proc: subprocess.Popen) -> IO:
+    """A child's stdout pipe (opened with ``stdout=PIPE``)."""
+    assert proc.stdout is not None
+    return proc.stdout
 
 
 def _names(d):
@@ -176,10 +183,10 @@ def test_sigkill_mid_write_leaves_the_old_target_and_a_temp_that_is_swept(tmp_pa
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(PKG_DIR), str(target)], stdout=subprocess.PIPE, text=True
     )
-    tmp = Path(proc.stdout.readline().strip())
+    tmp = Path(_out(proc).readline().strip())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    proc.stdout.close()
+    _out(proc).close()
     assert tmp.read_bytes() == b"half of it"
     assert target.exists() == (old is not None) and (old is None or target.read_bytes() == old)
     # Ours, but not older than the default hour: kept (a guard against pid namespaces).
@@ -219,6 +226,7 @@ def test_temp_names_are_unique_and_hidden_beside_the_target(tmp_path):
     assert len(names) == 100
     for n in names:
         m = fs.TEMP_PATTERN.fullmatch(n.name)
+        assert m is not None
         assert n.parent == tmp_path and m["name"] == "x.csv" and int(m["pid"]) == os.getpid()
         assert m["host"] == fs._host_tag()
     assert socket.gethostname()  # the tag is derived from it

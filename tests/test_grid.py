@@ -70,7 +70,9 @@ def test_init_count_draws_from_the_problem_sampler():
     p = problems.quadratic(dim=4, cond=5.0)
     ds = lrsweep.sweep(p, 0.1, init=6, seed=3, epochs=2, precision="float64")
     keys = jax.random.split(jax.random.key(3), 6)
-    expected = np.stack([np.asarray(p.sampler(k)["p"]) for k in keys])
+    sampler = p.sampler
+    assert sampler is not None
+    expected = np.stack([np.asarray(sampler(k)["p"]) for k in keys])
     np.testing.assert_array_equal(ds.p.isel(lr=0, epoch=0).values, expected)
     again = lrsweep.sweep(p, 0.1, init=6, seed=3, epochs=2, precision="float64")
     other = lrsweep.sweep(p, 0.1, init=6, seed=4, epochs=2, precision="float64")

@@ -11,6 +11,7 @@ import pytest
 import lrsweep
 from lrsweep import engine, kernel_paths, problems
 from lrsweep.problems._problem import WholeBatchLoss
+from lrsweep.types import KernelName
 
 LRS = {
     "linear": "log:1e-3:1:256",
@@ -88,7 +89,7 @@ def test_lesson_is_still_bit_exact_through_the_kernel(kernel):
         np.testing.assert_array_equal(fused[var].values, xla[var].values)
 
 
-def _static(n_data=4, record="summary", grad="autodiff", loss=None, kernel="auto", **kw):
+def _static(n_data=4, record="summary", grad="autodiff", loss=None, kernel: KernelName = "auto", **kw):
     loss = problems.linear().loss if loss is None else loss
     policy = lrsweep.precision.get("float32")
     return engine.Static(loss, n_data, grad, policy, 10, record, 1, kernel=kernel, **kw)

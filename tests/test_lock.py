@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -60,6 +61,19 @@ HELPER = _LOAD + textwrap.dedent(
 )
 
 
+def _out(proc: subprocess.Popen) -> IO:
+    """A child's stdout pipe (opened with ``stdout=PIPE``)."""
+    assert proc.stdout is not None
+    return proc.stdout
+
+
+def _holder(store) -> dict:
+    """The lock file's record of the process holding ``store``'s lock (there must be one)."""
+    info = lock.holder(store)
+    assert info is not None
+    return info
+
+
 def _helper(*args):
     return subprocess.Popen(
         [sys.executable, "-c", HELPER, str(PKG_DIR), *map(str, args)], stdout=subprocess.PIPE, text=True
@@ -70,13 +84,13 @@ def _stop(proc):
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-    proc.stdout.close()
+    _out(proc).close()
 
 
 @pytest.fixture
 def holder_proc(tmp_path):
     proc = _helper("hold", tmp_path / "s.zarr")
-    assert proc.stdout.readline().strip() == "held"
+    assert _out(proc).readline().strip() == "held"
     yield proc
     _stop(proc)
 
@@ -131,10 +145,10 @@ def test_a_lock_of_a_killed_holder_is_taken_over(tmp_path, holder_proc):
     holder_proc.send_signal(signal.SIGKILL)
     # Not reaped yet: a zombie, which is dead too.
     deadline = time.monotonic() + 5
-    while _fs._proc_stat(holder_proc.pid)[0] != "Z" and time.monotonic() < deadline:
+    while (_fs._proc_stat(holder_proc.pid) or ("gone", 0))[0] != "Z" and time.monotonic() < deadline:
         time.sleep(0.01)
     with lock.acquire(tmp_path / "s.zarr") as held:
-        assert lock.holder(tmp_path / "s.zarr")["pid"] == os.getpid() == held.info["pid"]
+        assert _holder(tmp_path / "s.zarr")["pid"] == os.getpid() == held.info["pid"]
     holder_proc.wait()
     with lock.acquire(tmp_path / "s.zarr"):  # and once reaped, of course
         pass
@@ -145,7 +159,9 @@ def test_a_dead_pid_is_stale_a_reused_pid_is_stale_a_live_one_is_not(tmp_path):
     _write_lock(store, pid=_dead_pid())
     lock.acquire(store).release()
     # Our own pid but another start time: the pid was reused since the lock was written.
-    _write_lock(store, start_time=_fs.process_start_time(os.getpid()) - 1)
+    start = _fs.process_start_time(os.getpid())
+    assert start is not None  # Linux /proc
+    _write_lock(store, start_time=start - 1)
     lock.acquire(store).release()
     # Our own pid and start time: that is a live holder (this very process), so refused.
     _write_lock(store)
@@ -165,7 +181,7 @@ def test_another_hosts_lock_is_never_stale_but_break_lock_removes_it(tmp_path):
     with pytest.raises(lock.StoreLocked, match=r"on host elsewhere\.example"):
         lock.acquire(store)
     with lock.acquire(store, break_lock=True) as held:
-        assert lock.holder(store)["token"] == held.info["token"]
+        assert _holder(store)["token"] == held.info["token"]
 
 
 def test_break_lock_takes_a_live_holders_lock_and_its_release_leaves_ours(tmp_path, monkeypatch):
@@ -176,7 +192,7 @@ def test_break_lock_takes_a_live_holders_lock_and_its_release_leaves_ours(tmp_pa
     monkeypatch.setattr(lock, "_STARTED", time.time() + 1)  # as a process started after it
     second = lock.acquire(store, break_lock=True)
     assert first.release() is False  # not ours any more: left alone
-    assert lock.holder(store)["token"] == second.info["token"]
+    assert _holder(store)["token"] == second.info["token"]
     assert second.release() is True and lock.holder(store) is None
 
 
@@ -199,11 +215,30 @@ def test_a_corrupt_lock_is_stale_once_old_and_waited_for_while_young(tmp_path, m
         os.utime(path, (old, old))
         lock.acquire(store).release()
     # Young: maybe a writer between creating and writing it; wait up to the grace, then take it.
+    # The lock's clock is a fake whose sleep advances it: the test counts the waiting, not the seconds.
+    clock = _FakeClock(time.time())
     monkeypatch.setattr(lock, "CORRUPT_GRACE_S", 0.3)
+    monkeypatch.setattr(lock, "time", clock)
     path.write_bytes(b"")
-    t0 = time.monotonic()
     lock.acquire(store).release()
-    assert time.monotonic() - t0 >= 0.25
+    assert clock.slept >= 0.3
+
+
+class _FakeClock:
+    """``time.time``, ``monotonic`` and ``sleep`` for lrsweep.lock: sleeping advances both clocks at once."""
+
+    def __init__(self, now: float):
+        self.now, self.slept = now, 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.now += seconds
 
 
 @pytest.mark.parametrize("stale", ["dead pid", "reused pid", "corrupt"])
@@ -221,9 +256,9 @@ def test_racers_for_one_stale_lock_have_exactly_one_winner(tmp_path, stale):
         go, done = tmp_path / f"go{attempt}", tmp_path / f"done{attempt}"
         procs = [_helper("race", store, go, done) for _ in range(8)]
         try:
-            assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 8
+            assert [_out(p).readline().strip() for p in procs] == ["ready"] * 8
             go.touch()
-            said = [p.stdout.readline().strip() for p in procs]
+            said = [_out(p).readline().strip() for p in procs]
             assert sorted(said) == ["locked"] * 7 + ["won"], said
             winner = procs[said.index("won")].pid
             assert json.loads(path.read_text())["pid"] == winner
@@ -231,7 +266,7 @@ def test_racers_for_one_stale_lock_have_exactly_one_winner(tmp_path, stale):
             done.touch()
             for p in procs:
                 p.wait(timeout=10)
-                p.stdout.close()
+                _out(p).close()
         path.unlink()  # the winner exited without releasing: stale, but start afresh anyway
 
 

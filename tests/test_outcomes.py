@@ -6,7 +6,7 @@ import pytest
 from lrsweep import outcomes, sums
 
 
-def classify(losses, params, window=1, rtol=1e-6, min_loss=0.0, score_window=20, plateau_rtol=1e-4):
+def classify(losses, params, window=1, rtol=1e-6, min_loss: float | None = 0.0, score_window=20, plateau_rtol=1e-4):
     """Run the tracker over L_0..L_E and parameters p_0..p_E like the engine does.
 
     ``min_loss=None``: the minimum is unknown. Returns ``(name, event_epoch)``.

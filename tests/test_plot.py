@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 
 import lrsweep
 from lrsweep import cli
@@ -18,28 +19,33 @@ def lesson():
     return lrsweep.sweep("linear", "log:1e-3:1:48", init=init, epochs=300, record="summary")
 
 
+def _legend(ax) -> Legend:
+    legend = ax.get_legend()
+    assert legend is not None, "the axes have no legend"
+    return legend
+
+
 def test_1d_figure_shows_the_worst_loss_the_band_the_marks_and_the_strip(lesson):
     critical = lrsweep.theory.critical_lr(lrsweep.problems.linear())
     fig = lrsweep.plot(lesson, critical_lr=critical)
     assert isinstance(fig, Figure)
     ax, strip = fig.axes[:2]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    line = next(li for li in ax.get_lines() if li.get_label().startswith("final loss"))
+    line = next(li for li in ax.get_lines() if str(li.get_label()).startswith("final loss"))
     # The line is the worst final loss over the 3 inits (a zero loss drawn on the floor).
     worst = lesson.loss.max("init_w").values
     ok = np.isfinite(worst) & (worst > 0)
-    np.testing.assert_allclose(line.get_ydata()[ok], worst[ok], rtol=1e-6)
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    np.testing.assert_allclose(np.asarray(line.get_ydata())[ok], worst[ok], rtol=1e-6)
+    labels = [t.get_text() for t in _legend(ax).get_texts()]
     assert "final loss, worst over 3 inits (init_w)" in labels
     assert any(t.startswith("spread over 3 runs") for t in labels)
     suggested = lrsweep.suggest_lr(lesson)
     assert any(t.startswith(f"suggested lr {suggested:.3g}") for t in labels)
     assert any(t.startswith(f"critical lr {critical:.3g}") for t in labels)
-    vertical = sorted(
-        float(li.get_xdata()[0]) for li in ax.get_lines() if len(li.get_xdata()) == 2 and len(set(li.get_xdata())) == 1
-    )
+    xs = [np.asarray(li.get_xdata()) for li in ax.get_lines()]
+    vertical = sorted(float(x[0]) for x in xs if len(x) == 2 and len(set(x.tolist())) == 1)
     assert vertical == pytest.approx(sorted([suggested, critical]))
-    strip_labels = [t.get_text() for t in strip.get_legend().get_texts()]
+    strip_labels = [t.get_text() for t in _legend(strip).get_texts()]
     assert set(strip_labels) == set(lrsweep.outcome_names(lesson.outcome).ravel().tolist())
 
 

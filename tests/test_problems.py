@@ -239,6 +239,7 @@ def test_mlp_draws_the_papers_data_and_init_bit_for_bit():
     # The sampler is the notebook's init(): from the same key, under x64, the same weights.
     with jax.enable_x64(True):
         key = jax.random.split(jax.random.PRNGKey(0))[1]
+        assert p.sampler is not None
         drawn = p.sampler(key)
     np.testing.assert_array_equal(drawn["W0"], theta[0])
     # lrsweep's mean of the per-example loss over the 272 points is the notebook's loss.

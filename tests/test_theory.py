@@ -5,6 +5,8 @@ by hand, quadratics built with a known Hessian ``X^T X`` and known eigenvalues, 
 decompositions, float64 sweeps of the engine, and numpy simulations of optax's momentum updates.
 """
 
+from typing import Any, cast
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -320,7 +322,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="tol=-1"):
         theory.lambda_max(p, method="power", tol=-1)
     with pytest.raises(ValueError, match="problem="):
-        theory.hessian("linear")
+        theory.hessian(cast(Any, "linear"))  # a name, not a Problem: refused
     for lr in ([0.1, -0.1], [[0.1]], [], float("nan"), "x"):
         with pytest.raises(ValueError, match="lr="):
             theory.convergence_factor(p, lr)

@@ -293,8 +293,11 @@ def _base(**kwargs):
         ({"init": {"a": np.array([1.0, np.inf])}}, "contains NaN or infinite values"),
         ({"init": {"a": np.True_}}, "init parameter 'a' has dtype bool"),
         ({"init": {"a": np.int32(1)}}, "has dtype int32"),
-        ({"init": {"a": np.ma.masked_array([1.0, 2.0], mask=[0, 1])}}, "init parameter 'a' is a numpy masked array"),
-        ({"x": np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0])}, "x is a numpy masked array"),
+        (
+            {"init": {"a": np.ma.masked_array([1.0, 2.0], mask=[False, True])}},
+            "init parameter 'a' is a numpy masked array",
+        ),
+        ({"x": np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])}, "x is a numpy masked array"),
         ({"y": np.ma.masked_array([1.0, 2.0, 3.0])}, "y is a numpy masked array"),
         ({"x": np.array([True, False, True])}, "x has dtype bool"),
         ({"y": np.array([1, 2, 3]) + 0j}, "y has dtype complex128"),

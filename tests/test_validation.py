@@ -1,5 +1,7 @@
 """Bad input raises a ValueError that names the argument and the value."""
 
+from typing import Any, cast
+
 import numpy as np
 import pytest
 
@@ -79,12 +81,12 @@ def test_bad_problem():
     with pytest.raises(ValueError, match=r"problem='quartic'.*linear"):
         lrsweep.sweep("quartic", 0.1)
     with pytest.raises(ValueError, match="problem=42"):
-        lrsweep.sweep(42, 0.1)
+        lrsweep.sweep(cast(Any, 42), 0.1)  # a wrong type on purpose
 
 
 def test_trace_takes_one_lr():
     with pytest.raises(ValueError, match="one learning rate"):
-        lrsweep.trace("linear", [0.1, 0.2], 5)
+        lrsweep.trace("linear", cast(Any, [0.1, 0.2]), 5)  # a wrong type on purpose
     with pytest.raises(ValueError, match="lr="):
         lrsweep.trace("linear", -0.1, 5)
     with pytest.raises(ValueError, match="epochs="):

@@ -1,10 +1,10 @@
-"""The benchmark suite: lrsweep against the notebook loop, numpy and torch, in one process.
+"""The benchmark suite: lrsweep against the notebook loop and numpy, in one process.
 
 Unit: **config-steps per second**, one config (a learning rate and an init) trained for one epoch.
 Every number of a run comes from the same process, so the ratios between implementations hold
 even on a shared, noisy machine; compare ratios, not absolute numbers, across machines.
 
-The package, by job: ``baselines`` (the notebook loop, numpy plain and tuned, torch), ``suite``
+The package, by job: ``baselines`` (the notebook loop, numpy plain and tuned), ``suite``
 (the cases and how each is timed), ``roofline`` (FLOPs and bytes per config-step, the machine's
 measured peaks), ``machine`` (machine facts, memory sampling), ``report`` (ratios, targets,
 Markdown, PNG), ``compare`` (one table across result files) and ``verify`` (the fused kernel
@@ -39,8 +39,6 @@ from .baselines import (
     H,
     LinearPlain,
     LinearTuned,
-    TorchBaseline,
-    _torch,
     notebook_train,
     numpy_train,
 )
@@ -65,7 +63,6 @@ __all__ = [
     "LinearPlain",
     "LinearTuned",
     "Suite",
-    "TorchBaseline",
     "case_id",
     "compare",
     "jax_backends",
@@ -113,7 +110,7 @@ def _list(kind, choices=None):
             return values
         bad = [s for s in items if choices and s not in choices]
         if bad or not items:
-            raise argparse.ArgumentTypeError(f"expected a list from {list(choices)}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a list from {list(choices or [])}, got {text!r}")
         return items
 
     return parse
@@ -139,7 +136,9 @@ def _chunks(text: str) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lrsweep bench", description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="lrsweep bench",
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="a small subset that runs in well under a minute (CI)")
     p.add_argument("--problems", type=_list(str, list(SPECS)), default=list(SPECS), help="linear,chapter_net,mlp")
@@ -149,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--grads", type=_list(str, GRADS), default=list(GRADS))
     p.add_argument("--records", type=_list(str, RECORDS), default=list(RECORDS))
-    p.add_argument("--impls", type=_list(str, IMPLS), default=list(IMPLS), help="notebook,numpy,torch,lrsweep")
+    p.add_argument("--impls", type=_list(str, IMPLS), default=list(IMPLS), help="notebook,numpy,lrsweep")
     p.add_argument(
         "--backends",
         type=_list(str, ("cpu", "gpu", "tpu")),
@@ -173,7 +172,6 @@ def parser() -> argparse.ArgumentParser:
         help="lrsweep configs per compiled chunk: N for every problem, or per problem 'mlp=16,linear=4096' "
         "(default: lrsweep's own choice)",
     )
-    p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     p.add_argument(
         "--out", type=Path, default=None, help="output folder (default: ./benchmarks/results inside a checkout)"
     )
@@ -207,8 +205,6 @@ def run(argv=None) -> dict:
     if missing:
         raise ValueError(f"--backends={','.join(args.backends)} is invalid here: expected some of {available}")
     args.target_s = args.target_s if args.target_s is not None else (0.05 if args.quick else 0.3)
-    if args.torch_threads is not None and _torch() is not None:
-        _torch().set_num_threads(args.torch_threads)
     out = args.out or default_out()
     m = machine(args.backends)
     name = args.name or default_name(m) + ("-quick" if args.quick else "")

@@ -1,4 +1,4 @@
-"""The baselines lrsweep is timed against: numpy over all configs, torch, and the notebook loop.
+"""The baselines lrsweep is timed against: numpy over all configs and the notebook loop.
 
 The numpy baselines are independent re-implementations of each problem from its math (they never
 call lrsweep or JAX); tests check their final losses against lrsweep's:
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from copy import deepcopy
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import problems
 
@@ -35,9 +36,10 @@ H = 1e-4  # the lesson's finite-difference step
 class _Baseline:
     name = ""
     chunk: int | None = None  # configs per pass, to bound memory (None: all at once)
+    init0: dict[str, ArrayLike]  # one config's initial parameters
 
-    def __init__(self, dtype=np.float32):
-        self.dtype = np.dtype(dtype)
+    def __init__(self, dtype: DTypeLike = np.float32):
+        self.dtype: np.dtype = np.dtype(dtype)
 
     def _cast(self, a):
         return np.asarray(a, dtype=self.dtype)
@@ -45,13 +47,21 @@ class _Baseline:
     def init(self, n: int) -> dict:
         return {k: np.repeat(self._cast(v)[None], n, axis=0) for k, v in self.init0.items()}
 
+    def loss(self, p: dict) -> np.ndarray:
+        """The loss of each config ``(N,)`` at parameters ``p`` (leaves ``(N, ...)``)."""
+        raise NotImplementedError
+
+    def grad(self, p: dict) -> dict:
+        """The gradient of each config's loss, like ``p``."""
+        raise NotImplementedError
+
 
 class LinearPlain(_Baseline):
     """The lesson's ``mean((w x + b - y)^2)`` as an ``(N, 4)`` broadcast and a ``mean``."""
 
     name = "numpy plain"
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: DTypeLike = np.float32):
         super().__init__(dtype)
         self.x = self._cast([1.0, 2.0, 3.0, 4.0])
         self.y = 3 * self.x
@@ -99,7 +109,7 @@ class ChapterNet(_Baseline):
 
     name = "numpy plain"
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: DTypeLike = np.float32):
         super().__init__(dtype)
         p = problems.chapter_net()
         self.x, self.y = self._cast(p.x), self._cast(p.y)  # (e, 2), (e, 1)
@@ -137,7 +147,7 @@ class MLP(_Baseline):
     name = "numpy plain"
     chunk = 1024
 
-    def __init__(self, dtype=np.float32, width: int = 16):
+    def __init__(self, dtype: DTypeLike = np.float32, width: int = 16):
         super().__init__(dtype)
         p = problems.mlp(width=width)
         self.width = width
@@ -210,93 +220,6 @@ BASELINES: dict[str, dict[str, Callable[..., _Baseline]]] = {
     "chapter_net": {"numpy plain": ChapterNet},
     "mlp": {"numpy plain": MLP},
 }
-
-# ------------------------------------------------------------------------------------------------
-# torch, vectorized over configs (the plain formulations), when torch is importable
-# ------------------------------------------------------------------------------------------------
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
-class TorchBaseline:
-    """A problem's plain formulation in torch: ``torch.autograd`` for autodiff, in-place nudges for forward."""
-
-    name = "torch"
-
-    def __init__(self, problem: str, dtype="float32"):
-        torch = _torch()
-        self.torch, self.problem = torch, problem
-        self.dtype = getattr(torch, np.dtype(dtype).name)
-        base = BASELINES[problem]["numpy plain"](np.dtype(dtype))
-        self.np_base = base
-        self.chunk = base.chunk
-        t = lambda a: torch.as_tensor(np.asarray(a, np.dtype(dtype)))
-        self.x, self.y = t(base.x), t(base.y)
-        if problem == "mlp":
-            self.width = base.width
-
-    def init(self, n: int) -> dict:
-        return {k: self.torch.as_tensor(v) for k, v in self.np_base.init(n).items()}
-
-    def loss(self, p):
-        torch, x, y = self.torch, self.x, self.y
-        if self.problem == "linear":
-            return ((p["w"][:, None] * x + p["b"][:, None] - y) ** 2).mean(dim=1)
-        if self.problem == "chapter_net":
-            pre = (x[None, :, :, None] * p["W1"][:, None, :, :]).sum(dim=2) + p["b1"][:, None, :]
-            hidden = torch.sigmoid(pre)
-            out = (hidden[:, :, :, None] * p["W2"][:, None, :, :]).sum(dim=2) + p["b2"][:, None, :]
-            return ((out - y) ** 2).mean(dim=(1, 2))
-        d = self.width
-        hidden = torch.tanh(torch.matmul(x, p["W0"]) * (math.sqrt(2) / math.sqrt(d)))  # (N, e, d), batched matmul
-        out = torch.matmul(hidden, p["W1"])[:, :, 0] / d  # (N, e)
-        return ((out - y) ** 2).mean(dim=1)
-
-    def train(self, lr, params: dict, epochs: int, grad: str):
-        torch = self.torch
-        lr = torch.as_tensor(np.asarray(lr, self.np_base.dtype))
-        n = lr.shape[0]
-        step = self.chunk or n
-        finals, losses = {k: [] for k in params}, []
-        for start in range(0, n, step):
-            p = {k: v[start : start + step].clone() for k, v in params.items()}
-            rate = lr[start : start + step]
-            for _ in range(epochs):
-                if grad == "autodiff":
-                    leaves = {k: v.requires_grad_(True) for k, v in p.items()}
-                    g = dict(zip(leaves, torch.autograd.grad(self.loss(leaves).sum(), list(leaves.values()))))
-                    p = {k: v.detach() for k, v in leaves.items()}
-                else:
-                    with torch.no_grad():
-                        g = _torch_forward_difference(self.loss, p, H)
-                with torch.no_grad():
-                    p = {k: v - rate.reshape(-1, *(1,) * (v.dim() - 1)) * g[k] for k, v in p.items()}
-            with torch.no_grad():
-                losses.append(self.loss(p))
-            for k in p:
-                finals[k].append(p[k])
-        return {k: torch.cat(v).numpy() for k, v in finals.items()}, torch.cat(losses).numpy()
-
-
-def _torch_forward_difference(loss, params: dict, h) -> dict:
-    base = loss(params)
-    grads = {}
-    for key, leaf in params.items():
-        g = leaf.new_empty(leaf.shape)
-        for idx in np.ndindex(tuple(leaf.shape[1:])):
-            at = (slice(None), *idx)
-            saved = leaf[at].clone()
-            leaf[at] = saved + h
-            g[at] = (loss(params) - base) / h
-            leaf[at] = saved
-        grads[key] = g
-    return grads
 
 
 # ------------------------------------------------------------------------------------------------

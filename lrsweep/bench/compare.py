@@ -4,7 +4,7 @@ Each input is ``FILE`` or ``FILE:BACKEND``. A case is matched by its ``id`` (pro
 gradient, record, configs and, for lrsweep, epochs: see ``suite.case_id``), which leaves out the
 backend, so that a GPU's lrsweep rows line up with a CPU's. From each file, lrsweep's rows of one
 backend are taken: ``BACKEND`` when given, else the file's accelerator if it has one, else ``cpu``.
-The baselines (numpy, torch, the notebook loop) run on the machine's CPU whatever the backend.
+The baselines (numpy, the notebook loop) run on the machine's CPU whatever the backend.
 
 Writes one Markdown table (config-steps/s per file and the ratio to the first file) and one PNG
 (those ratios, log scale, one bar per file and case present in every file). Refuses files of
@@ -143,7 +143,7 @@ def plot(cmp: dict, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lrsweep bench compare", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="lrsweep bench compare", description=(__doc__ or "").splitlines()[0])
     p.add_argument("files", nargs="+", help="result files, FILE or FILE:BACKEND (the first is the reference)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the first file's folder)")
     p.add_argument("--name", default=None, help="file stem (default: compare-<first>-vs-<second>...)")

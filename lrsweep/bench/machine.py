@@ -15,8 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .. import __version__
-from .baselines import _torch
+from .._version import __version__
 
 # ------------------------------------------------------------------------------------------------
 # Measurement
@@ -86,7 +85,6 @@ def machine(backends: list[str]) -> dict:
     """The ``machine`` block of a result (see benchmarks/README.md, "Result schema")."""
     import jaxlib
 
-    torch = _torch()
     devices = {}
     for b in backends:
         ds = jax.devices(b)
@@ -100,10 +98,8 @@ def machine(backends: list[str]) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        "jaxlib": str(getattr(jaxlib, "__version__", "unknown")),
         "numpy": np.__version__,
-        "torch": torch.__version__ if torch else None,
-        "torch_threads": torch.get_num_threads() if torch else None,
         "lrsweep": __version__,
         "backends": backends,
         "devices": devices,

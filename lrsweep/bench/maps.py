@@ -88,7 +88,7 @@ def paper_runner(res: int, steps: int, x_range, y_range):
                 losses.append(g_loss)
             return measure_v(jnp.stack(losses, axis=-1))
 
-        gx, gy = jnp.logspace(*x_range, res), jnp.logspace(*y_range, res)
+        gx, gy = jnp.logspace(x_range[0], x_range[1], res), jnp.logspace(y_range[0], y_range[1], res)
         lr0, lr1 = jnp.meshgrid(gx, gy)
         lr = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
 
@@ -311,7 +311,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lrsweep bench --maps", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="lrsweep bench --maps", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--res", type=int, default=32, help="pixels per side of every map (default 32)")
     p.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
     p.add_argument("--reps", type=int, default=3, help="warm calls per case, interleaved (default 3)")

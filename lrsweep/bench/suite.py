@@ -14,12 +14,12 @@ import numpy as np
 
 from .. import api, gradients, problems
 from . import roofline
-from .baselines import BASELINES, TorchBaseline, _torch, notebook_train, numpy_train
+from .baselines import BASELINES, notebook_train, numpy_train
 from .machine import PeakRSS
 
 GRADS = ("autodiff", "forward")
 RECORDS = ("summary", "trajectory")
-IMPLS = ("notebook", "numpy", "torch", "lrsweep")
+IMPLS = ("notebook", "numpy", "lrsweep")
 #: Every case's fields (benchmarks/README.md, "Result schema"); ``None`` where they do not apply.
 CASE_KEYS = (
     "id",
@@ -187,11 +187,6 @@ class Suite:
         impls = []
         if "numpy" in self.args.impls:
             impls += [(label, make(), "numpy") for label, make in BASELINES[name].items()]
-        if "torch" in self.args.impls:
-            if _torch() is None:
-                self.skip(f"{name} torch: torch is not importable")
-            else:
-                impls.append(("torch", TorchBaseline(name), "torch"))
         return impls
 
     def _baseline_case(self, name, spec, label, base, kind, grad, n, max_epochs, prev) -> None:
@@ -204,12 +199,9 @@ class Suite:
                 f"{prev[key][1] * n / prev[key][0]:.0f} s"
             )
             return
-        lr = np.geomspace(*spec.lr, n).astype(np.float32)
+        lr = np.geomspace(spec.lr[0], spec.lr[1], n).astype(np.float32)
         params = base.init(n)
-        if kind == "torch":
-            run = lambda k: base.train(lr, params, k, grad)
-        else:
-            run = lambda k: numpy_train(base, lr, params, k, grad)
+        run = lambda k: numpy_train(base, lr, params, k, grad)
         e, m = self._adaptive(run, max_epochs)
         prev[key] = (n, m["seconds"] / e)
         self.add(

@@ -22,6 +22,7 @@ import time
 
 import jax
 import numpy as np
+import xarray as xr
 
 from .. import api, problems
 from .. import spec as spec_mod
@@ -59,7 +60,7 @@ def run_path(problem, lr: str, kernel: str, kw: dict):
     return api.sweep(problem, lr, record="summary", progress=False, kernel=kernel, **kw)
 
 
-def _timed(call) -> tuple[object, float]:
+def _timed(call) -> tuple[xr.Dataset, float]:
     ds = call()  # warm-up: compiles
     times = []
     for _ in range(3):
@@ -163,7 +164,7 @@ def _size(text: str) -> tuple[int, int, int | None]:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lrsweep bench --verify", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="lrsweep bench --verify", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--backends", default=None, help="JAX backend to verify on (default: JAX's default)")
     p.add_argument("--size", type=_size, default=None, help="CONFIGS,EPOCHS[,CHUNK] (default: 256,50,128 on CPU)")
     args = p.parse_args(argv)

@@ -37,7 +37,7 @@ __all__ = ["PAGE_MAX_BYTES", "explore", "load", "page"]
 
 
 def _template() -> str:
-    return resources.files(__package__).joinpath("templates", "explore.html").read_text(encoding="utf-8")
+    return resources.files(__name__).joinpath("templates", "explore.html").read_text(encoding="utf-8")
 
 
 def load(source: xr.Dataset | str | Path, *, progress: bool | None = None) -> xr.Dataset:

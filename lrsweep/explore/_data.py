@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .. import answer, identity, outcomes, problems, suggest, theory
+from ..colors import OUTCOME_COLORS
 
 #: The page's size budget: every page stays below it (a 256-lr x 3-init x 1000-epoch trajectory
 #: store with both parameters takes about 2.7 MB).
@@ -78,7 +79,7 @@ def _is_axis(dim: str) -> bool:
 
 def map_axes(ds: xr.Dataset) -> list[str]:
     """The swept axes a page is drawn over: one learning-rate dim (1-D) or two axes (2-D)."""
-    dims = list(ds["outcome"].dims)
+    dims = [str(d) for d in ds["outcome"].dims]
     lr_dims = [d for d in dims if d == "lr" or d.startswith("lr_")]
     if not lr_dims:
         raise ValueError(f"source is invalid: its outcome has no learning-rate dim (dims {dims})")
@@ -99,7 +100,7 @@ def _run_labels(ds: xr.Dataset, rest: list[str], picks: dict[str, np.ndarray]) -
         idx = picks[d]
         values = ds[d].values[idx] if d in ds.coords else idx
         labels = [f"{d} {_fmt(v)}" for v in values]
-        extras = [c for c in ds.coords if c != d and ds[c].dims == (d,) and c.startswith("init_")]
+        extras = [str(c) for c in ds.coords if c != d and ds[c].dims == (d,) and str(c).startswith("init_")]
         if extras and len(extras) <= 4:
             cols = {c: np.asarray(ds[c].values)[idx] for c in extras}
             labels = [
@@ -154,7 +155,7 @@ def builtin_problem(ds: xr.Dataset) -> problems.Problem | None:
 
 def critical_lr(ds: xr.Dataset, lr_dim: str) -> float | None:
     """Theory's critical lr for plain gradient descent on a built-in problem; None where unknown."""
-    if lr_dim != "lr" or ds.attrs.get("optimizer") != "gd" or any(d.startswith("opt_") for d in ds.dims):
+    if lr_dim != "lr" or ds.attrs.get("optimizer") != "gd" or any(str(d).startswith("opt_") for d in ds.dims):
         return None
     problem = builtin_problem(ds)
     if problem is None:
@@ -206,14 +207,14 @@ def _grid(da: xr.DataArray, order: list[str], picks: dict[str, np.ndarray], dtyp
 def _worst(codes: np.ndarray) -> np.ndarray:
     """Per row of ``codes`` (..., R): the worst outcome code (``SEVERITY``)."""
     rank = np.vectorize(SEVERITY.get, otypes=[np.int8])(codes)
-    inverse = np.array(sorted(SEVERITY, key=SEVERITY.get), dtype=np.int8)
+    inverse = np.array(sorted(SEVERITY, key=lambda code: SEVERITY[code]), dtype=np.int8)
     return inverse[rank.max(axis=-1)]
 
 
 def build(ds: xr.Dataset, values_max: int = VALUES_MAX) -> dict[str, Any]:
     """The page's data for ``ds`` (a sweep's result, in memory or a store opened lazily)."""
     axes = map_axes(ds)
-    dims = list(ds["outcome"].dims)
+    dims = [str(d) for d in ds["outcome"].dims]
     rest = [d for d in dims if d not in axes]
     n_runs = int(np.prod([ds.sizes[d] for d in rest], dtype=np.int64)) if rest else 1
     traj = "epoch" in ds.dims
@@ -314,6 +315,4 @@ def _axis_label(ds: xr.Dataset, dim: str) -> str:
 
 def outcome_colors() -> dict[str, str]:
     """The gallery's colours for the outcomes (Okabe-Ito), and grey for "pending"."""
-    from ..gallery._style import OUTCOME_COLORS
-
     return {**OUTCOME_COLORS, outcomes.PENDING_NAME: "#b0b0b0"}

@@ -6,6 +6,8 @@ and ``lrsweep.theory`` on the built-in problems.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 import lrsweep
@@ -14,7 +16,7 @@ from ._style import LESSON_LRS, LR_COLORS
 
 EPOCHS = 1000
 #: The lesson's arithmetic: forward differences, float32 parameters, float64 loss and update.
-LESSON = {"grad": "forward", "precision": "mixed"}
+LESSON: dict[str, Any] = {"grad": "forward", "precision": "mixed"}
 EXPLORER_LRS = 100
 BOWL_DIM, BOWL_COND = 2, 100.0
 TRAJ_CHUNK = 1024

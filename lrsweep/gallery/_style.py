@@ -13,35 +13,21 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
 import numpy as np
 import PIL.Image
+from cycler import cycler
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 import lrsweep
 
-#: Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
-OKABE_ITO = {
-    "orange": "#E69F00",
-    "sky": "#56B4E9",
-    "green": "#009E73",
-    "yellow": "#F0E442",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "purple": "#CC79A7",
-    "black": "#000000",
-}
-OUTCOME_COLORS = {
-    "converged": OKABE_ITO["green"],
-    "unfinished": OKABE_ITO["sky"],
-    "diverged": OKABE_ITO["vermillion"],
-    "stuck": OKABE_ITO["purple"],
-    "no_progress": OKABE_ITO["yellow"],
-}
+from ..colors import OKABE_ITO, OUTCOME_COLORS
+
 #: The lesson's learning rates and the two either side of the critical one, each with one colour.
 LR_COLORS = {
     0.01: OKABE_ITO["blue"],
@@ -55,7 +41,7 @@ LESSON_LRS = (0.01, 0.1, 1.0)
 LR_CMAP = mcolors.ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.82, 256)), name="viridis_dark")
 SLIDE = (12.8, 7.2)  # inches; at DPI, 1280 x 720 pixels (a 720p slide)
 DPI = 100
-RC = {
+RC: dict[Any, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 16,
     "axes.titlesize": 19,
@@ -75,7 +61,7 @@ RC = {
     "axes.linewidth": 1.2,
     "axes.grid": True,
     "grid.alpha": 0.35,
-    "axes.prop_cycle": matplotlib.cycler(color=list(OKABE_ITO.values())),
+    "axes.prop_cycle": cycler(color=list(OKABE_ITO.values())),
     "image.cmap": "viridis",
     "svg.hashsalt": "lrsweep-figures",
     "svg.fonttype": "path",
@@ -156,10 +142,10 @@ def _plain_log_labels(fig: Figure) -> None:
                 if type(f) is matplotlib.ticker.LogFormatterSciNotation:
                     put(
                         _Pow10Formatter(
-                            base=f._base,
+                            base=f._base,  # pyright: ignore[reportAttributeAccessIssue] - set in LogFormatter.__init__, not in the stubs
                             labelOnlyBase=f.labelOnlyBase,
                             minor_thresholds=f.minor_thresholds,
-                            linthresh=f._linthresh,
+                            linthresh=f._linthresh,  # pyright: ignore[reportAttributeAccessIssue] - as _base
                         )
                     )
 

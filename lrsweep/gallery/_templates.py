@@ -7,4 +7,4 @@ from importlib import resources
 
 def read(name: str) -> str:
     """The text of ``templates/<name>``, as installed with the package (``importlib.resources``)."""
-    return resources.files(__package__).joinpath("templates").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("lrsweep.gallery").joinpath("templates").joinpath(name).read_text(encoding="utf-8")

@@ -144,8 +144,9 @@ def fig_final_loss(name: str, ds, out: Path) -> list[Path]:
     strip.grid(False)
     strip.set_xlabel("learning rate (log scale)")
     strip.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(log_formatter))
-    outcome_legend(ax, loc="lower left", present=set(outcome.tolist()), ncols=4, fontsize=12.5, title_fontsize=12.5)
-    ax.add_artist(ax.get_legend())
+    ax.add_artist(
+        outcome_legend(ax, loc="lower left", present=set(outcome.tolist()), ncols=4, fontsize=12.5, title_fontsize=12.5)
+    )
     ax.legend(loc="upper left", fontsize=13)
     return save(fig, out, f"{name}-final-loss-vs-lr")
 

@@ -26,7 +26,7 @@ LAND_LEVELS = np.arange(-3.0, 3.01, 0.5)  # log10 of the loss
 LAND_CMAP = mcolors.LinearSegmentedColormap.from_list("lightgreys", ["#FFFFFF", "#8C8C8C"])
 
 
-def landscape_background(fig, ax, data: Data, colorbar: bool = True, lines: bool = True, fontsize: float = 13):
+def landscape_background(fig, ax, data: Data, colorbar: bool | list = True, lines: bool = True, fontsize: float = 13):
     """Filled contours of log10 loss (or, with ``lines=False``, the same bands as a fast image)."""
     z = np.log10(np.maximum(data.landscape, 10.0 ** LAND_LEVELS[0]))
     if lines:

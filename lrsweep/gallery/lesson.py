@@ -96,7 +96,9 @@ def lesson_table_rows(table) -> list[list[str]]:
     """The notebook's printed numbers, one row per epoch, from :func:`lrsweep.notebook.trace_lines`."""
     rows = []
     for k, line in enumerate(trace_lines(table, "w"), start=1):
-        rows.append([str(k), *_LINE.fullmatch(line).groups()])
+        match = _LINE.fullmatch(line)
+        assert match is not None, line  # trace_lines writes every line in this form
+        rows.append([str(k), *match.groups()])
     return rows
 
 

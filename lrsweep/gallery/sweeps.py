@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -116,7 +117,7 @@ def fig_final_loss(data: Data, out: Path) -> list[Path]:
     gs = fig.add_gridspec(3, 1, height_ratios=[10, 0.9, 0.9])
     ax = fig.add_subplot(gs[0])
     strips = [fig.add_subplot(gs[1], sharex=ax), fig.add_subplot(gs[2], sharex=ax)]
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "autodiff": dict(color=OKABE_ITO["blue"], ls="-", label="autodiff (exact gradient)"),
         "forward": dict(color=OKABE_ITO["orange"], ls="--", label="forward difference (the lesson's)"),
     }
@@ -142,7 +143,7 @@ def fig_final_loss(data: Data, out: Path) -> list[Path]:
     ax.set_title("Final loss against learning rate: 256 lrs, exact vs forward-difference gradient")
     ax.tick_params(labelbottom=False)
     # Zoom on the edge of stability, where the three marks nearly coincide.
-    ins = ax.inset_axes([0.70, 0.07, 0.28, 0.36])
+    ins = ax.inset_axes((0.70, 0.07, 0.28, 0.36))
     for grad, ds in data.final.items():
         lrs = ds.lr.values
         loss = ds.loss.isel(init=0, epoch=-1).values.astype(np.float64)

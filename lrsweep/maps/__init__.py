@@ -404,6 +404,4 @@ def summary_line(ds, seconds: float | None = None, method: str = "lsq") -> str:
     return text
 
 
-from ._cli import main  # noqa: E402 - the command line uses the functions above
-
-__all__ += ["dimension_text", "main", "precision_text", "summary_line"]
+__all__ += ["dimension_text", "precision_text", "summary_line"]

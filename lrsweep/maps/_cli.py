@@ -3,8 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+from . import (
+    AUTO_AGREEMENT,
+    CHECK_RES,
+    DEFAULT_PRECISION,
+    DEFAULT_RES,
+    DEFAULT_STEPS,
+    PRECISIONS,
+    figure,
+    summary_line,
+    trainability,
+    window,
+    write_gif,
+    zoom_windows,
+)
+from .settings import (
+    DEFAULT_OFFSET_MODE,
+    DEFAULT_PRNG,
+    DEFAULT_SETTING,
+    LABELS,
+    OFFSET_MODES,
+    PRNGS,
+    SETTINGS,
+    WINDOWS,
+)
 
 EXAMPLES = """examples:
   lrsweep map --res 128 --steps 500 --png map.png                the default window
@@ -32,24 +58,6 @@ def _fmt(r) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from . import (
-        AUTO_AGREEMENT,
-        CHECK_RES,
-        DEFAULT_PRECISION,
-        DEFAULT_RES,
-        DEFAULT_STEPS,
-        PRECISIONS,
-    )
-    from .settings import (
-        DEFAULT_OFFSET_MODE,
-        DEFAULT_PRNG,
-        DEFAULT_SETTING,
-        OFFSET_MODES,
-        PRNGS,
-        SETTINGS,
-        WINDOWS,
-    )
-
     windows = ", ".join(f"{k} {_fmt(x)} x {_fmt(y)}" for k, (x, y) in WINDOWS.items())
     p = argparse.ArgumentParser(
         prog="lrsweep map",
@@ -113,11 +121,6 @@ def _join_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lrsweep map``; bad input raises a one-line ValueError (the CLI prints it, exit 2)."""
-    import sys
-
-    from . import figure, summary_line, trainability, window, write_gif, zoom_windows
-    from .settings import LABELS, WINDOWS
-
     args = parser().parse_args(_join_values(list(sys.argv[1:] if argv is None else argv)))
     base_x, base_y = WINDOWS[args.setting]
     x_range = _pair(args.x_range, ":", "--x-range") if args.x_range else base_x

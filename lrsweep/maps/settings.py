@@ -65,7 +65,7 @@ DEFAULT_OFFSET_MODE = "every_step"
 #: The notebook's minibatch size and the key its per-step minibatch keys are split from.
 MINIBATCH_SIZE = 16
 MINIBATCH_SEED = 42
-#: Data sets of at most this many points are summed term by term by the engine (``kernel_paths.UNROLL_MAX``),
+#: Data sets of at most this many points are summed term by term by the engine (``sums.UNROLL_MAX``),
 #: which does not go through a problem's whole-batch loss; the minibatch setting needs more points.
 _UNROLL_MAX = 16
 #: Each setting's default window ``(x_range, y_range)`` (log10), where its boundary crosses the map.

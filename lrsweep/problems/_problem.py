@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +104,7 @@ class Problem:
         ``"accuracy"``) and minimised otherwise. Needs ``x_eval`` and ``y_eval``.
       batch_loss: optional, the same loss written for the whole data set,
         ``batch_loss(params, x, y) -> L(params)`` (the mean over examples), for data sets larger than
-        ``kernel_paths.UNROLL_MAX`` trained with autodiff: a network whose first layer is ``x @ W`` then runs
+        ``sums.UNROLL_MAX`` trained with autodiff: a network whose first layer is ``x @ W`` then runs
         one large matrix product per chunk instead of per-example products. ``loss`` is then a
         :class:`WholeBatchLoss` pairing the two (it calls the per-example loss).
 
@@ -191,10 +191,8 @@ class Problem:
         """
         if not self.has_eval:
             return {}
-        return {
-            EVAL_LOSS: Metric(self.loss, False),
-            **{k: m if isinstance(m, Metric) else Metric(m) for k, m in self.metrics.items()},
-        }
+        given = cast("Mapping[str, Metric]", self.metrics)  # made Metric when the problem was checked
+        return {EVAL_LOSS: Metric(self.loss, False), **given}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +200,7 @@ class WholeBatchLoss:
     """A per-example loss and the same loss written for the whole data set (``Problem.batch_loss``).
 
     Called, it is the per-example loss; the engine uses ``batch_loss`` for the mean over a data set
-    larger than ``kernel_paths.UNROLL_MAX`` with autodiff. Equal pairs hash equal, so problem instances
+    larger than ``sums.UNROLL_MAX`` with autodiff. Equal pairs hash equal, so problem instances
     that share both functions share one compiled program.
     """
 
