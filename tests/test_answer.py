@@ -53,7 +53,7 @@ def test_run_show_json_plot_and_explorer_agree(name, tmp_path, capsys):
     assert cli.main(["show", store, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["suggested_lr"] == found.facts()
     fig = lrsweep.plot(ds)
-    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for ax in fig.axes if (legend := ax.get_legend()) for t in legend.get_texts()]
     if found.point is None:
         mark = f"suggested lr {found.lr:.3g} (best on loss, {found.how})"
         assert any(t == mark or t == mark + ": at the grid's edge" for t in labels), labels

@@ -25,6 +25,7 @@ def test_the_split_is_fixed_disjoint_and_complete():
     np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(1797))
     p = problems.digits()
     x, y = datasets.load()
+    assert p.y_eval is not None
     np.testing.assert_array_equal(p.x * 16, x[train])  # pixels / 16, exact in float32
     np.testing.assert_array_equal(p.y_eval.argmax(1), y[test])
     assert np.all(p.y.sum(1) == 1)
@@ -39,6 +40,7 @@ def numpy_logits(params, x):
 
 def test_loss_and_accuracy_equal_a_numpy_reimplementation():
     p = problems.digits(hidden=8, seed=3)
+    assert p.batch_loss is not None and p.x_eval is not None and p.y_eval is not None
     assert {k: v.shape for k, v in p.init.items()} == {"W0": (64, 8), "b0": (8,), "W1": (8, 10), "b1": (10,)}
     logits = numpy_logits(p.init, p.x.astype(np.float64))
     shifted = logits - logits.max(1, keepdims=True)
@@ -57,6 +59,7 @@ def test_loss_and_accuracy_equal_a_numpy_reimplementation():
 
 def test_the_sampler_draws_lecun_normal_weights_and_zero_biases():
     p = problems.digits()
+    assert p.sampler is not None
     w0 = np.asarray(p.sampler(__import__("jax").random.key(7))["W0"])
     assert w0.std() == pytest.approx(1 / 8, rel=0.05)  # N(0, 1 / 64)
     assert not np.any(p.init["b0"]) and not np.any(p.init["b1"])

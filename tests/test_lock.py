@@ -278,20 +278,20 @@ def test_break_lock_racers_break_the_lock_once_and_have_exactly_one_owner(tmp_pa
         path = _write_lock(store, host="elsewhere.example", pid=_dead_pid())
     else:
         holder = _helper("hold", store)
-        assert holder.stdout.readline().strip() == "held"
+        assert _out(holder).readline().strip() == "held"
         path = lock.lock_path(store)
     go, done = tmp_path / "go", tmp_path / "done"
     procs = [_helper("break", store, go, done) for _ in range(8)]
     try:
-        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 8
+        assert [_out(p).readline().strip() for p in procs] == ["ready"] * 8
         go.touch()
-        said = [p.stdout.readline().strip() for p in procs]
+        said = [_out(p).readline().strip() for p in procs]
         assert sorted(said) == ["locked"] * 7 + ["won"], said
         assert json.loads(path.read_text())["pid"] == procs[said.index("won")].pid
     finally:
         done.touch()
         for p in procs:
             p.wait(timeout=10)
-            p.stdout.close()
+            _out(p).close()
         if holder is not None:
             _stop(holder)

@@ -9,6 +9,8 @@ step. Nothing of lrsweep is used to compute it.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 
 from lrsweep import maps
 from lrsweep.cli import main as cli_main
+from lrsweep.maps import settings as map_settings
 
 
 def paper_verdicts(
@@ -117,7 +120,7 @@ def compare(setting, x_range, y_range, res, steps, prng="jax"):
     trajectory is chaotic (a difference in the last bit grows to a different run), so no two codes
     that round differently can agree there. On steady pixels the scores must agree to 1e-6 too."""
     mnmx = [y_range[0], y_range[1], x_range[0], x_range[1]]
-    kw = dict(NOTEBOOK[setting], partitionable=prng == "jax")
+    kw: dict[str, Any] = dict(NOTEBOOK[setting], partitionable=prng == "jax")
     ratio, _ = paper_verdicts(mnmx, res, steps, **kw)
     nudged, _ = paper_verdicts(mnmx, res, steps, init_shift=1e-12, **kw)
     ds = maps.trainability(
@@ -131,9 +134,9 @@ def compare(setting, x_range, y_range, res, steps, prng="jax"):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("setting", maps.settings.SETTINGS)
+@pytest.mark.parametrize("setting", map_settings.SETTINGS)
 def test_each_setting_matches_the_notebooks_code(setting):
-    x_range, y_range = maps.settings.WINDOWS[setting]
+    x_range, y_range = map_settings.WINDOWS[setting]
     agree, steady, edge = compare(setting, x_range, y_range, 12, 100)
     assert edge >= 0.08  # the window straddles the boundary
     assert steady >= 0.8
@@ -147,8 +150,8 @@ def test_the_papers_draws_match_the_notebook_as_it_ran_in_2024():
 
 
 def test_paper_draws_differ_from_todays_and_equal_the_old_threefry():
-    mp_new = maps.settings.setting_problem("tanh", steps=10)
-    mp_old = maps.settings.setting_problem("tanh", steps=10, prng="paper")
+    mp_new = map_settings.setting_problem("tanh", steps=10)
+    mp_old = map_settings.setting_problem("tanh", steps=10, prng="paper")
     with jax.enable_x64(True), jax.threefry_partitionable(False):
         k = jax.random.split(jax.random.PRNGKey(0))[1]  # rng, srng = split(rng): the second
         w0 = np.asarray(jax.random.normal(jax.random.split(k, 2)[0], (16, 16)))
@@ -157,7 +160,7 @@ def test_paper_draws_differ_from_todays_and_equal_the_old_threefry():
 
 
 def test_minibatch_table_is_the_notebooks_draw():
-    table = maps.settings.minibatch_table(5, 272)
+    table = map_settings.minibatch_table(5, 272)
     with jax.enable_x64(True):
         keys = jax.random.split(jax.random.PRNGKey(42), 5)
         want = np.stack([np.asarray(jax.random.randint(k, (16,), 0, 272)) for k in keys])
@@ -166,10 +169,11 @@ def test_minibatch_table_is_the_notebooks_draw():
 
 
 def test_drift_sgd_adds_the_offset_each_step():
-    tx = maps.settings.drift_sgd(0.5)
+    tx = map_settings.drift_sgd(0.5)
     params = {"W0": np.array([1.0, 2.0]), "W1": np.array([3.0]), "offset": np.array(0.25)}
     grads = {"W0": np.array([2.0, -2.0]), "W1": np.array([4.0]), "offset": np.array(0.0)}
     u, _ = tx.update(grads, tx.init(params), params)
+    u = cast(dict, u)
     new = {k: params[k] + u[k] for k in params}
     np.testing.assert_array_equal(new["W0"], [1.25 - 1.0, 2.25 + 1.0])
     np.testing.assert_array_equal(new["W1"], [1.0])
@@ -251,10 +255,10 @@ def test_help_states_the_codes_defaults(capsys):
     with pytest.raises(SystemExit):
         cli_main(["map", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    x, y = maps.settings.WINDOWS["tanh"]
+    x, y = map_settings.WINDOWS["tanh"]
     assert f"tanh {x[0]:g}:{x[1]:g} x {y[0]:g}:{y[1]:g}" in text
     assert f"(default {maps.DEFAULT_RES})" in text and f"(default {maps.DEFAULT_STEPS})" in text
-    assert f"default {maps.DEFAULT_PRECISION}" in text and f"default {maps.settings.DEFAULT_PRNG}" in text
+    assert f"default {maps.DEFAULT_PRECISION}" in text and f"default {map_settings.DEFAULT_PRNG}" in text
 
 
 def test_cli_setting_quiet_prints_the_facts_and_open_gives_the_same_map(tmp_path, capsys):

@@ -1,5 +1,7 @@
 """Schedules (the swept lr is the peak) and optax optimizers by name: every config equals plain optax."""
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,7 +26,7 @@ def optax_one_config(tx, epochs, policy_name="float32"):
         out = [params["p"]]
         for _ in range(epochs):
             updates, state = tx.update(jax.grad(loss)(params), state, params)
-            params = optax.apply_updates(params, updates)
+            params = cast(dict, optax.apply_updates(params, updates))
             out.append(params["p"])
         return np.asarray(jnp.stack(out))
 
@@ -74,6 +76,7 @@ def numpy_unit(name, t, total, **kw):
 )
 def test_unit_schedules_peak_at_one_and_follow_their_formulas(name, kwargs):
     unit = schedules.resolve(name, kwargs, EPOCHS).unit()
+    assert unit is not None
     t = np.arange(EPOCHS)
     values = np.asarray(unit(t), np.float64)
     np.testing.assert_allclose(values, numpy_unit(name, t, EPOCHS, **kwargs), rtol=1e-6, atol=1e-7)
@@ -108,9 +111,9 @@ def test_constant_gd_stays_on_the_built_in_path():
 def test_one_compile_for_every_peak_lr():
     kw = dict(epochs=7, optimizer="adam", schedule="warmup_cosine", record="summary")
     lrsweep.sweep(PROBLEM, np.geomspace(1e-2, 1, 50), **kw)
-    before = engine.run_chunk._cache_size()
+    before = engine.run_chunk._cache_size()  # pyright: ignore[reportAttributeAccessIssue] - jit's private cache counter, not in the stubs
     lrsweep.sweep(PROBLEM, np.geomspace(1e-3, 1, 50), **kw)
-    assert engine.run_chunk._cache_size() == before
+    assert engine.run_chunk._cache_size() == before  # pyright: ignore[reportAttributeAccessIssue] - as above
 
 
 def branching_factory(learning_rate):

@@ -8,6 +8,7 @@ here, at the parameters the sweep recorded.
 import math
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest

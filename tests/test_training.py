@@ -7,11 +7,13 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+from typing import cast
 
 import jax
 import jax.extend
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 import optax
 import pytest
 
@@ -37,7 +39,7 @@ def _mae(p, xi, yi):
     return jnp.abs(xi @ p["w"] - yi)
 
 
-def make_problem(dtype=np.float32):
+def make_problem(dtype: npt.DTypeLike = np.float32):
     x, y, xe, ye = (a.astype(dtype) for a in _data())
     init = {"w": np.array([0.1, 0.2, -0.3], dtype)}
     return problems.Problem("lin3", _loss, x, y, init, x_eval=xe, y_eval=ye, metrics={"mae": _mae})
@@ -110,7 +112,7 @@ def optax_adam(lr, seed, steps):
         idx = batch_indices(seed, t)
         grads = jax.grad(mean)(params, x[idx], y[idx])
         updates, state = tx.update(grads, state, params)
-        params = optax.apply_updates(params, updates)
+        params = cast(dict, optax.apply_updates(params, updates))
     return np.asarray(params["w"])
 
 
@@ -185,6 +187,7 @@ def test_a_store_refuses_other_held_out_data(tmp_path):
     kw = dict(epochs=3, record="summary", progress=False, out=tmp_path / "s.zarr")
     lrsweep.sweep(make_problem(), 0.1, **kw)
     p = make_problem()
+    assert p.x_eval is not None
     other = problems.Problem("lin3", _loss, p.x, p.y, p.init, x_eval=p.x_eval + 1, y_eval=p.y_eval, metrics=p.metrics)
     with pytest.raises(ValueError, match="eval_data"):
         lrsweep.sweep(other, 0.1, **kw)

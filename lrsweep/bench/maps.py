@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import maps
+from ..maps import settings as map_settings
 from . import roofline
 from .machine import machine as machine_info
 
@@ -147,10 +148,10 @@ def gemm_rate(steps: int, chunk: int = 8, reps: int = 256) -> dict:
     return {"configs": configs, "steps": steps, "seconds": seconds, "rate": configs * steps / seconds}
 
 
-def lrsweep_runner(res: int, steps: int, precision: str, x_range, y_range):
+def lrsweep_runner(res: int, steps: int, precision: str, x_range: tuple[float, float], y_range: tuple[float, float]):
     """The map's sweep of the tanh setting on a ``res x res`` window: ``go() -> Dataset`` (the sweep
     alone, without a float32 map's float64 sample check)."""
-    mp = maps.settings.setting_problem("tanh", steps=steps, precision=precision)
+    mp = map_settings.setting_problem("tanh", steps=steps, precision=precision)
     xs, ys = maps.grid(*x_range, res), maps.grid(*y_range, res)
     return lambda: maps._sweep_map(mp, xs, ys, steps, precision, None, {"progress": False})
 
@@ -171,9 +172,9 @@ def timed_cases(runners: dict, res: int, steps: int, reps: int = 3) -> dict:
     return {name: _timed(res, steps, [cold[name], min(warm[name])]) | {"result": last[name]} for name in runners}
 
 
-def check_seconds(res: int, steps: int, x_range, y_range) -> float:
+def check_seconds(res: int, steps: int, x_range: tuple[float, float], y_range: tuple[float, float]) -> float:
     """What a float32 map adds for its float64 sample check (``maps.CHECK_RES`` squared pixels), warm."""
-    mp = maps.settings.setting_problem("tanh", steps=steps, precision="float64")
+    mp = map_settings.setting_problem("tanh", steps=steps, precision="float64")
     k = maps.check_indices(res)
     xs, ys = maps.grid(*x_range, res)[k], maps.grid(*y_range, res)[k]
     maps._sweep_map(mp, xs, ys, steps, "float64", None, {"progress": False})

@@ -46,7 +46,7 @@ def _time(problem: str, n: int, epochs: int, repeat: int, **extra) -> float:
 
 
 def run(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="lrsweep bench --sharpness", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="lrsweep bench --sharpness", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="8x fewer configs per case")
     p.add_argument("--cases", default=",".join(CASES), help=f"a comma-separated subset of {list(CASES)}")
     p.add_argument("--repeat", type=int, default=3)

@@ -72,11 +72,11 @@ def digits_problem() -> lrsweep.Problem:
     ``SIZES`` with tanh, initialised by :func:`_init` from ``key(SEED)``."""
     from sklearn.datasets import load_digits  # only the gallery needs scikit-learn
 
-    digits = load_digits()
-    idx = np.random.default_rng(SEED).permutation(len(digits.target))[:N_DATA]
-    x = digits.data[idx]
+    data, target = load_digits(return_X_y=True)
+    idx = np.random.default_rng(SEED).permutation(len(target))[:N_DATA]
+    x = np.asarray(data)[idx]
     x = (x - x.mean(axis=0)) / x.std()
-    y = np.eye(10)[digits.target[idx]]
+    y = np.eye(10)[target[idx]]
     desc = f"{N_DATA} digits, a {'-'.join(map(str, SIZES))} tanh network, half squared error"
     return lrsweep.Problem("digits-tanh", _loss, x, y, _init, description=desc, batch_loss=_batch_loss)
 

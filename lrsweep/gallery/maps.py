@@ -16,6 +16,7 @@ from pathlib import Path
 from matplotlib.patches import Rectangle
 
 from .. import maps
+from ..maps import settings as map_settings
 from ._style import figure, save
 
 RES = 96
@@ -46,7 +47,7 @@ def _maps():
 def _six():
     return {
         s: maps.trainability(setting=s, res=SIX_RES, steps=SIX_STEPS, precision="float64")
-        for s in maps.settings.SETTINGS
+        for s in map_settings.SETTINGS
     }
 
 
