@@ -28,7 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import grid
+from . import grid, outcomes
 from .spec import SweepSpec, defaults, settings
 
 
@@ -273,6 +273,7 @@ def canonical(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
         if meta.identity:
             value = resolved.get(name, getattr(spec, name))
             out[name] = _IDS.get(name, lambda v: v)(value)
+    out["verdict_rules"] = outcomes.RULES  # the outcomes a store holds were classified under these rules
     return json.loads(json.dumps(out, default=_jsonable))
 
 
@@ -285,6 +286,9 @@ def stored_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
     so such a store resumes unless the current sweep sets the new setting away from its default.
     """
     filled = {name: value for name, value in _default_ids().items() if name in current and name not in stored}
+    # Outcome rules are no setting: a store from before their version was written was classified under rules 1.
+    if "verdict_rules" in current:
+        filled["verdict_rules"] = stored.get("verdict_rules", 1)
     return differences({**stored, **filled}, current)
 
 

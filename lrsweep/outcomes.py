@@ -135,6 +135,10 @@ SCORE_CLIP = 1e6
 ATOL = 1e-6
 #: Fraction of the start's gap to the minimum a run must close to have made progress.
 PROGRESS_RTOL = 1e-2
+#: The version of the rules above that classify a run (2: ``no_progress`` and the guarded start). A store is
+#: classified under one version throughout: one written under other rules is readable but does not resume
+#: (``identity.stored_differences``; stores from before versions were written count as 1).
+RULES = 2
 #: Runs up to this many epochs can be tracked (run_start * 4 + zone must fit in an int32).
 MAX_EPOCHS = 2**29 - 1
 

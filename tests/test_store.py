@@ -322,13 +322,8 @@ def test_chunk_size_independence_beyond_the_lesson(make, grad, exact):
             np.testing.assert_allclose(other.loss.values, runs[0].loss.values, rtol=1e-5)
 
 
-def test_a_store_made_before_a_setting_existed_resumes_at_its_default(tmp_path):
-    # A store written by an lrsweep without `track_sums` (simulated: the key taken out of its spec,
-    # the attributes' checksum recomputed) resumes; asking for the new behaviour is refused.
-    out = tmp_path / "old.zarr"
-    kwargs = dict(epochs=20, record="summary", progress=False)
-    first = lrsweep.sweep("linear", [0.01, 0.1], **kwargs)
-    lrsweep.sweep("linear", [0.01, 0.1], out=out, **kwargs)
+def _drop_from_stored_spec(out, key, expected) -> None:
+    """Take ``key`` out of a store's canonical spec (as an older lrsweep wrote it), checksum recomputed."""
     edited = 0
     for doc_path in (out / "zarr.json", *out.glob("*/zarr.json")):
         doc = json.loads(doc_path.read_text())
@@ -336,12 +331,34 @@ def test_a_store_made_before_a_setting_existed_resumes_at_its_default(tmp_path):
         if "spec" not in attrs:
             continue
         spec = json.loads(attrs["spec"])
-        assert spec.pop("track_sums") is False
+        assert spec.pop(key) == expected
         attrs["spec"] = json.dumps(spec, sort_keys=True)
         attrs["checksum"] = lrsweep.integrity.attrs_checksum(attrs)
         doc_path.write_text(json.dumps(doc))
         edited += 1
     assert edited == 2  # the attributes and their copy
+
+
+def test_a_store_classified_under_older_verdict_rules_is_read_but_not_resumed(tmp_path):
+    # A store from before the outcome rules had a version (no `no_progress`): its outcomes were
+    # classified under rules 1, so new chunks classified under rules 2 must not join it.
+    out = tmp_path / "old.zarr"
+    kwargs = dict(epochs=20, record="summary", progress=False)
+    lrsweep.sweep("linear", [0.01, 0.1, 1.0], out=out, chunk_size=8, **kwargs)
+    _drop_from_stored_spec(out, "verdict_rules", lrsweep.outcomes.RULES)
+    assert lrsweep.open(out).sizes["lr"] == 3
+    with pytest.raises(ValueError, match=r"verdict_rules: 1 vs 2"):
+        lrsweep.sweep("linear", [0.01, 0.1, 1.0], out=out, chunk_size=8, **kwargs)
+
+
+def test_a_store_made_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    # A store written by an lrsweep without `track_sums` (simulated: the key taken out of its spec,
+    # the attributes' checksum recomputed) resumes; asking for the new behaviour is refused.
+    out = tmp_path / "old.zarr"
+    kwargs = dict(epochs=20, record="summary", progress=False)
+    first = lrsweep.sweep("linear", [0.01, 0.1], **kwargs)
+    lrsweep.sweep("linear", [0.01, 0.1], out=out, **kwargs)
+    _drop_from_stored_spec(out, "track_sums", False)
     again = lrsweep.sweep("linear", [0.01, 0.1], out=out, **kwargs)
     np.testing.assert_array_equal(again.loss.values, first.loss.values)
     with pytest.raises(ValueError, match=r"another spec \(track_sums: false vs true"):
