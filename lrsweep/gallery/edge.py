@@ -5,7 +5,7 @@ On a network the Hessian moves, and Cohen et al. (ICLR 2021, "Gradient Descent o
 Typically Occurs at the Edge of Stability", their Figure 1) found that under full-batch gradient
 descent the sharpness rises until it reaches ``2 / lr`` and then hovers there while the loss keeps
 falling, unevenly. These figures reproduce that, qualitatively, on a small tanh network trained on
-a subset of scikit-learn's digits (``load_digits``: scikit-learn is needed to build them), through
+a subset of scikit-learn's digits (the copy lrsweep ships, ``lrsweep.problems.datasets``), through
 the public API (``lrsweep.sweep(..., track_sharpness=True)``):
 
 - ``15-edge-of-stability``: training loss and sharpness against step at four lrs, ``2 / lr`` dashed;
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import lrsweep
+from lrsweep.problems import datasets
 
 from ._style import OKABE_ITO, figure, save
 
@@ -70,9 +71,7 @@ def _init(key):
 def digits_problem() -> lrsweep.Problem:
     """``N_DATA`` digits (a fixed random subset), pixels standardised, one-hot targets; the network
     ``SIZES`` with tanh, initialised by :func:`_init` from ``key(SEED)``."""
-    from sklearn.datasets import load_digits  # only the gallery needs scikit-learn
-
-    data, target = load_digits(return_X_y=True)
+    data, target = datasets.load()  # scikit-learn's digits, as shipped with lrsweep (equal to load_digits)
     idx = np.random.default_rng(SEED).permutation(len(target))[:N_DATA]
     x = np.asarray(data)[idx]
     x = (x - x.mean(axis=0)) / x.std()
