@@ -148,6 +148,8 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     base = instances[0]
     epochs, eval_every = _steps(spec, base)
     opt = _optimizer(spec, epochs)  # a schedule spans every optimizer update
+    if not opt.is_gd:  # one abstract update on the problem's own parameters
+        optimizers.probe(opt, tuple(spec.optimizer_axes or ()), base.init)
     window = outcomes.default_window(epochs) if spec.stuck_window is None else spec.stuck_window
     memory = plan.default_memory() if spec.memory is None else spec.memory
     for other in instances[1:]:

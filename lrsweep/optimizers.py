@@ -198,23 +198,28 @@ def get(
     return opt
 
 
-def probe(opt: Optimizer, swept: tuple[str, ...] = ()) -> None:
+def probe(opt: Optimizer, swept: tuple[str, ...] = (), params: PyTree | None = None) -> None:
     """Refuse an optimizer that cannot be swept: one abstract step (``jax.eval_shape``, no FLOPs)
-    with a traced learning rate and traced ``swept`` hyperparameters, on a small parameter matrix.
+    with a traced learning rate and traced ``swept`` hyperparameters, on ``params`` (a problem's
+    initial parameters; None: a small parameter matrix).
 
     A factory that branches in Python on a traced value (``if learning_rate > 0``, a schedule
-    built inside it from the lr) fails here with a one-line ValueError that says what to do.
+    built inside it from the lr) fails here with a one-line ValueError that says what to do. Any
+    other failure is refused only on a problem's own parameters (``api.plan_sweep`` probes with
+    them): a factory may expect parameter names that a stand-in matrix lacks.
     """
+    stand_in = params is None
+    tree = {"p": np.zeros((3, 2), np.float32)} if stand_in else params
+    shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.float32), tree)
 
-    def step(lr, hyper):
-        params = {"p": jax.numpy.zeros((3, 2), lr.dtype)}
+    def step(lr, hyper, params):
         tx = opt.transformation(lr, None, ("lr",), dict(zip(swept, hyper)))
         updates, _ = tx.update(params, tx.init(params), params)
         return updates
 
     lr, hyper = jax.ShapeDtypeStruct((1,), np.float32), jax.ShapeDtypeStruct((len(swept),), np.float32)
     try:
-        jax.eval_shape(step, lr, hyper)
+        jax.eval_shape(step, lr, hyper, shapes)
     except _TRACER_ERRORS as err:
         what = "its learning_rate" + (f" or the swept {list(swept)}" if swept else "")
         raise ValueError(
@@ -224,9 +229,12 @@ def probe(opt: Optimizer, swept: tuple[str, ...] = ()) -> None:
             "instead of optimizer_axes"
         ) from None
     except Exception as err:  # noqa: BLE001 - any other failure of one step means the factory does not fit
+        if stand_in:
+            return  # the problem's own parameters decide
         raise ValueError(
-            f"optimizer={opt.name!r} with optimizer_kwargs={dict(opt.kwargs)!r} is invalid: one update on a "
-            f"3x2 parameter failed with {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            f"optimizer={opt.name!r} with optimizer_kwargs={dict(opt.kwargs)!r} is invalid: one update on the "
+            f"problem's initial parameters failed with {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}"
         ) from None
 
 
