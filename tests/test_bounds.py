@@ -8,18 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cli_run import run_cli
 
 import lrsweep
-from lrsweep import _checks, cli
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from lrsweep import _checks
 
 
 @pytest.mark.parametrize(

@@ -5,19 +5,10 @@ from typing import Any, cast
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 
 import lrsweep
-from lrsweep import cli, engine
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as stop:  # argparse's own errors
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
+from lrsweep import engine
 
 DEEP = "a = " + "[" * 1000 + "]" * 1000 + "\n"
 

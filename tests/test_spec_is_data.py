@@ -8,20 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
-from lrsweep import _text, cli, problems, spec_sources
+from lrsweep import _text, problems, spec_sources
 from lrsweep.problems import registry
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as stop:  # argparse's own errors
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 PLACES = {
