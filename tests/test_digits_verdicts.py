@@ -40,6 +40,7 @@ def test_digits_suggestion_on_accuracy_trains_alone_within_half_a_point_of_the_b
     suggested = lrsweep.suggest_lr(ds, metric="accuracy")
     worst = ds["accuracy"].min("init")  # the suggestion's aggregation: worst over inits
     best_grid = float(worst["lr"][int(worst.argmax("lr"))])
+    assert p.sampler is not None
     params0 = jax.tree.map(lambda a: a[0], engine.sample_inits(p.sampler, 0, 2))
     assert np.isclose(_alone(p, params0, best_grid), float(ds["accuracy"].sel(lr=best_grid).isel(init=0)), atol=0.02)
     gap = _alone(p, params0, best_grid) - _alone(p, params0, suggested)
