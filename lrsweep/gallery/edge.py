@@ -41,7 +41,8 @@ COLORS = (OKABE_ITO["vermillion"], OKABE_ITO["orange"], OKABE_ITO["green"], OKAB
 def _net(params, x):
     h = x
     for k in range(len(SIZES) - 1):
-        h = h @ params[f"W{k}"] + params[f"b{k}"]
+        z = h @ params[f"W{k}"]  # one example (n_in,) or a batch (n, n_in): the bias gets z's rank
+        h = z + jnp.expand_dims(params[f"b{k}"], tuple(range(z.ndim - 1)))
         if k < len(SIZES) - 2:
             h = jnp.tanh(h)
     return h
