@@ -217,17 +217,23 @@ def _check_batch_loss(problem: Problem, where: str) -> None:
         raise ValueError(
             f"{where}: batch_loss={problem.batch_loss!r} is invalid: expected a function batch_loss(params, x, y)"
         )
+    _check_scalar(
+        problem.batch_loss,
+        (problem.init, problem.x, problem.y),
+        f"{where}: its batch_loss failed on the init parameters and the data set",
+        f"{where}: batch_loss(params, x, y) must return a real floating scalar (the mean over examples)",
+    )
+
+
+def _check_scalar(fn: Callable, args: tuple, failed: str, must: str, hint: str = "") -> None:
+    """``fn(*args)`` must return a real floating scalar (checked abstractly, no FLOPs); else a one-line
+    ValueError: ``failed: <error>`` when the call fails, ``must, got <shape> <dtype><hint>`` otherwise."""
     try:
-        out = jax.eval_shape(problem.batch_loss, problem.init, problem.x, problem.y)
+        out = jax.eval_shape(fn, *args)
     except Exception as err:  # noqa: BLE001 - report any failure of user code with the problem's name
-        raise ValueError(
-            f"{where}: its batch_loss failed on the init parameters and the data set: {type(err).__name__}: {err}"
-        ) from None
+        raise ValueError(f"{failed}: {type(err).__name__}: {err}") from None
     if getattr(out, "shape", None) != () or not jnp.issubdtype(out.dtype, jnp.floating):
-        raise ValueError(
-            f"{where}: batch_loss(params, x, y) must return a real floating scalar (the mean over examples), "
-            f"got {getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}"
-        )
+        raise ValueError(f"{must}, got {getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}{hint}")
 
 
 def _check_eval(problem: Problem, where: str) -> None:
@@ -282,19 +288,13 @@ def _check_eval(problem: Problem, where: str) -> None:
     object.__setattr__(problem, "x_eval", x_eval)
     object.__setattr__(problem, "y_eval", y_eval)
     for name, m in problem.metric_fns().items():
-        try:
-            out = jax.eval_shape(m.fn, problem.init, x_eval[0], y_eval[0])
-        except Exception as err:  # noqa: BLE001 - report any failure of user code with the problem's name
-            raise ValueError(
-                f"{where}: metric {name!r} failed on the init parameters and one held-out example: "
-                f"{type(err).__name__}: {err}"
-            ) from None
-        if getattr(out, "shape", None) != () or not jnp.issubdtype(out.dtype, jnp.floating):
-            raise ValueError(
-                f"{where}: metric {name!r} must return a real floating scalar for one example, got "
-                f"{getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')} (cast a bool with "
-                ".astype(jnp.float32))"
-            )
+        _check_scalar(
+            m.fn,
+            (problem.init, x_eval[0], y_eval[0]),
+            f"{where}: metric {name!r} failed on the init parameters and one held-out example",
+            f"{where}: metric {name!r} must return a real floating scalar for one example",
+            " (cast a bool with .astype(jnp.float32))",
+        )
 
 
 def _data(arr, arg: str, where: str) -> np.ndarray:
