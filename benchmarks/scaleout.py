@@ -65,8 +65,8 @@ def main() -> None:
     import jax
 
     import lrsweep
-    from lrsweep import api, lock, store
     from lrsweep import distributed as dist
+    from lrsweep import lock, planner, store
     from lrsweep import spec as spec_mod
 
     tmp = Path(tempfile.mkdtemp(prefix="lrsweep-scaleout-"))
@@ -129,7 +129,7 @@ def main() -> None:
 
     # -- 3. store write bandwidth (trajectories: the heaviest records) ---------------------------------
     traj = spec_mod.build("linear", "log:1e-4:1:32768", epochs=200, record="trajectory", chunk_size=4096)
-    job, _ = api.plan_sweep(traj)
+    job = planner.plan(*traj).job()
     path = tmp / "bandwidth.zarr"
     with lock.acquire(path):
         sink = store.ZarrSink(job.layout, path)

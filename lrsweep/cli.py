@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import errno
 import json
 import os
@@ -29,7 +28,21 @@ import time
 import jax
 import numpy as np
 
-from . import _text, api, cli_parser, engine, grid, notebook, problems, results, sharpness, spec_sources, summary
+from . import (
+    _text,
+    api,
+    cli_parser,
+    executor,
+    grid,
+    notebook,
+    planner,
+    problems,
+    results,
+    sharpness,
+    sinks,
+    spec_sources,
+    summary,
+)
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -131,18 +144,21 @@ def _run_settings(args) -> dict:
 
 def _run(args) -> None:
     settings = _run_settings(args)
-    layout, todo, compile_s = _prepare(settings, args.verbose)  # checks every setting first
+    quiet = args.quiet or args.json
+    planned = _prepare(settings, quiet)  # checks every setting first; the problem is resolved once, here
     if settings.get("record") == "trajectory" and "out" not in settings and not args.quiet:
         print(
             "lrsweep: warning: --record trajectory without --out: only the summary is printed and the "
             "trajectories are dropped; add --out STORE to keep them",
             file=sys.stderr,
         )
-    t0 = time.perf_counter()
-    problem = settings.pop("problem")
+    problem = settings["problem"]
     try:
-        ds = api.sweep(problem, settings.pop("lr"), progress=False if args.quiet or args.json else None, **settings)
-    except api.SweepInterrupted as stop:
+        with sinks.open_sink(planned) as sink:
+            if args.verbose:
+                _print_plan(settings, planned, sink)
+            ran = executor.run(planned, sink, compile_first=True)
+    except executor.SweepInterrupted as stop:
         done = stop.partial.attrs.get("chunks_done")
         where = (
             f"; {done} of {stop.partial.attrs['chunks_total']} chunks are done in {settings['out']}, run the same command again to resume"
@@ -150,13 +166,12 @@ def _run(args) -> None:
             else ""
         )
         raise KeyboardInterrupt(f"interrupted{where}") from None
-    seconds = time.perf_counter() - t0
-    configs = sum(layout.chunk_configs(k) for k in todo)
+    ds, seconds = ran.dataset, ran.sweep_s
     epochs = ds.attrs.get("steps", ds.attrs["epochs"])  # optimizer steps per config
-    timing = {"compile_s": compile_s, "sweep_s": seconds, "theory_s": 0.0, "configs_computed": configs}
-    timing["config_steps_computed"] = configs * epochs
+    timing = {"compile_s": ran.compile_s, "sweep_s": seconds, "theory_s": 0.0, "configs_computed": ran.configs_computed}
+    timing["config_steps_computed"] = ran.configs_computed * epochs
     plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")
-    advice_problem = problems.get(problem) if plain else None
+    advice_problem = planned.instances[0] if plain else None  # the plan's, built once: problems.get(problem)
     if getattr(args, "plot", None):
         summary.write_plot(ds, args.plot, advice_problem, seconds)
     if args.json:
@@ -186,53 +201,28 @@ def _run(args) -> None:
     print(summary.time_line(timing, epochs, ds["outcome"].size))
 
 
-def _prepare(settings: dict, verbose: bool) -> tuple:
-    """Plan the sweep (printing the plan with ``verbose``) and compile its program ahead of time.
-
-    Returns the layout, the chunks this run computes (a resumed store's done chunks excluded) and
-    the compile time in seconds: the time to compile the first chunk's program
-    (``engine.run_chunk.lower(...).compile()``, which fills JAX's cache, so the sweep reuses it),
-    or None where that failed (then compiling is part of the sweep's time).
-    """
+def _prepare(settings: dict, quiet: bool) -> planner.Plan:
+    """The sweep's spec and run options from ``settings``, planned (the one plan of this run);
+    ``quiet``: no progress bar."""
     rest = {k: v for k, v in settings.items() if k not in ("problem", "lr")}
-    job, memory = api.plan_sweep(spec_mod.build(settings["problem"], settings["lr"], **rest))
-    layout = job.layout
-    done = np.zeros(layout.n_chunks, bool)
-    out = settings.get("out")
-    if out is not None:
-        try:
-            import zarr
+    if quiet:
+        rest["progress"] = False
+    return planner.plan(*spec_mod.build(settings["problem"], settings["lr"], **rest))
 
-            group = zarr.open_group(out, mode="r")
-            chunk_shape = tuple(group.attrs["chunk_shape"])  # type: ignore[arg-type]  # a JSON list
-            if chunk_shape != layout.chunk_shape:  # a resumed store keeps its chunks
-                layout = dataclasses.replace(layout, chunk_shape=chunk_shape)
-            done = np.asarray(group["chunk_done"][:], bool)  # type: ignore[index]  # an array, not a group
-            if done.size != layout.n_chunks:
-                done = np.zeros(layout.n_chunks, bool)
-        except Exception:  # noqa: BLE001 - no store yet, or not ours: the sweep itself says which
-            done = np.zeros(layout.n_chunks, bool)
-    todo = [k for k in range(layout.n_chunks) if not done[k]]
-    if verbose:
-        shown = {k: v for k, v in settings.items() if v is not None}
-        print("lrsweep: settings " + json.dumps(shown, sort_keys=True, default=str), file=sys.stderr)
-        print(
-            f"lrsweep: plan: {job.axes.size:,} configs in {layout.n_chunks:,} chunks of up to {job.chunk:,} configs "
-            f"(chunk shape {layout.chunk_shape} over dims {layout.dims}), {len(todo):,} to compute; "
-            f"memory budget {memory / 2**20:,.0f} MiB; kernel path {layout.attrs.get('kernel_path')}",
-            file=sys.stderr,
-        )
-    if not todo:
-        return layout, todo, 0.0
-    t0 = time.perf_counter()
-    try:
-        static = job.statics[0]
-        with static.policy.context():
-            _which, inputs = job.inputs(todo[0])
-            engine.run_chunk.lower(inputs, static=static).compile()
-    except Exception:  # noqa: BLE001 - e.g. a kernel that does not compile: the sweep falls back and reports
-        return layout, todo, None
-    return layout, todo, time.perf_counter() - t0
+
+def _print_plan(settings: dict, planned: planner.Plan, sink: sinks.Sink) -> None:
+    """The settings and the chunk plan on stderr (``--verbose``): the sink's chunks, which a resumed
+    store keeps, and those this run computes."""
+    layout, todo = sink.layout, sinks.todo(sink)
+    shown = {k: v for k, v in settings.items() if v is not None}
+    print("lrsweep: settings " + json.dumps(shown, sort_keys=True, default=str), file=sys.stderr)
+    print(
+        f"lrsweep: plan: {planned.axes.size:,} configs in {layout.n_chunks:,} chunks of up to "
+        f"{int(layout.attrs['chunk_size']):,} configs (chunk shape {layout.chunk_shape} over dims {layout.dims}), "
+        f"{len(todo):,} to compute; memory budget {planned.memory / 2**20:,.0f} MiB; kernel path "
+        f"{layout.attrs.get('kernel_path')}",
+        file=sys.stderr,
+    )
 
 
 def _show(args) -> None:

@@ -8,7 +8,7 @@ replicated, and each device runs exactly the program a one-device run compiles f
 ``C / n`` configs (``engine.run_chunk``, the fused kernel included). Configs never interact, so
 nothing is communicated until the results are gathered.
 
-Results do not depend on the number of devices, bit for bit: :func:`lrsweep.api.plan_sweep`
+Results do not depend on the number of devices, bit for bit: :func:`lrsweep.planner.plan`
 plans the per-device block as it plans a one-device chunk (a power of two of at least
 ``plan.MIN_CHUNK`` configs, the shapes for which every config's result is the same whatever the
 chunk, ``plan.chunk_invariant``) and makes the chunk ``n`` such blocks. A store resumed with

@@ -11,9 +11,9 @@ How it runs (docs/scaleout.md has the whole story):
   (or verifies and resumes) the store, and submits one task per chunk not done yet. It holds no
   results: it counts finished chunks with ``distributed.as_completed`` for the progress bar, at
   most :data:`WINDOW` tasks in flight at once.
-- **A task** (:func:`train_chunk`) is a pure function of (spec, chunk index): the worker rebuilds
-  the problem and the plan from the spec (a ``Problem`` object travels pickled with cloudpickle; a
-  name or ``module:function`` is resolved on the worker), trains the chunk (on the worker's own
+- **A task** (:func:`train_chunk`) is a pure function of (spec, options, chunk index): the worker
+  plans the sweep from the spec with ``planner.plan``, as the client did (a ``Problem`` object
+  travels pickled with cloudpickle; a name or ``module:function`` is resolved on the worker), trains the chunk (on the worker's own
   devices, ``lrsweep.devices``), writes its region of the store and then its done-mark (fsync-ed,
   ``lrsweep.store``), and returns a few numbers. Workers never take the lock and never write the
   store's metadata. Running a task twice writes the same bytes, so a rescheduled chunk is harmless.
@@ -38,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,10 @@ import numpy as np
 import zarr
 import zarr.storage
 
-from . import _fs, identity, integrity, runner, store, store_format
+from . import _fs, identity, integrity, planner, runner, store, store_format
 from .plan import Layout
 from .runner import Job
-from .spec import SweepSpec
+from .spec import RunOptions, SweepSpec
 
 #: Worker deaths a chunk survives before the sweep fails (Dask's ``distributed.scheduler.allowed-failures``,
 #: default 3): one flaky worker must not sink a long sweep.
@@ -68,31 +68,10 @@ WORKER_ENV = {
 _WAYS = ("scheduler", "workers", "client")
 
 
-def wanted(spec: SweepSpec) -> bool:
-    """Whether the spec asks for Dask workers (``scheduler``, ``workers`` or ``client``)."""
-    return any(getattr(spec, name) is not None for name in _WAYS)
-
-
-def check(spec: SweepSpec) -> None:
-    """Refuse settings that cannot run on Dask workers, before anything is written."""
-    given = [name for name in _WAYS if getattr(spec, name) is not None]
-    if not given:
-        return
-    if len(given) > 1:
-        raise ValueError(f"{given[0]}= and {given[1]}= are both given; choose one way to reach Dask workers")
-    name = given[0]
-    value = getattr(spec, name)
-    shown = "<Client>" if name == "client" else repr(value)
-    if spec.out is None:
-        raise ValueError(
-            f"{name}={shown} needs out=: the workers write their chunks into a Zarr store on a filesystem they all reach"
-        )
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise ValueError(
-            f"{name}={shown} needs dask.distributed, which is not installed: pip install 'lrsweep[distributed]'"
-        ) from None
+def wanted(options: RunOptions) -> bool:
+    """Whether the options ask for Dask workers (``scheduler``, ``workers`` or ``client``; at most one,
+    with ``out``: ``RunOptions`` checks that when it is built)."""
+    return any(getattr(options, name) is not None for name in _WAYS)
 
 
 def worker_env() -> dict[str, str]:
@@ -185,18 +164,13 @@ _JOBS: dict[str, tuple[Job, ChunkWriter, threading.Lock]] = {}
 _JOBS_LOCK = threading.Lock()
 
 
-#: How a worker plans a sweep from its spec: ``api.plan_sweep``, handed to the tasks by the client (a
-#: function pickles by name, so each worker imports it), which keeps this module below ``api``.
-Planner = Callable[[SweepSpec], tuple[Job, int]]
-
-
-def _worker_job(plan_sweep: Planner, spec: SweepSpec, token: str) -> tuple[Job, ChunkWriter, threading.Lock]:
+def _worker_job(spec: SweepSpec, options: RunOptions, token: str) -> tuple[Job, ChunkWriter, threading.Lock]:
     """This process's plan of the sweep and its writer, made once per sweep (``token``)."""
     with _JOBS_LOCK:
         if token not in _JOBS:
-            job, _ = plan_sweep(spec)
-            assert spec.out is not None
-            writer = ChunkWriter(job.layout, spec.out)
+            job = planner.plan(spec, options).job()
+            assert options.out is not None
+            writer = ChunkWriter(job.layout, options.out)
             job = dataclasses.replace(job, layout=writer.layout)
             writer.layout = job.layout  # one layout: a kernel fallback's new path reaches the writer
             _JOBS.clear()  # one sweep at a time per worker process
@@ -213,14 +187,15 @@ def _address() -> str:
         return f"pid {os.getpid()}"
 
 
-def train_chunk(plan_sweep: Planner, spec: SweepSpec, token: str, k: int) -> dict[str, Any]:
-    """One Dask task: train chunk ``k`` of the sweep ``spec``, write it and its done-mark.
+def train_chunk(spec: SweepSpec, options: RunOptions, token: str, k: int) -> dict[str, Any]:
+    """One Dask task: train chunk ``k`` of the sweep ``spec`` under ``options``, write it and its done-mark.
 
-    Pure in (spec, k): the plan is rebuilt from the spec (and cached per process under ``token``,
-    a digest of the spec). Returns only small metadata: the chunk, the worker and the seconds.
+    Pure in (spec, options, k): the plan is made from them (and cached per process under ``token``,
+    a digest of the canonical spec, chunk size and store). Returns only small metadata: the chunk,
+    the worker and the seconds.
     """
     t0 = time.perf_counter()
-    job, writer, lock = _worker_job(plan_sweep, spec, token)
+    job, writer, lock = _worker_job(spec, options, token)
     values = job.train(k)
     with lock:
         writer.write(k, values)  # data synced, then the done-mark written and synced
@@ -231,15 +206,15 @@ def train_chunk(plan_sweep: Planner, spec: SweepSpec, token: str, k: int) -> dic
 
 
 @contextlib.contextmanager
-def _connect(spec: SweepSpec) -> Iterator[Any]:
-    """A client of the cluster the spec names; a cluster made here is closed on the way out."""
+def _connect(options: RunOptions) -> Iterator[Any]:
+    """A client of the cluster the options name; a cluster made here is closed on the way out."""
     import dask.config
     import distributed
 
-    if spec.client is not None:
-        yield spec.client
+    if options.client is not None:
+        yield options.client
         return
-    options = {
+    config = {
         "distributed.worker.multiprocessing-method": "spawn",  # never fork a process with JAX in it
         "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
         "distributed.nanny.pre-spawn-environ": {
@@ -247,13 +222,13 @@ def _connect(spec: SweepSpec) -> Iterator[Any]:
             **worker_env(),
         },
     }
-    with dask.config.set(options):
-        if spec.scheduler is not None:
+    with dask.config.set(config):
+        if options.scheduler is not None:
             try:
-                client = distributed.Client(spec.scheduler, timeout="20s")
+                client = distributed.Client(options.scheduler, timeout="20s")
             except (OSError, TimeoutError) as err:
                 raise ValueError(
-                    f"scheduler={spec.scheduler!r} cannot be reached ({type(err).__name__}: {err}); expected the "
+                    f"scheduler={options.scheduler!r} cannot be reached ({type(err).__name__}: {err}); expected the "
                     "address a running `dask scheduler` prints, tcp://HOST:PORT"
                 ) from None
             # A lost scheduler is reported in one line (run); the client's own reconnect errors,
@@ -270,7 +245,7 @@ def _connect(spec: SweepSpec) -> Iterator[Any]:
                     logging.getLogger(name).setLevel(level)
             return
         cluster = distributed.LocalCluster(
-            n_workers=spec.workers,
+            n_workers=options.workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,  # pyright: ignore[reportArgumentType] - None: no dashboard
@@ -312,12 +287,12 @@ def _failures(client: Any, keys: list[str]) -> dict[str, int]:
         return {}
 
 
-def task_spec(spec: SweepSpec, job: Job) -> SweepSpec:
-    """The spec a worker gets: the store's chunk size and absolute path, nothing of the client's."""
-    assert spec.out is not None
+def task_options(options: RunOptions, job: Job) -> RunOptions:
+    """The options a worker gets: the store's chunk size and absolute path, nothing of the client's."""
+    assert options.out is not None
     return dataclasses.replace(
-        spec,
-        out=str(Path(spec.out).resolve()),
+        options,
+        out=str(Path(options.out).resolve()),
         chunk_size=job.chunk,
         client=None,
         scheduler=None,
@@ -327,28 +302,28 @@ def task_spec(spec: SweepSpec, job: Job) -> SweepSpec:
     )
 
 
-def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, show: bool, plan_sweep: Planner) -> dict[int, int]:
+def run(job: Job, sink: store.ZarrSink, spec: SweepSpec, options: RunOptions, show: bool) -> dict[int, int]:
     """Train every chunk ``sink`` does not have on Dask workers; they write the store themselves, each
-    with its own plan of the sweep from ``plan_sweep(spec)`` (the one that made ``job``).
+    with its own plan of the sweep from ``planner.plan(spec, ...)`` (as the client made ``job``).
 
     Returns ``{chunk: worker deaths}`` for the chunks that needed more than one attempt (also
     printed on stderr).
     """
     layout = job.layout
     todo = [k for k in range(layout.n_chunks) if not sink.is_done(k)]
-    sent = task_spec(spec, job)
+    sent = task_options(options, job)
     token = hashlib.sha256(json.dumps([layout.attrs["spec"], job.chunk, sent.out]).encode()).hexdigest()[:16]
     bar = runner.progress_bar(job, todo, show)
     retries: dict[int, int] = {}
     try:
-        _run_on(job, sink, spec, sent, token, bar, todo, retries, plan_sweep)
+        _run_on(job, options, spec, sent, token, bar, todo, retries)
     except Exception as err:
         if not _lost(err):
             raise
-        where = spec.scheduler or "the Dask cluster"
+        where = options.scheduler or "the Dask cluster"
         raise ValueError(
             f"scheduler={where!r} was lost during the sweep ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the chunks "
-            f"finished so far are kept in {spec.out}: run the same command again to resume"
+            f"finished so far are kept in {options.out}: run the same command again to resume"
         ) from None
     if retries:
         shown = ", ".join(f"{k} ({n})" for k, n in sorted(retries.items()))
@@ -369,14 +344,12 @@ def _lost(err: BaseException) -> bool:
     return isinstance(err, (CommClosedError, ClosedClientError, concurrent.futures.CancelledError, TimeoutError))
 
 
-def _run_on(
-    job: Job, sink: store.ZarrSink, spec: SweepSpec, sent, token, bar, todo, retries, plan_sweep: Planner
-) -> None:
+def _run_on(job: Job, options: RunOptions, spec: SweepSpec, sent, token, bar, todo, retries) -> None:
     """:func:`run`'s loop: submit the chunks in a window, count worker deaths into ``retries``."""
     from distributed import as_completed
 
     layout, epochs = job.layout, job.statics[0].epochs
-    with _connect(spec) as client:
+    with _connect(options) as client:
         _allow_failures(client)
         window = WINDOW + 4 * sum(client.nthreads().values())
         queue = iter(todo)
@@ -390,9 +363,7 @@ def _run_on(
                 k = next(queue, None)
                 if k is None:
                     return
-                future = client.submit(
-                    train_chunk, plan_sweep, sent, token, k, key=f"lrsweep-chunk-{k}-{token}", pure=False
-                )
+                future = client.submit(train_chunk, spec, sent, token, k, key=f"lrsweep-chunk-{k}-{token}", pure=False)
                 live[future.key] = future
                 futures.add(future)
 

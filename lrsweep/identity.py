@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from . import grid, outcomes
-from .spec import SweepSpec, defaults, settings
+from .spec import SweepSpec, defaults, run_options, settings
 
 
 def fingerprint(*arrays) -> str:
@@ -306,10 +306,12 @@ def _default_ids() -> dict[str, Any]:
 
 def attrs(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
     """The Dataset's attributes: every setting marked ``attr``, as a number or a string
-    (structured values as JSON), with ``resolved`` values (problem and optimizer names, ...) first."""
+    (structured values as JSON), with ``resolved`` values (problem and optimizer names, ...) first.
+    A run option (``devices``) comes from ``resolved`` only: the spec does not hold it."""
     out = {}
+    options = run_options()
     for name, meta in settings().items():
-        if not meta.attr:
+        if not meta.attr or (name in options and name not in resolved):
             continue
         value = resolved[name] if name in resolved else getattr(spec, name)
         if name in _IDS and name not in resolved:

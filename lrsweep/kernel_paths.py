@@ -1,6 +1,6 @@
 """Which path trains a chunk: the XLA program, or one of the fused kernels of ``lrsweep.kernels``.
 
-``engine.run_chunk`` asks :func:`kernel_path`; ``api.plan_sweep`` asks :func:`check_kernel` before a
+``engine.run_chunk`` asks :func:`kernel_path`; ``planner.plan`` asks :func:`check_kernel` before a
 sweep starts. ``static`` is an ``engine.Static`` (read by attribute here, so this module stays a
 leaf below the engine).
 """

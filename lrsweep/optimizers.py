@@ -205,7 +205,7 @@ def probe(opt: Optimizer, swept: tuple[str, ...] = (), params: PyTree | None = N
 
     A factory that branches in Python on a traced value (``if learning_rate > 0``, a schedule
     built inside it from the lr) fails here with a one-line ValueError that says what to do. Any
-    other failure is refused only on a problem's own parameters (``api.plan_sweep`` probes with
+    other failure is refused only on a problem's own parameters (``planner.plan`` probes with
     them): a factory may expect parameter names that a stand-in matrix lacks.
     """
     stand_in = params is None

@@ -1,7 +1,9 @@
-"""Sweep specs: every setting of a sweep, declared once, in :class:`SweepSpec`.
+"""Sweep specs: every setting of a sweep, declared once, in :class:`SweepSpec` or :class:`RunOptions`.
 
-A setting is one field of :class:`SweepSpec`, with its default, its check, its help text and how
-each entry point spells it. Everything else is derived from that list: the keyword arguments of
+A setting is one field of :class:`SweepSpec` (what is computed) or of :class:`RunOptions` (where
+and how it runs: memory, store, chunk size, devices, Dask workers, progress, lock), with its
+default, its check, its help text and how each entry point spells it. Everything else is derived
+from those two lists (:func:`settings`): the keyword arguments of
 :func:`lrsweep.sweep`, the keys of a TOML spec file and the flags of ``lrsweep run`` (both read
 in :mod:`lrsweep.spec_sources`), the canonical JSON that identifies a sweep
 (:func:`canonical`) and the Dataset's attributes (:func:`attrs`).
@@ -69,15 +71,18 @@ class Setting:
 
 
 def setting(default: Any = None, **meta: Any) -> Any:
-    """A :class:`SweepSpec` field with its :class:`Setting`."""
+    """A :class:`SweepSpec` or :class:`RunOptions` field with its :class:`Setting`."""
     return dataclasses.field(default=default, metadata={"lrsweep": Setting(**meta)})
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
-    """Every setting of a sweep; ``lrsweep.sweep(problem, lr, **settings)`` builds one.
+    """What a sweep computes; ``lrsweep.sweep(problem, lr, **settings)`` builds one (and its
+    :class:`RunOptions`, see :func:`build`).
 
     Each field declares one setting (see :class:`Setting`); construction checks every given value.
+    ``kernel`` is here, not among the run options: the compute path enters the compiled program,
+    and its results may differ from XLA's by rounding.
     """
 
     problem: Any = setting(
@@ -318,6 +323,32 @@ class SweepSpec:
         flag="int",
         check=checks.integer_in(1, 10_000),
     )
+    kernel: KernelName = setting(
+        "auto",
+        help=f"compute path, one of {list(KERNELS)}",
+        toml=(str,),
+        what="a string",
+        identity=False,
+        check=checks.one_of(KERNELS),
+    )
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        if self.steps is not None and self.epochs != defaults()["epochs"]:
+            _both_lengths(self.steps, self.epochs)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Where and how a sweep runs, never what it computes: the memory budget, the store, the chunk size,
+    the devices, the Dask workers, the progress bar and the store's lock.
+
+    Each field is a setting declared like those of :class:`SweepSpec` (a keyword of ``sweep``, a TOML
+    key and a flag), none of them part of the canonical spec: results do not depend on them, bit for
+    bit, so a store resumes under other options. Construction checks every given value, and that at
+    most one way to reach Dask workers is given, with ``out``.
+    """
+
     memory: Any = setting(
         help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)",
         toml=(str, int),
@@ -342,14 +373,6 @@ class SweepSpec:
         identity=False,
         attr=False,
         check=checks.integer_in(8, 2**30),  # below 8 configs a result may depend on the chunk (docs/architecture.md)
-    )
-    kernel: KernelName = setting(
-        "auto",
-        help=f"compute path, one of {list(KERNELS)}",
-        toml=(str,),
-        what="a string",
-        identity=False,
-        check=checks.one_of(KERNELS),
     )
     progress: Any = setting(
         help="a progress bar (default: several chunks and a terminal)", flag=None, identity=False, attr=False
@@ -406,35 +429,52 @@ class SweepSpec:
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            meta = f.metadata["lrsweep"]
-            value = getattr(self, f.name)
-            if value is not None and meta.check is not None:
-                object.__setattr__(self, f.name, meta.check(f.name, value))
-        if self.steps is not None and self.epochs != defaults()["epochs"]:
-            _both_lengths(self.steps, self.epochs)
+        _check_fields(self)
+        checks.dask(self.scheduler, self.workers, self.client, self.out)
+
+
+def _check_fields(obj: Any) -> None:
+    """Run each given (non-None) field's check, replacing the value by what the check returns."""
+    for f in dataclasses.fields(obj):
+        meta = f.metadata["lrsweep"]
+        value = getattr(obj, f.name)
+        if value is not None and meta.check is not None:
+            object.__setattr__(obj, f.name, meta.check(f.name, value))
 
 
 def _both_lengths(steps: Any, epochs: Any) -> None:
     raise ValueError(f"steps={steps!r} is invalid with epochs={epochs!r}: expected one of them, not both")
 
 
+def _fields() -> tuple[dataclasses.Field, ...]:
+    """Every setting's field: :class:`SweepSpec`'s (what is computed), then :class:`RunOptions`' (where and how)."""
+    return dataclasses.fields(SweepSpec) + dataclasses.fields(RunOptions)
+
+
 def settings() -> dict[str, Setting]:
-    """Every setting's :class:`Setting`, in declaration order."""
-    return {f.name: f.metadata["lrsweep"] for f in dataclasses.fields(SweepSpec)}
+    """Every setting's :class:`Setting`, in declaration order (the spec's, then the run options')."""
+    return {f.name: f.metadata["lrsweep"] for f in _fields()}
+
+
+def run_options() -> tuple[str, ...]:
+    """The names of the settings that are :class:`RunOptions`: where and how, not what is computed."""
+    return tuple(f.name for f in dataclasses.fields(RunOptions))
 
 
 def defaults() -> dict[str, Any]:
     """Python's default of every setting (None for the two required ones, problem and lr)."""
-    return {f.name: f.default for f in dataclasses.fields(SweepSpec)}
+    return {f.name: f.default for f in _fields()}
 
 
-def build(problem: Any, lr: Any, **kwargs: Any) -> SweepSpec:
-    """A checked :class:`SweepSpec`; an unknown keyword is a ValueError naming the known ones."""
+def build(problem: Any, lr: Any, **kwargs: Any) -> tuple[SweepSpec, RunOptions]:
+    """A checked :class:`SweepSpec` and :class:`RunOptions` from the keywords of ``sweep``, each keyword
+    going where it is declared; an unknown keyword is a ValueError naming the known ones."""
     known = settings()
     for key in kwargs:
         if key not in known or key in ("problem", "lr"):
             raise ValueError(f"{key}=... is not a setting of a sweep; the settings are {', '.join(known)}")
     if kwargs.get("steps") is not None and kwargs.get("epochs") is not None:
         _both_lengths(kwargs["steps"], kwargs["epochs"])
-    return SweepSpec(problem=problem, lr=lr, **kwargs)
+    where = set(run_options())
+    spec = SweepSpec(problem=problem, lr=lr, **{k: v for k, v in kwargs.items() if k not in where})
+    return spec, RunOptions(**{k: v for k, v in kwargs.items() if k in where})

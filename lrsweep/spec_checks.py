@@ -111,6 +111,29 @@ def client(arg: str, value: Any) -> Any:
     return value
 
 
+def dask(scheduler: Any, workers: Any, client: Any, out: Any) -> None:
+    """Refuse Dask settings that cannot run: two ways to reach workers, or any without ``out``."""
+    given = [
+        (name, v) for name, v in (("scheduler", scheduler), ("workers", workers), ("client", client)) if v is not None
+    ]
+    if not given:
+        return
+    if len(given) > 1:
+        raise ValueError(f"{given[0][0]}= and {given[1][0]}= are both given; choose one way to reach Dask workers")
+    name, value = given[0]
+    shown = "<Client>" if name == "client" else repr(value)
+    if out is None:
+        raise ValueError(
+            f"{name}={shown} needs out=: the workers write their chunks into a Zarr store on a filesystem they all reach"
+        )
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"{name}={shown} needs dask.distributed, which is not installed: pip install 'lrsweep[distributed]'"
+        ) from None
+
+
 #: Each problem instance is built, checked and identified on its own (about 0.1 s each measured
 #: here): more than this many would take hours before the first chunk, so they are refused up front.
 MAX_PROBLEM_SEEDS = 1024

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from lrsweep import api, cli, spec_sources
+from lrsweep import cli, planner, spec_sources
 from lrsweep import spec as spec_mod
 
 KEYS = [name for name, meta in spec_mod.settings().items() if meta.toml] + ["bogus", "lr.x", "out"]
@@ -90,7 +90,7 @@ class _Planned(Exception):
 def plan_only(monkeypatch):
     def prepare(settings, verbose):
         rest = {k: v for k, v in settings.items() if k not in ("problem", "lr")}
-        api.plan_sweep(spec_mod.build(settings["problem"], settings["lr"], **rest))
+        planner.plan(*spec_mod.build(settings["problem"], settings["lr"], **rest))
         raise _Planned
 
     monkeypatch.setattr(cli, "_prepare", prepare)

@@ -165,8 +165,8 @@ def test_a_toml_spec_takes_a_schedule_and_old_stores_resume(tmp_path):
     values = spec_sources.load_toml(path)
     assert values["schedule"] == "warmup_cosine" and values["schedule_kwargs"] == {"warmup": 5}
     # A store made before these settings existed lacks them; it resumes unless the sweep sets them.
-    current = identity.canonical(spec.build("linear", 0.1))
+    current = identity.canonical(spec.build("linear", 0.1)[0])
     stored = {k: v for k, v in current.items() if k not in ("schedule", "schedule_kwargs")}
     assert identity.stored_differences(stored, current) == []
-    changed = identity.canonical(spec.build("linear", 0.1, schedule="step"))
+    changed = identity.canonical(spec.build("linear", 0.1, schedule="step")[0])
     assert identity.stored_differences(stored, changed) == ['schedule: "constant" vs "step"']

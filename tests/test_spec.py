@@ -91,7 +91,7 @@ def test_cli_flags_parse_like_python_values():
 
 
 def test_canonical_spec_normalises_axes():
-    a = identity.canonical(spec.build("linear", "0.1,0.2", epochs=5))
-    b = identity.canonical(spec.build("linear", [0.1, 0.2], epochs=5))
+    a = identity.canonical(spec.build("linear", "0.1,0.2", epochs=5)[0])
+    b = identity.canonical(spec.build("linear", [0.1, 0.2], epochs=5)[0])
     assert a == b and a["lr"] == [0.1, 0.2]
     assert "memory" not in a and "out" not in a  # where results go is not what they are

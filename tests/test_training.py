@@ -209,12 +209,12 @@ def _dims(jaxpr) -> set[int]:
 def test_summary_memory_does_not_grow_with_steps():
     p = make_problem()
     spec = lrsweep.spec.build(p, [0.1, 0.2], steps=997, batch_size=B, record="summary", eval_every=3)
-    job, _ = lrsweep.api.plan_sweep(spec)
+    job = lrsweep.planner.plan(*spec).job()
     _, inputs = job.inputs(0)
     jaxpr = jax.make_jaxpr(lambda i: engine.run_chunk(i, static=job.statics[0]))(inputs)
     n_evals = len(lrsweep.engine_data.eval_steps(job.statics[0]))
     assert n_evals == 334 and not {997, n_evals} & _dims(jaxpr.jaxpr)  # no per-step or per-evaluation arrays
-    short = lrsweep.api.plan_sweep(lrsweep.spec.build(p, [0.1, 0.2], steps=10, batch_size=B, record="summary"))[0]
+    short = lrsweep.planner.plan(*lrsweep.spec.build(p, [0.1, 0.2], steps=10, batch_size=B, record="summary")).job()
     assert short.layout.nbytes() == job.layout.nbytes()
     assert plan.bytes_per_config(short.statics[0], p) == plan.bytes_per_config(job.statics[0], p)
 

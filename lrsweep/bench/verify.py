@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from .. import api, problems
+from .. import api, planner, problems
 from .. import spec as spec_mod
 
 RTOL = 1e-5
@@ -95,7 +95,7 @@ def verify(backend: str | None = None, sizes: tuple[int, int, int | None] | None
             problem, kw = make(), {**kw, "epochs": epochs, "chunk_size": chunk}
             entry = {"sweep": name, "backend": backend, "kernel": kernel, "configs": n, "epochs": epochs}
             try:  # planning checks that the kernel takes this sweep, without compiling anything
-                api.plan_sweep(spec_mod.build(problem, lr, record="summary", kernel=kernel, **kw))
+                planner.plan(*spec_mod.build(problem, lr, record="summary", kernel=kernel, **kw))
             except ValueError as err:
                 entry.update(status="skipped", reason=str(err))
                 out.append(entry)
