@@ -18,7 +18,6 @@ of workers. Every number is a median of repeats where the run is short.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import statistics
@@ -66,7 +65,7 @@ def main() -> None:
 
     import lrsweep
     from lrsweep import distributed as dist
-    from lrsweep import lock, planner, store
+    from lrsweep import executor, planner, sinks
     from lrsweep import spec as spec_mod
 
     tmp = Path(tempfile.mkdtemp(prefix="lrsweep-scaleout-"))
@@ -128,13 +127,11 @@ def main() -> None:
     facts["two_workers_e2e_rate"] = steps / (time.perf_counter() - t0)
 
     # -- 3. store write bandwidth (trajectories: the heaviest records) ---------------------------------
-    traj = spec_mod.build("linear", "log:1e-4:1:32768", epochs=200, record="trajectory", chunk_size=4096)
-    job = planner.plan(*traj).job()
     path = tmp / "bandwidth.zarr"
-    with lock.acquire(path):
-        sink = store.ZarrSink(job.layout, path)
-        sink.close()
-        job = dataclasses.replace(job, layout=sink.layout)
+    traj = spec_mod.build("linear", "log:1e-4:1:32768", epochs=200, record="trajectory", chunk_size=4096, out=path)
+    planned = planner.plan(*traj)
+    with sinks.open_sink(planned) as sink:  # creates the store, the lock held
+        job = executor.job_for(planned, sink)
     values = job.train(0)
     chunk_bytes = sum(v.nbytes for v in values.values())
     writer = dist.ChunkWriter(job.layout, path)

@@ -13,20 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from . import (
-    _checks,
-    devices,
-    engine,
-    gradients,
-    identity,
-    kernel_paths,
-    optimizers,
-    outcomes,
-    problems,
-)
-from . import (
-    plan as chunking,
-)
+from . import _checks, devices, engine, gradients, identity, kernel_paths, optimizers, outcomes, problems
+from . import plan as chunking
 from .axes import Axes
 from .plan import Layout
 from .precision import get as get_policy
