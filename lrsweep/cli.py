@@ -29,7 +29,7 @@ import time
 import jax
 import numpy as np
 
-from . import _text, api, cli_parser, engine, grid, notebook, problems, results, sharpness, spec_sources, summary
+from . import _text, api, cli_parser, engine, grid, notebook, plan, problems, results, sharpness, spec_sources, summary
 from . import spec as spec_mod
 
 DEFAULT_LR = "log:1e-4:10:256"
@@ -131,7 +131,7 @@ def _run_settings(args) -> dict:
 
 def _run(args) -> None:
     settings = _run_settings(args)
-    layout, todo, compile_s = _prepare(settings, args.verbose)  # checks every setting first
+    layout, todo, compile_s, memory = _prepare(settings, args.verbose)  # checks every setting first
     if settings.get("record") == "trajectory" and "out" not in settings and not args.quiet:
         print(
             "lrsweep: warning: --record trajectory without --out: only the summary is printed and the "
@@ -155,13 +155,16 @@ def _run(args) -> None:
     epochs = ds.attrs.get("steps", ds.attrs["epochs"])  # optimizer steps per config
     timing = {"compile_s": compile_s, "sweep_s": seconds, "theory_s": 0.0, "configs_computed": configs}
     timing["config_steps_computed"] = configs * epochs
+    # A store can be larger than the budget: it is summarised in blocks, and suggested from only if
+    # it fits (lrsweep.plan.summary_configs). A result in memory fitted the budget already.
+    limit = min(results.INDEX_MAX, plan.summary_configs(memory)) if "out" in settings else results.INDEX_MAX
     plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")
     advice_problem = problems.get(problem) if plain else None
     if getattr(args, "plot", None):
         summary.write_plot(ds, args.plot, advice_problem, seconds)
     if args.json:
         t1 = time.perf_counter()
-        facts = summary.facts(ds, advice_problem)
+        facts = summary.facts(ds, advice_problem, limit)
         timing["theory_s"] = time.perf_counter() - t1
         print(json.dumps({**facts, "out": settings.get("out"), "timing": timing}, indent=2, default=str))
         return
@@ -170,15 +173,17 @@ def _run(args) -> None:
         f"lrsweep run: problem {ds.attrs['problem']}, {sizes}, {epochs} epochs, grad {ds.attrs['grad']}, "
         f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
-    print(summary.table(ds))
+    print(summary.table(ds, limit=limit))
     if "edge_step" in ds:
         print(sharpness.edge_line(ds))
-    if advice_problem is not None and summary.suggestable(ds):
+    if advice_problem is not None and summary.suggestable(ds, limit):
         t1 = time.perf_counter()
         print(summary.advice(advice_problem, ds, ds.attrs["optimizer"], sweep_s=seconds))
         timing["theory_s"] = time.perf_counter() - t1
-    elif summary.suggestable(ds):
+    elif summary.suggestable(ds, limit):
         print("\n".join(summary.suggestion_lines(ds)))
+    elif summary.suggestable(ds):
+        print(summary.skipped_line(ds, memory))
     if "out" in settings:
         print(f"results: {settings['out']} (lrsweep.open to read them; lrsweep export to write a table)")
     if getattr(args, "plot", None):
@@ -192,7 +197,8 @@ def _prepare(settings: dict, verbose: bool) -> tuple:
     Returns the layout, the chunks this run computes (a resumed store's done chunks excluded) and
     the compile time in seconds: the time to compile the first chunk's program
     (``engine.run_chunk.lower(...).compile()``, which fills JAX's cache, so the sweep reuses it),
-    or None where that failed (then compiling is part of the sweep's time).
+    or None where that failed (then compiling is part of the sweep's time); and the memory budget
+    in bytes.
     """
     rest = {k: v for k, v in settings.items() if k not in ("problem", "lr")}
     job, memory = api.plan_sweep(spec_mod.build(settings["problem"], settings["lr"], **rest))
@@ -223,7 +229,7 @@ def _prepare(settings: dict, verbose: bool) -> tuple:
             file=sys.stderr,
         )
     if not todo:
-        return layout, todo, 0.0
+        return layout, todo, 0.0, memory
     t0 = time.perf_counter()
     try:
         static = job.statics[0]
@@ -231,8 +237,8 @@ def _prepare(settings: dict, verbose: bool) -> tuple:
             _which, inputs = job.inputs(todo[0])
             engine.run_chunk.lower(inputs, static=static).compile()
     except Exception:  # noqa: BLE001 - e.g. a kernel that does not compile: the sweep falls back and reports
-        return layout, todo, None
-    return layout, todo, time.perf_counter() - t0
+        return layout, todo, None, memory
+    return layout, todo, time.perf_counter() - t0, memory
 
 
 def _show(args) -> None:

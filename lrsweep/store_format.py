@@ -105,9 +105,14 @@ def expected_docs(lay: Layout) -> dict[str, bytes]:
     }
 
 
+#: A coordinate is written in blocks of about this many values (whole Zarr chunks): writing 2**20
+#: float64 values at once took 54 MB at its peak (the values, their computation, Zarr's encoding).
+COORD_BLOCK = 2**16
+
+
 def write_coordinate(array: zarr.Array, n: int, t: int, values: Callable[[slice], np.ndarray], check) -> str:
     """Write a coordinate block by block (huge axes never materialised); returns its checksum."""
-    block = max(t, 2**20 // max(t, 1) * t)
+    block = max(t, COORD_BLOCK // max(t, 1) * t)
 
     def blocks():
         for start in range(0, max(n, 1), block):
