@@ -196,8 +196,8 @@ def skipped_line(ds, memory: int) -> str:
     need = int(ds["outcome"].size) * plan.SUMMARY_BYTES
     return (
         f"suggested lr: skipped ({ds['outcome'].size:,} configs need about {plan.human_size(need)} to suggest from, "
-        f"more than memory={plan.human_size(memory)}; run the same command with --memory "
-        f"{plan.human_size(need).replace(' ', '')} or more: the finished chunks are not recomputed)"
+        f"more than memory={plan.human_size(memory)}; run the same command with --memory {-(-need // 10**6)}MB "
+        "or more: the finished chunks are not recomputed)"
     )
 
 
