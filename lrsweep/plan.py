@@ -195,8 +195,8 @@ def in_memory_bytes(layout: Layout) -> int:
 
 #: Bytes per config that summarising a result takes at its peak (``lrsweep.summary``: the table's
 #: blocks, and the suggested lr, which reads the outcomes, losses and scores whole as float64 and
-#: pools them per lr). Measured with benchmarks/memory_budget.py: about 100 per config for 3e6
-#: learning rates, 50 for 3000 learning rates x 1000 inits; this is the larger, with a margin.
+#: pools them per lr), generously: benchmarks/memory_budget.py checks that ``lrsweep run --out``
+#: stays within its budget with it (benchmarks/results/memory-cpu.md).
 SUMMARY_BYTES = 128
 
 

@@ -105,8 +105,9 @@ def expected_docs(lay: Layout) -> dict[str, bytes]:
     }
 
 
-#: A coordinate is written in blocks of about this many values (whole Zarr chunks): writing 2**20
-#: float64 values at once took 54 MB at its peak (the values, their computation, Zarr's encoding).
+#: A coordinate is written in blocks of about this many values (whole Zarr chunks): a block's
+#: values, their computation and Zarr's encoding of them are in memory at once, outside the
+#: budget's chunks, so a block is kept small against the smallest budgets.
 COORD_BLOCK = 2**16
 
 
