@@ -35,6 +35,7 @@ from . import (
     executor,
     grid,
     notebook,
+    plan,
     planner,
     problems,
     results,
@@ -170,13 +171,16 @@ def _run(args) -> None:
     epochs = ds.attrs.get("steps", ds.attrs["epochs"])  # optimizer steps per config
     timing = {"compile_s": ran.compile_s, "sweep_s": seconds, "theory_s": 0.0, "configs_computed": ran.configs_computed}
     timing["config_steps_computed"] = ran.configs_computed * epochs
+    # A store can be larger than the budget: it is summarised in blocks, and suggested from only if
+    # it fits (lrsweep.plan.summary_configs). A result in memory fitted the budget already.
+    limit = min(results.INDEX_MAX, plan.summary_configs(planned.memory)) if "out" in settings else results.INDEX_MAX
     plain = isinstance(problem, str) and not settings.get("problem_args") and not settings.get("problem_seed")
     advice_problem = planned.instances[0] if plain else None  # the plan's, built once: problems.get(problem)
     if getattr(args, "plot", None):
         summary.write_plot(ds, args.plot, advice_problem, seconds)
     if args.json:
         t1 = time.perf_counter()
-        facts = summary.facts(ds, advice_problem)
+        facts = summary.facts(ds, advice_problem, limit)
         timing["theory_s"] = time.perf_counter() - t1
         print(json.dumps({**facts, "out": settings.get("out"), "timing": timing}, indent=2, default=str))
         return
@@ -185,15 +189,17 @@ def _run(args) -> None:
         f"lrsweep run: problem {ds.attrs['problem']}, {sizes}, {epochs} epochs, grad {ds.attrs['grad']}, "
         f"precision {ds.attrs['precision']}, record {ds.attrs['record']}, optimizer {ds.attrs['optimizer']}"
     )
-    print(summary.table(ds))
+    print(summary.table(ds, limit=limit))
     if "edge_step" in ds:
         print(sharpness.edge_line(ds))
-    if advice_problem is not None and summary.suggestable(ds):
+    if advice_problem is not None and summary.suggestable(ds, limit):
         t1 = time.perf_counter()
         print(summary.advice(advice_problem, ds, ds.attrs["optimizer"], sweep_s=seconds))
         timing["theory_s"] = time.perf_counter() - t1
-    elif summary.suggestable(ds):
+    elif summary.suggestable(ds, limit):
         print("\n".join(summary.suggestion_lines(ds)))
+    elif summary.suggestable(ds):
+        print(summary.skipped_line(ds, planned.memory))
     if "out" in settings:
         print(f"results: {settings['out']} (lrsweep.open to read them; lrsweep export to write a table)")
     if getattr(args, "plot", None):

@@ -193,6 +193,19 @@ def in_memory_bytes(layout: Layout) -> int:
     return layout.nbytes() + COORD_COPIES * layout.coords_nbytes()
 
 
+#: Bytes per config that summarising a result takes at its peak (``lrsweep.summary``: the table's
+#: blocks, and the suggested lr, which reads the outcomes, losses and scores whole as float64 and
+#: pools them per lr), generously: benchmarks/memory_budget.py checks that ``lrsweep run --out``
+#: stays within its budget with it (benchmarks/results/memory-cpu.md).
+SUMMARY_BYTES = 128
+
+
+def summary_configs(memory: int) -> int:
+    """Configs that ``lrsweep run`` summarises within ``memory`` bytes: its blocks' size, and the
+    most configs for which it combines runs per lr and suggests an lr (``lrsweep.summary``)."""
+    return max(1, memory // SUMMARY_BYTES)
+
+
 def human_size(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 

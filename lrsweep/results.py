@@ -29,7 +29,7 @@ from .store_format import FORMAT, with_outcome_attrs
 INDEX_MAX = 10_000_000
 
 
-def open(path: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 - the natural name, as xarray.open_dataset
+def open(path: str | Path, *, verify: bool = True, index_max: int = INDEX_MAX) -> xr.Dataset:  # noqa: A001 - the natural name, as xarray.open_dataset
     """Reopen a store written by ``sweep(..., out=path)`` as an ``xarray.Dataset``.
 
     Never returns damaged data silently: the store is verified first (``lrsweep.verify``: every
@@ -41,8 +41,8 @@ def open(path: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 
     Arrays stay on disk until used (xarray's lazy indexing). It opens like an in-memory result:
     ``outcome`` as int8 codes (-1 for configs not trained yet; ``lrsweep.outcome_names`` decodes
     them, ``ds.outcome.attrs["flag_meanings"]`` says what they mean). A store of at most
-    ``INDEX_MAX`` configs gets an index on every dim, so ``ds.sel(lr=0.1)`` works; larger ones get
-    none (``ds.set_xindex("lr")`` builds one; or use ``isel``). ``ds.attrs["chunks_done"]`` and
+    ``index_max`` configs (default ``INDEX_MAX``) gets an index on every dim, so ``ds.sel(lr=0.1)``
+    works; larger ones get none (``ds.set_xindex("lr")`` builds one; or use ``isel``). ``ds.attrs["chunks_done"]`` and
     ``["chunks_total"]`` say how complete it is, ``["environments"]`` (JSON) where it was computed.
     """
     path = _store_path("path", path)
@@ -76,7 +76,7 @@ def open(path: str | Path, *, verify: bool = True) -> xr.Dataset:  # noqa: A001 
     ds.attrs["environments"] = json.dumps(ds.attrs.get("environments", []))
     ds.attrs.update(chunks_done=int(np.count_nonzero(marks)), chunks_total=n_chunks)
     ds = with_outcome_attrs(ds)
-    if ds["outcome"].size <= INDEX_MAX:
+    if ds["outcome"].size <= index_max:
         for dim in list(ds.dims):
             if dim in ds.coords:
                 ds = ds.set_xindex(str(dim))

@@ -50,7 +50,7 @@ import zarr.storage
 from . import _fs, identity, integrity, results
 from ._signals import deferred_interrupt, kill_point
 from .integrity import BACKUP, ENVS, MARKS
-from .plan import Layout, coord_attrs, human_size
+from .plan import COORD_COPIES, Layout, coord_attrs, human_size
 from .store_format import (
     FORMAT,
     check_space,
@@ -449,8 +449,11 @@ class ZarrSink:
             self._meta_changed = False
 
     def dataset(self) -> xr.Dataset:
+        """The store, opened lazily; with an index on every dim where those fit the memory budget."""
         self.close()
-        return results.open(self.path, verify=False)  # this run verified what was there and wrote the rest
+        fits = self.memory is None or COORD_COPIES * self.layout.coords_nbytes() <= self.memory
+        # verify=False: this run verified what was there and wrote the rest.
+        return results.open(self.path, verify=False, index_max=results.INDEX_MAX if fits else 0)
 
 
 def _sync(files: list[Path], root: Path) -> None:

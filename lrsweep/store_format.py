@@ -105,9 +105,15 @@ def expected_docs(lay: Layout) -> dict[str, bytes]:
     }
 
 
+#: A coordinate is written in blocks of about this many values (whole Zarr chunks): a block's
+#: values, their computation and Zarr's encoding of them are in memory at once, outside the
+#: budget's chunks, so a block is kept small against the smallest budgets.
+COORD_BLOCK = 2**16
+
+
 def write_coordinate(array: zarr.Array, n: int, t: int, values: Callable[[slice], np.ndarray], check) -> str:
     """Write a coordinate block by block (huge axes never materialised); returns its checksum."""
-    block = max(t, 2**20 // max(t, 1) * t)
+    block = max(t, COORD_BLOCK // max(t, 1) * t)
 
     def blocks():
         for start in range(0, max(n, 1), block):

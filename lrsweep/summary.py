@@ -13,14 +13,18 @@ import json
 import jax
 import numpy as np
 
-from . import answer, optimizers, outcomes, problems, results, suggest, theory
+from . import answer, optimizers, outcomes, plan, problems, results, suggest, theory
 
 
-def table(ds, block: int = 2**22) -> str:
+def table(ds, block: int = 2**22, limit: int = results.INDEX_MAX) -> str:
     """Per outcome: count and lr range; the largest converged lr; the lr with the lowest final loss.
 
-    Streams over blocks of the first dim, so a store larger than memory is summarised too.
+    Streams over blocks of the first dim (at most ``block`` configs, or ``limit``), so a store
+    larger than memory is summarised too. Runs at one lr are combined (the worst of them) only for
+    results of at most ``limit`` configs, which that reads whole; larger ones get the single runs'
+    extremes.
     """
+    block = max(1, min(block, limit))
     dims = ds["outcome"].dims
     lr_dims = [d for d in dims if d == "lr" or d.startswith("lr_")]
     first = dims[0]
@@ -61,7 +65,7 @@ def table(ds, block: int = 2**22) -> str:
                 f"{name:<11} {count[k]:>9,}" + "".join(f"  {lo[d][k]:>12.4g}  {hi[d][k]:>12.4g}" for d in lr_dims)
             )
     conv = outcomes.CONVERGED
-    if "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX:
+    if "lr" in ds.dims and ds["outcome"].size <= limit:
         # One lr axis: the runs at each lr combined as suggest_lr combines them (the worst run).
         how = suggest.across_text(ds, "worst")
         all_conv = (outcomes.codes(ds["outcome"].transpose("lr", ...)).reshape(ds.sizes["lr"], -1) == conv).all(axis=1)
@@ -117,25 +121,26 @@ def counts(ds, block: int = 2**22) -> dict[str, int]:
     return {name: int(n) for name, n in zip((*outcomes.NAMES, outcomes.PENDING_NAME), count)}
 
 
-def facts(ds, problem: problems.Problem | None) -> dict:
-    """A sweep's summary as JSON-able data: settings, sizes, outcome counts, suggested and critical lr."""
+def facts(ds, problem: problems.Problem | None, limit: int = results.INDEX_MAX) -> dict:
+    """A sweep's summary as JSON-able data: settings, sizes, outcome counts, suggested and critical lr
+    (those two for results of at most ``limit`` configs, see :func:`suggestable`)."""
     keep = ("problem", "epochs", "grad", "precision", "record", "optimizer", "optimizer_kwargs", "seed", "kernel_path")
     facts: dict = {
         "settings": {k: ds.attrs[k] for k in keep if k in ds.attrs},
         "spec": json.loads(ds.attrs["spec"]) if "spec" in ds.attrs else None,
         "sizes": {str(d): int(ds.sizes[d]) for d in ds["outcome"].dims},
         "configs": int(ds["outcome"].size),
-        "outcomes": counts(ds),
+        "outcomes": counts(ds, max(1, min(2**22, limit))),
         "suggested_lr": None,
         "critical_lr": None,
     }
     if "chunks_done" in ds.attrs:
         facts["chunks"] = {"done": ds.attrs["chunks_done"], "total": ds.attrs["chunks_total"]}
-    if suggestable(ds):
+    if suggestable(ds, limit):
         found = answer.suggestion(ds)
         if found.lr is not None:
             facts["suggested_lr"] = found.facts()
-    if "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX:
+    if suggestable(ds, limit):
         optimizer = ds.attrs.get("optimizer")
         if problem is not None and optimizer in theory.OPTIMIZERS:
             kwargs = dict(optimizers.get(optimizer).kwargs)
@@ -180,9 +185,20 @@ def theory_cost(problem: problems.Problem) -> float:
     return 0.5 + THEORY_UNIT_S * gradients_needed * n_param * problem.n_data
 
 
-def suggestable(ds) -> bool:
-    """Whether ``ds`` has one ``lr`` dim and is small enough to suggest from in memory."""
-    return "lr" in ds.dims and ds["outcome"].size <= results.INDEX_MAX
+def suggestable(ds, limit: int = results.INDEX_MAX) -> bool:
+    """Whether ``ds`` has one ``lr`` dim and at most ``limit`` configs: small enough to suggest
+    from in memory (the suggestion reads the result whole)."""
+    return "lr" in ds.dims and ds["outcome"].size <= limit
+
+
+def skipped_line(ds, memory: int) -> str:
+    """Why ``lrsweep run`` suggests no lr for a store too large to suggest from within ``memory``."""
+    need = int(ds["outcome"].size) * plan.SUMMARY_BYTES
+    return (
+        f"suggested lr: skipped ({ds['outcome'].size:,} configs need about {plan.human_size(need)} to suggest from, "
+        f"more than memory={plan.human_size(memory)}; run the same command with --memory {-(-need // 10**6)}MB "
+        "or more: the finished chunks are not recomputed)"
+    )
 
 
 def suggestion_lines(ds) -> list[str]:
