@@ -328,7 +328,18 @@ def loss_of(problem, policy: Policy) -> Callable[[PyTree], jax.Array]:
 def sample_inits(sampler: Callable, seed: int, n: int) -> PyTree:
     """``n`` draws of ``sampler(key)`` from keys split off ``jax.random.key(seed)``; leaves ``(n, ...)``."""
     keys = jax.random.split(jax.random.key(seed), n)
-    return jax.jit(jax.vmap(sampler))(keys)
+    try:
+        batched = _batched_sampler(sampler)
+    except TypeError:  # an unhashable callable: compiled for this call only
+        batched = jax.jit(jax.vmap(sampler))
+    return batched(keys)
+
+
+@functools.lru_cache(maxsize=32)
+def _batched_sampler(sampler: Callable) -> Callable:
+    # One compiled jit(vmap(sampler)) per sampler: a fresh jit per call compiled the sampler again on
+    # every sweep (measured 8.5 s of a 9.4 s digits sweep on a loaded 2-core CPU).
+    return jax.jit(jax.vmap(sampler))
 
 
 def to_compute_dtype(static: Static, *arrays) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ compile time reported apart (the warm-up call's time minus the median).
     lrsweep bench --verify                  # the fused kernel against the XLA path
     lrsweep bench --maps                    # trainability maps against the paper's approach
     lrsweep bench --sharpness               # what track_sharpness costs
+    lrsweep bench --digits                  # a real model's sweep against a loop and a hand-written vmap
     python -m lrsweep.bench --problems linear --sizes 1e6 --epochs 1000 --grads forward
 """
 
@@ -263,6 +264,10 @@ def main(argv=None) -> int:
         from . import sharpness as sharpness_bench
 
         return sharpness_bench.main([a for a in argv if a != "--sharpness"])
+    if "--digits" in argv:  # a real model's sweep against what users write (lrsweep.bench.digits)
+        from . import digits as digits_bench
+
+        return digits_bench.main([a for a in argv if a != "--digits"])
     result = run(argv)
     print(Path(result["paths"]["markdown"]).read_text())
     return 0

@@ -21,6 +21,8 @@ one folder:
 - ``14-six-settings``: the paper's six settings, one small map each (``maps``);
 - ``15-edge-of-stability`` and ``16-sharpness-vs-lr``: a tanh network on scikit-learn's digits,
   its sharpness rising to 2 / lr and staying there (``edge``; needs scikit-learn);
+- ``17-digits-lr``: held-out accuracy and training loss against lr for SGD and Adam on
+  ``problems.digits()``, minibatches, the suggested lr marked (``realdata``);
 - ``README.md``: every figure, a caption saying what a student should see, and this command.
 
 Every file is deterministic: a rerun on the same machine writes the same bytes (fixed rcParams,
@@ -51,6 +53,7 @@ from .landscape import fig_animation, fig_landscape
 from .lesson import fig_lesson, fig_tables, fig_why_stuck
 from .maps import fig_six_settings, fig_trainability_map
 from .readme import readme
+from .realdata import fig_digits_lr
 from .sweeps import fig_chapter_net, fig_fan, fig_final_loss, fig_heatmap, fig_optimizers, fig_outcome_map
 
 __all__ = ["FIGURES", "build_gallery", "build_problem_figures", "main"]
@@ -73,6 +76,7 @@ FIGURES = (
     fig_six_settings,
     fig_edge_of_stability,
     fig_sharpness_vs_lr,
+    fig_digits_lr,
 )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 import lrsweep
 
-from . import _templates, edge, maps
+from . import _templates, edge, maps, realdata
 from ._data import BOWL_COND, BOWL_DIM, Data
 from ._style import LESSON_LRS, float32_repr
 from .landscape import first_exit
@@ -81,5 +81,5 @@ def readme_values(data: Data) -> dict[str, str]:
 def readme(data: Data) -> str:
     """The README's text: the template with every placeholder filled (a missing one raises KeyError)."""
     return Template(_templates.read("README.md.tmpl")).substitute(
-        readme_values(data) | maps.readme_values(data) | edge.readme_values(data)
+        readme_values(data) | maps.readme_values(data) | edge.readme_values(data) | realdata.readme_values(data)
     )
