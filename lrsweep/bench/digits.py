@@ -42,7 +42,7 @@ from jax import lax
 
 import lrsweep
 
-from .. import api, engine, problems, schedules, spec
+from .. import engine, planner, problems, schedules, spec
 from . import roofline
 from .machine import machine as machine_info
 
@@ -145,7 +145,7 @@ def _summary_bytes(problem, lrs, n_init: int, steps: int) -> dict:
     for t in (steps, 10 * steps):
         s = spec.build(problem, lrs, steps=t, batch_size=BATCH, init=n_init, optimizer="adam", schedule=SCHEDULE,
                        eval_every=t, record="summary")  # fmt: skip
-        out[t] = api.plan_sweep(s)[0].layout.nbytes()
+        out[t] = planner.plan(*s).layout.nbytes()
     return {"steps": list(out), "bytes": list(out.values()), "independent_of_steps": len(set(out.values())) == 1}
 
 
