@@ -1,10 +1,8 @@
 """The six settings of the fractal paper's notebook (lrsweep.maps.settings) against its own code.
 
-The reference is the notebook's code (github.com/Sohl-Dickstein/fractal, cells "Network and
-training" and "Train networks over grid"), transcribed here with its hyperparameters as arguments
-and run in float64 as the notebook runs: a Python loop over a jitted, vmapped ``train_step``, the
-minibatch keys ``split(PRNGKey(42), steps)``, the offset added to the stored weights inside each
-step. Nothing of lrsweep is used to compute it.
+The reference is the notebook's code (github.com/Sohl-Dickstein/fractal), transcribed in
+``tests/paper_reference.py`` with its hyperparameters as arguments and run in float64 as the
+notebook runs. Nothing of lrsweep is used to compute it.
 """
 
 from __future__ import annotations
@@ -12,104 +10,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from paper_reference import paper_setting_map
 
 from lrsweep import maps
 from lrsweep.cli import main as cli_main
 from lrsweep.maps import settings as map_settings
-
-
-def paper_verdicts(
-    mnmx, res, steps, *, nonlinearity="tanh", minibatch_size=None, dataset="full", phase_space="lr_vs_lr",
-    width=16, depth=2, target_dim=1, partitionable=True, init_shift=0.0,
-):  # fmt: skip
-    """The notebook's map: ``(ratio, value)`` images, rows the y axis (low first), columns x.
-    ``ratio < 1`` is trainable. ``init_shift`` nudges ``W0`` by that much (a chaos probe)."""
-    with jax.enable_x64(True), jax.threefry_partitionable(partitionable):
-
-        def net(theta, X):
-            for W in theta:
-                Z = jnp.dot(X, W) / jnp.sqrt(W.shape[0])
-                if nonlinearity == "tanh":
-                    X = jax.nn.tanh(Z * jnp.sqrt(2))
-                elif nonlinearity == "relu":
-                    X = jax.nn.relu(Z) * jnp.sqrt(2)
-                else:
-                    X = Z
-            return Z / jnp.sqrt(W.shape[0])
-
-        def init(rng):
-            rng = jax.random.split(rng, depth)
-            theta, out_width = [], width
-            for i in range(depth):
-                if i == depth - 1:
-                    out_width = target_dim
-                theta.append(jax.random.normal(rng[i], (width, out_width)))
-            return theta
-
-        def loss(theta, X, Y):
-            return jnp.mean((net(theta, X) - Y) ** 2)
-
-        def train_step(rng, theta, hparams, X, Y):
-            if phase_space == "lr_vs_lr":
-                learning_rates = [hparams[i % len(hparams)] for i in range(len(theta))]
-            else:
-                theta = [t + hparams[0] if i == 0 else t for i, t in enumerate(theta)]
-                learning_rates = [hparams[1] for _ in theta]
-            if minibatch_size is None:
-                _loss, _grad = jax.value_and_grad(loss)(theta, X, Y)
-            else:
-                idx = jax.random.randint(rng, (minibatch_size,), 0, X.shape[0])
-                _loss = loss(theta, X, Y)
-                _grad = jax.grad(loss)(theta, X[idx], Y[idx])
-            return jax.tree_util.tree_map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates), _loss
-
-        step = jax.jit(jax.vmap(train_step, in_axes=(None, 0, 0, None, None)))
-
-        def measure(v, max_val=1e6):
-            v = jnp.where(jnp.isfinite(v), v, max_val)
-            v = v / v[0]
-            v = jnp.where(v > max_val, max_val, v)
-            ratio = jnp.mean(v[-20:])
-            return ratio, jnp.where(ratio < 1, -jnp.sum(v), jnp.sum(1 / v))
-
-        rng = jax.random.PRNGKey(0)
-        rng, srng = jax.random.split(rng)
-        theta = init(srng)
-        theta[0] = theta[0] + init_shift
-        n_params = sum(int(t.size) for t in theta)
-        rng, srng = jax.random.split(rng)
-        if dataset == "single":
-            n = 1
-        elif nonlinearity == "identity":
-            n = width
-        else:
-            n = n_params // target_dim
-        X = jax.random.normal(srng, (n, width))
-        rng, srng = jax.random.split(rng)
-        Y = jax.random.normal(srng, (n, target_dim))
-        mn1, mx1, mn2, mx2 = mnmx
-        lr0, lr1 = jnp.meshgrid(jnp.logspace(mn2, mx2, res), jnp.logspace(mn1, mx1, res))
-        hp = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
-        th = [jnp.tile(t, (hp.shape[0], 1, 1)) for t in theta]
-        losses = []
-        for k in jax.random.split(jax.random.PRNGKey(42), steps):
-            th, lv = step(k, th, hp, X, Y)
-            losses.append(lv)
-        ratio, value = jax.vmap(measure)(jnp.stack(losses, axis=-1))
-        return np.asarray(ratio).reshape(res, res), np.asarray(value).reshape(res, res)
-
-
-NOTEBOOK = {
-    "tanh": {},
-    "relu": {"nonlinearity": "relu"},
-    "identity": {"nonlinearity": "identity"},
-    "minibatch": {"minibatch_size": 16},
-    "single": {"dataset": "single"},
-    "paraminit": {"phase_space": "paraminit_vs_lr"},
-}
 
 
 def compare(setting, x_range, y_range, res, steps, prng="jax"):
@@ -119,10 +26,9 @@ def compare(setting, x_range, y_range, res, steps, prng="jax"):
     score moves by less than 1e-6 (relative) when ``W0`` is nudged by 1e-12. On the others the
     trajectory is chaotic (a difference in the last bit grows to a different run), so no two codes
     that round differently can agree there. On steady pixels the scores must agree to 1e-6 too."""
-    mnmx = [y_range[0], y_range[1], x_range[0], x_range[1]]
-    kw: dict[str, Any] = dict(NOTEBOOK[setting], partitionable=prng == "jax")
-    ratio, _ = paper_verdicts(mnmx, res, steps, **kw)
-    nudged, _ = paper_verdicts(mnmx, res, steps, init_shift=1e-12, **kw)
+    kw: dict[str, Any] = dict(partitionable=prng == "jax", as_written=False)
+    ratio, _ = paper_setting_map(setting, x_range, y_range, res, steps, **kw)
+    nudged, _ = paper_setting_map(setting, x_range, y_range, res, steps, init_shift=1e-12, **kw)
     ds = maps.trainability(
         setting=setting, x_range=x_range, y_range=y_range, res=res, steps=steps, precision="float64", prng=prng
     )
@@ -150,13 +56,14 @@ def test_the_papers_draws_match_the_notebook_as_it_ran_in_2024():
 
 
 def test_paper_draws_differ_from_todays_and_equal_the_old_threefry():
-    mp_new = map_settings.setting_problem("tanh", steps=10)
-    mp_old = map_settings.setting_problem("tanh", steps=10, prng="paper")
+    new = map_settings.setting_problem("tanh", steps=10).problem
+    old = map_settings.setting_problem("tanh", steps=10, prng="paper").problem
+    assert not isinstance(new, str) and not isinstance(old, str)
     with jax.enable_x64(True), jax.threefry_partitionable(False):
         k = jax.random.split(jax.random.PRNGKey(0))[1]  # rng, srng = split(rng): the second
         w0 = np.asarray(jax.random.normal(jax.random.split(k, 2)[0], (16, 16)))
-    np.testing.assert_array_equal(mp_old.problem.init["W0"], w0)
-    assert not np.array_equal(mp_new.problem.init["W0"], w0)
+    np.testing.assert_array_equal(old.init["W0"], w0)
+    assert not np.array_equal(new.init["W0"], w0)
 
 
 def test_minibatch_table_is_the_notebooks_draw():
