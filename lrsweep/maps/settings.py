@@ -77,6 +77,11 @@ WINDOWS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "single": ((-1.0, 4.0), (0.0, 4.0)),
     "paraminit": ((-3.0, 1.0), (-1.0, 2.0)),
 }
+#: The window the notebook's interactive cell opens with, ``mnmx = [-3, 6, -3, 6]`` (x, y; log10).
+PAPER_FULL_VIEW = ((-3.0, 6.0), (-3.0, 6.0))
+#: ``(x_min, y_max)``: in that window the paper's published tanh map has an untrainable corner at
+#: ``x > 5, y < -1.8``, which the paper's draws (``prng="paper"``) reproduce and today's lack.
+PAPER_CORNER = (5.0, -1.8)
 #: Axis labels of each kind of map (x, y).
 LABELS = {
     "lr": ("input layer learning rate (log10)", "output layer learning rate (log10)"),
