@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from .settings import (
     PRNGS,
     SETTINGS,
     WINDOWS,
+    setting_problem,
 )
 
 EXAMPLES = """examples:
@@ -46,6 +48,14 @@ EXAMPLES = """examples:
 
 Killed? Run the same command again: every store (one per GIF frame under --out) resumes."""
 
+#: Frames of a zoom sequence unless --frames says.
+FRAMES = 10
+#: The network's defaults, as ``settings.setting_problem`` has them.
+NET = {
+    k: v.default
+    for k, v in inspect.signature(setting_problem).parameters.items()
+    if k in ("width", "depth", "target_dim")
+}
 #: Options that take a value which may start with '-' (a negative log10 lr).
 _VALUED = ("--x-range", "--y-range", "--center", "--zoom-to")
 
@@ -80,11 +90,18 @@ def parser() -> argparse.ArgumentParser:
         "name, or 'module:function' / 'path/to/file.py:function' marked with @lrsweep.problem_factory); "
         "needs --x-range and --y-range",
     )
-    p.add_argument("--problem-args", action="append", default=None, help="the problem's arguments, key=value,...")
+    p.add_argument(
+        "--problem-args",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="the problem's arguments, key=value,...",
+    )
     p.add_argument(
         "--x-axis",
         default=None,
-        help=f"with --problem: the x axis, {ACCEPTED} (dims as a sweep names them; default lr_<first parameter>)",
+        help=f"with --problem: the x axis; a map is {ACCEPTED}, named as a sweep names its dims "
+        "(default lr_<first parameter>)",
     )
     p.add_argument("--y-axis", default=None, help="with --problem: the y axis (default lr_<last parameter>)")
     p.add_argument("--optimizer", default=None, help="with --problem: the optimizer (default gd)")
@@ -93,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--center", help="X,Y: centre of the window (log10), with --zoom instead of the ranges")
     p.add_argument("--zoom", type=float, default=None, help="how many times narrower than the default window")
     p.add_argument("--zoom-to", help="X,Y: render a zoom sequence towards this point into --gif")
-    p.add_argument("--frames", type=int, default=10, help="frames of the zoom sequence (default 10)")
+    p.add_argument("--frames", type=int, default=FRAMES, help=f"frames of the zoom sequence (default {FRAMES})")
     p.add_argument("--res", type=int, default=DEFAULT_RES, help=f"pixels per side (default {DEFAULT_RES})")
     p.add_argument(
         "--steps", type=int, default=DEFAULT_STEPS, help=f"gradient-descent steps per run (default {DEFAULT_STEPS})"
@@ -105,10 +122,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"default {DEFAULT_PRECISION}: float32 only where a {CHECK_RES} x {CHECK_RES} sample agrees with float64 "
         f"on >= {100 * AUTO_AGREEMENT:g}%% of verdicts, else float64; float32 prints its measured agreement",
     )
-    p.add_argument("--width", type=int, default=None, help="hidden units (default 16)")
-    p.add_argument("--depth", type=int, default=None, help="hidden layers (default 1)")
+    p.add_argument("--width", type=int, default=None, help=f"hidden units (default {NET['width']})")
+    p.add_argument("--depth", type=int, default=None, help=f"hidden layers (default {NET['depth']})")
     p.add_argument("--n-data", type=int, default=None, help="data points (default: the paper's for the setting)")
-    p.add_argument("--target-dim", type=int, default=None, help="outputs per point (default 1)")
+    p.add_argument("--target-dim", type=int, default=None, help=f"outputs per point (default {NET['target_dim']})")
     p.add_argument("--prng", default=None, choices=PRNGS, help=f"draws (default {DEFAULT_PRNG}; paper: the figures')")
     p.add_argument(
         "--offset-mode",
