@@ -24,6 +24,10 @@ From the command line::
     lrsweep map --x-range -1:3 --y-range 0:2 --res 256 --steps 500 --out map.zarr --png map.png
     lrsweep map --center 1.5,1.4 --zoom 100 --png zoom.png
     lrsweep map --zoom-to 1.5,1.4 --zoom 1000 --frames 12 --out frames/ --gif zoom.gif
+    lrsweep map --problem linear --x-axis init_w --y-axis lr --x-range -2:1 --y-range -3:0.5
+
+Any problem maps over two of its sweep axes (``lrsweep.maps._axes``): two parameter groups' lrs,
+or a scalar parameter's initial value or an optimizer hyperparameter against one lr.
 """
 
 from __future__ import annotations
