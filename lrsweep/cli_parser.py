@@ -22,7 +22,7 @@ COMMANDS = {
     "verify": "check every finished chunk of a store against its checksum; exit 1 if any is damaged",
     "trace": "print the lesson's per-epoch lines for one learning rate",
     "bench": "the benchmark suite (lrsweep bench --help for its options)",
-    "map": "a trainability map over two layers' learning rates (lrsweep map --help)",
+    "map": "a trainability map over two lrs, or an init or hyperparameter and an lr (lrsweep map --help)",
     "figures": "the lecture figure gallery (lrsweep figures --help for its options)",
     "info": "print versions, backend and devices",
 }

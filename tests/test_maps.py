@@ -2,8 +2,9 @@
 dimension on shapes of known dimension, pictures, zooms, the CLI and the whole-batch loss path.
 
 References are independent: the paper's notebook code (float64; a Python loop over jitted,
-vmapped steps on chunks of configs) transcribed below from github.com/Sohl-Dickstein/fractal, and
-closed-form dimensions (a line, a square's outline, noise, the Koch curve's log 4 / log 3).
+vmapped steps on chunks of configs) transcribed in ``tests/paper_reference.py`` from
+github.com/Sohl-Dickstein/fractal, and closed-form dimensions (a line, a square's outline, noise,
+the Koch curve's log 4 / log 3).
 """
 
 from __future__ import annotations
@@ -17,91 +18,11 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import pytest
+from paper_reference import paper_map
 
 import lrsweep
 from lrsweep import maps
 from lrsweep.cli import main as cli_main
-
-# ------------------------------------------------------------------------------------------------
-# The paper's code path, transcribed from its notebook ("tanh full batch": width 16, depth 2 weight
-# layers, 272 points, target_dim 1, phase_space 'lr_vs_lr', readout 'loss'), float64.
-# ------------------------------------------------------------------------------------------------
-
-
-def paper_map(mnmx, res: int, steps: int, outer_batch_size: int = 50000, as_written: bool = True):
-    """``(ratio, value)`` images (rows: output layer lr, low first; columns: input layer lr):
-    ``ratio = mean(v[-20:])`` (trainable iff < 1) and the notebook's ``convergence_measure``.
-
-    ``as_written``: the notebook's ``v * fin + max_val * (1 - fin)``, which leaves a non-finite
-    loss NaN (``inf * 0``); False: what it means to do, a non-finite loss replaced by ``max_val``."""
-    width, depth, target_dim = 16, 2, 1
-    with jax.enable_x64(True):
-
-        def net(theta, X):
-            for W in theta:
-                Z = jnp.dot(X, W) / jnp.sqrt(W.shape[0])
-                X = jax.nn.tanh(Z * jnp.sqrt(2))
-            return Z / jnp.sqrt(W.shape[0])
-
-        def init(rng, width, depth):
-            rng = jax.random.split(rng, depth)
-            theta, out_width = [], width
-            for i in range(depth):
-                if i == depth - 1:
-                    out_width = target_dim
-                theta.append(jax.random.normal(rng[i], (width, out_width)))
-            return theta
-
-        def loss(theta, X, Y):
-            return jnp.mean((net(theta, X) - Y) ** 2)
-
-        def train_step(rng, theta, hparams, X, Y):
-            learning_rates = [hparams[i % len(hparams)] for i in range(len(theta))]
-            _loss, _grad = jax.value_and_grad(loss)(theta, X, Y)
-            return jax.tree_util.tree_map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates), _loss
-
-        train_step_lrvmap = jax.jit(jax.vmap(train_step, in_axes=(None, 0, 0, None, None), out_axes=(0, 0)))
-
-        def convergence_measure(v, max_val=1e6):
-            fin = jnp.isfinite(v)
-            v = v * fin + max_val * (1 - fin) if as_written else jnp.where(fin, v, max_val)
-            v /= v[0]
-            exceeds = v > max_val
-            v = v * (1 - exceeds) + max_val * exceeds
-            ratio = jnp.mean(v[-20:])
-            return ratio, jnp.where(ratio < 1, -jnp.sum(v), jnp.sum(1 / v))
-
-        measure = jax.jit(jax.vmap(convergence_measure))
-
-        def train(theta, hparams, X, Y, num_steps):
-            bs = hparams.shape[0]
-            if bs > outer_batch_size:
-                a = train(theta, hparams[: bs // 2], X, Y, num_steps)
-                b = train(theta, hparams[bs // 2 :], X, Y, num_steps)
-                return tuple(jnp.concatenate([u, w]) for u, w in zip(a, b))
-            rng = jax.random.split(jax.random.PRNGKey(42), num_steps)
-            _theta = jax.tree_util.tree_map(lambda u: jnp.tile(u, (bs,) + (1,) * len(u.shape)), theta)
-            losses = []
-            for _rng in rng:
-                _theta, _loss = train_step_lrvmap(_rng, _theta, hparams, X, Y)
-                losses.append(_loss)
-            return measure(jnp.stack(losses, axis=-1))
-
-        mn1, mx1, mn2, mx2 = mnmx
-        rng = jax.random.PRNGKey(0)
-        rng, srng = jax.random.split(rng)
-        theta = init(srng, width, depth)
-        n_params = sum(int(t.size) for t in theta)
-        rng, srng = jax.random.split(rng)
-        X = jax.random.normal(srng, (n_params // target_dim, width))
-        rng, srng = jax.random.split(rng)
-        Y = jax.random.normal(srng, (n_params // target_dim, target_dim))
-        gg1 = jnp.logspace(mn1, mx1, res)
-        gg2 = jnp.logspace(mn2, mx2, res)
-        lr0, lr1 = jnp.meshgrid(gg2, gg1)
-        lr = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
-        ratio, value = train(theta, lr, X, Y, steps)
-        return np.asarray(ratio).reshape(res, res), np.asarray(value).reshape(res, res)
 
 
 def _check_exact(x_range, y_range, res, steps):
@@ -279,7 +200,7 @@ def test_cli_map_png_and_gif(tmp_path, capsys):
         ({"precision": "mixed"}, "precision='mixed' is invalid"),
         ({"x_range": (0, float("nan"))}, "x_range="),
         ({"record": "trajectory"}, "record='trajectory' is invalid"),
-        ({"x_group": "W2"}, "x_group='W2' is invalid without a problem"),
+        ({"x_axis": "lr_W2"}, "x_axis='lr_W2' is invalid without a problem"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(kwargs, match):

@@ -1,115 +1,24 @@
 """The six settings of the fractal paper's notebook (lrsweep.maps.settings) against its own code.
 
-The reference is the notebook's code (github.com/Sohl-Dickstein/fractal, cells "Network and
-training" and "Train networks over grid"), transcribed here with its hyperparameters as arguments
-and run in float64 as the notebook runs: a Python loop over a jitted, vmapped ``train_step``, the
-minibatch keys ``split(PRNGKey(42), steps)``, the offset added to the stored weights inside each
-step. Nothing of lrsweep is used to compute it.
+The reference is the notebook's code (github.com/Sohl-Dickstein/fractal), transcribed in
+``tests/paper_reference.py`` with its hyperparameters as arguments and run in float64 as the
+notebook runs. Nothing of lrsweep is used to compute it.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any, cast
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from paper_reference import paper_setting_map
 
 from lrsweep import maps
 from lrsweep.cli import main as cli_main
 from lrsweep.maps import settings as map_settings
-
-
-def paper_verdicts(
-    mnmx, res, steps, *, nonlinearity="tanh", minibatch_size=None, dataset="full", phase_space="lr_vs_lr",
-    width=16, depth=2, target_dim=1, partitionable=True, init_shift=0.0,
-):  # fmt: skip
-    """The notebook's map: ``(ratio, value)`` images, rows the y axis (low first), columns x.
-    ``ratio < 1`` is trainable. ``init_shift`` nudges ``W0`` by that much (a chaos probe)."""
-    with jax.enable_x64(True), jax.threefry_partitionable(partitionable):
-
-        def net(theta, X):
-            for W in theta:
-                Z = jnp.dot(X, W) / jnp.sqrt(W.shape[0])
-                if nonlinearity == "tanh":
-                    X = jax.nn.tanh(Z * jnp.sqrt(2))
-                elif nonlinearity == "relu":
-                    X = jax.nn.relu(Z) * jnp.sqrt(2)
-                else:
-                    X = Z
-            return Z / jnp.sqrt(W.shape[0])
-
-        def init(rng):
-            rng = jax.random.split(rng, depth)
-            theta, out_width = [], width
-            for i in range(depth):
-                if i == depth - 1:
-                    out_width = target_dim
-                theta.append(jax.random.normal(rng[i], (width, out_width)))
-            return theta
-
-        def loss(theta, X, Y):
-            return jnp.mean((net(theta, X) - Y) ** 2)
-
-        def train_step(rng, theta, hparams, X, Y):
-            if phase_space == "lr_vs_lr":
-                learning_rates = [hparams[i % len(hparams)] for i in range(len(theta))]
-            else:
-                theta = [t + hparams[0] if i == 0 else t for i, t in enumerate(theta)]
-                learning_rates = [hparams[1] for _ in theta]
-            if minibatch_size is None:
-                _loss, _grad = jax.value_and_grad(loss)(theta, X, Y)
-            else:
-                idx = jax.random.randint(rng, (minibatch_size,), 0, X.shape[0])
-                _loss = loss(theta, X, Y)
-                _grad = jax.grad(loss)(theta, X[idx], Y[idx])
-            return jax.tree_util.tree_map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates), _loss
-
-        step = jax.jit(jax.vmap(train_step, in_axes=(None, 0, 0, None, None)))
-
-        def measure(v, max_val=1e6):
-            v = jnp.where(jnp.isfinite(v), v, max_val)
-            v = v / v[0]
-            v = jnp.where(v > max_val, max_val, v)
-            ratio = jnp.mean(v[-20:])
-            return ratio, jnp.where(ratio < 1, -jnp.sum(v), jnp.sum(1 / v))
-
-        rng = jax.random.PRNGKey(0)
-        rng, srng = jax.random.split(rng)
-        theta = init(srng)
-        theta[0] = theta[0] + init_shift
-        n_params = sum(int(t.size) for t in theta)
-        rng, srng = jax.random.split(rng)
-        if dataset == "single":
-            n = 1
-        elif nonlinearity == "identity":
-            n = width
-        else:
-            n = n_params // target_dim
-        X = jax.random.normal(srng, (n, width))
-        rng, srng = jax.random.split(rng)
-        Y = jax.random.normal(srng, (n, target_dim))
-        mn1, mx1, mn2, mx2 = mnmx
-        lr0, lr1 = jnp.meshgrid(jnp.logspace(mn2, mx2, res), jnp.logspace(mn1, mx1, res))
-        hp = jnp.stack([lr0.ravel(), lr1.ravel()], axis=-1)
-        th = [jnp.tile(t, (hp.shape[0], 1, 1)) for t in theta]
-        losses = []
-        for k in jax.random.split(jax.random.PRNGKey(42), steps):
-            th, lv = step(k, th, hp, X, Y)
-            losses.append(lv)
-        ratio, value = jax.vmap(measure)(jnp.stack(losses, axis=-1))
-        return np.asarray(ratio).reshape(res, res), np.asarray(value).reshape(res, res)
-
-
-NOTEBOOK = {
-    "tanh": {},
-    "relu": {"nonlinearity": "relu"},
-    "identity": {"nonlinearity": "identity"},
-    "minibatch": {"minibatch_size": 16},
-    "single": {"dataset": "single"},
-    "paraminit": {"phase_space": "paraminit_vs_lr"},
-}
 
 
 def compare(setting, x_range, y_range, res, steps, prng="jax"):
@@ -118,17 +27,21 @@ def compare(setting, x_range, y_range, res, steps, prng="jax"):
     ``agreement`` is the share of verdicts that agree on the steady pixels: those whose notebook
     score moves by less than 1e-6 (relative) when ``W0`` is nudged by 1e-12. On the others the
     trajectory is chaotic (a difference in the last bit grows to a different run), so no two codes
-    that round differently can agree there. On steady pixels the scores must agree to 1e-6 too."""
-    mnmx = [y_range[0], y_range[1], x_range[0], x_range[1]]
-    kw: dict[str, Any] = dict(NOTEBOOK[setting], partitionable=prng == "jax")
-    ratio, _ = paper_verdicts(mnmx, res, steps, **kw)
-    nudged, _ = paper_verdicts(mnmx, res, steps, init_shift=1e-12, **kw)
+    that round differently can agree there. On steady pixels the scores must agree to 1e-6 too,
+    except on runs whose loss went non-finite (scored differently, both far above 1)."""
+    kw: dict[str, Any] = dict(partitionable=prng == "jax", as_written=False)
+    ratio, _ = paper_setting_map(setting, x_range, y_range, res, steps, **kw)
+    nudged, _ = paper_setting_map(setting, x_range, y_range, res, steps, init_shift=1e-12, **kw)
     ds = maps.trainability(
         setting=setting, x_range=x_range, y_range=y_range, res=res, steps=steps, precision="float64", prng=prng
     )
     mine = ds.score.values.T  # rows y, columns x, as the notebook's image
     steady = np.abs(nudged - ratio) <= 1e-6 * np.abs(ratio)
-    np.testing.assert_allclose(mine[steady], ratio[steady], rtol=1e-6, atol=1e-9)
+    # A loss gone non-finite counts 1e6 / L_0 in the notebook and 1e6 here (lrsweep.outcomes): the
+    # same where L_0 <= 1 (the clip), not under the paper's draws (L_0 = 1.087). Both are far above 1.
+    finite = ratio < 1e3
+    np.testing.assert_allclose(mine[steady & finite], ratio[steady & finite], rtol=1e-6, atol=1e-9)
+    assert (mine[steady & ~finite] >= 1e3).all()
     agree = float(np.mean((mine[steady] < 1) == (ratio[steady] < 1)))
     return agree, float(steady.mean()), float(maps.boundary(ratio < 1).mean())
 
@@ -139,7 +52,16 @@ def test_each_setting_matches_the_notebooks_code(setting):
     x_range, y_range = map_settings.WINDOWS[setting]
     agree, steady, edge = compare(setting, x_range, y_range, 12, 100)
     assert edge >= 0.08  # the window straddles the boundary
-    assert steady >= 0.8
+    assert steady >= 0.75  # paraminit's window is the most chaotic: 79.9% steady at 12 px
+    assert agree >= 0.999, agree
+
+
+@pytest.mark.slow
+def test_paraminit_window_at_32px_matches_the_notebooks_code():
+    # The default window at the gallery's size: a ragged edge, a third of the pixels on it.
+    x_range, y_range = map_settings.WINDOWS["paraminit"]
+    agree, steady, edge = compare("paraminit", x_range, y_range, 32, 150)
+    assert edge >= 0.25 and steady >= 0.6  # measured: 36.2% on the boundary, 68.7% steady
     assert agree >= 0.999, agree
 
 
@@ -149,14 +71,44 @@ def test_the_papers_draws_match_the_notebook_as_it_ran_in_2024():
     assert edge >= 0.08 and steady >= 0.8 and agree >= 0.999
 
 
+def test_the_papers_corner_shows_with_its_draws_only():
+    # The corner of the paper's full view (x > 5, y < -1.8, log10 lr) is untrainable in its published
+    # tanh figure. With the paper's draws every pixel of it is, score for score as the notebook's code
+    # under the old threefry; with today's draws most of it trains (measured: 9 of 36 pixels do not).
+    x_min, y_max = map_settings.PAPER_CORNER
+    (_, x_hi), (y_lo, _) = map_settings.PAPER_FULL_VIEW
+    win: dict[str, Any] = dict(x_range=(x_min, x_hi), y_range=(y_lo, y_max), res=6, steps=100, precision="float64")
+    paper = maps.trainability(prng="paper", **win)
+    today = maps.trainability(prng="jax", **win)
+    ratio, _ = paper_setting_map("tanh", win["x_range"], win["y_range"], 6, 100, partitionable=False)
+    np.testing.assert_allclose(paper.score.values.T, ratio, rtol=1e-9)
+    assert not paper.trainable.values.any() and (ratio >= 1).all()
+    assert today.trainable.values.mean() >= 0.5
+
+
+@pytest.mark.slow
+def test_the_papers_full_view_has_its_untrainable_corner():
+    # The notebook's opening window x, y in [-3, 6] at 24 x 24 pixels, as the paper's figure.
+    (x_range, y_range), (x_min, y_max) = map_settings.PAPER_FULL_VIEW, map_settings.PAPER_CORNER
+    kw: dict[str, Any] = dict(x_range=x_range, y_range=y_range, res=24, steps=100, precision="float64")
+    paper, today = maps.trainability(prng="paper", **kw), maps.trainability(prng="jax", **kw)
+    corner = (np.log10(paper.lr_W0.values)[:, None] > x_min) & (np.log10(paper.lr_W1.values)[None, :] < y_max)
+    assert corner.sum() == 12
+    assert (~paper.trainable.values[corner]).mean() >= 0.9  # measured: 100%
+    assert (~today.trainable.values[corner]).mean() <= 0.5  # measured: 8.3%
+    agree, steady, _ = compare("tanh", x_range, y_range, 24, 100, prng="paper")
+    assert steady >= 0.8 and agree >= 0.999
+
+
 def test_paper_draws_differ_from_todays_and_equal_the_old_threefry():
-    mp_new = map_settings.setting_problem("tanh", steps=10)
-    mp_old = map_settings.setting_problem("tanh", steps=10, prng="paper")
+    new = map_settings.setting_problem("tanh", steps=10).problem
+    old = map_settings.setting_problem("tanh", steps=10, prng="paper").problem
+    assert not isinstance(new, str) and not isinstance(old, str)
     with jax.enable_x64(True), jax.threefry_partitionable(False):
         k = jax.random.split(jax.random.PRNGKey(0))[1]  # rng, srng = split(rng): the second
         w0 = np.asarray(jax.random.normal(jax.random.split(k, 2)[0], (16, 16)))
-    np.testing.assert_array_equal(mp_old.problem.init["W0"], w0)
-    assert not np.array_equal(mp_new.problem.init["W0"], w0)
+    np.testing.assert_array_equal(old.init["W0"], w0)
+    assert not np.array_equal(new.init["W0"], w0)
 
 
 def test_minibatch_table_is_the_notebooks_draw():
@@ -255,10 +207,28 @@ def test_help_states_the_codes_defaults(capsys):
     with pytest.raises(SystemExit):
         cli_main(["map", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    x, y = map_settings.WINDOWS["tanh"]
-    assert f"tanh {x[0]:g}:{x[1]:g} x {y[0]:g}:{y[1]:g}" in text
+    for name, (x, y) in map_settings.WINDOWS.items():
+        assert f"{name} {x[0]:g}:{x[1]:g} x {y[0]:g}:{y[1]:g}" in text
     assert f"(default {maps.DEFAULT_RES})" in text and f"(default {maps.DEFAULT_STEPS})" in text
     assert f"default {maps.DEFAULT_PRECISION}" in text and f"default {map_settings.DEFAULT_PRNG}" in text
+    assert f"(default {map_settings.DEFAULT_SETTING})" in text
+    assert f"(default {map_settings.DEFAULT_OFFSET_MODE})" in text
+    net = inspect.signature(map_settings.setting_problem).parameters
+    for flag, name in (("hidden units", "width"), ("hidden layers", "depth"), ("outputs per point", "target_dim")):
+        assert f"{flag} (default {net[name].default})" in text
+    assert f"{maps.CHECK_RES} x {maps.CHECK_RES} sample" in text and f">= {100 * maps.AUTO_AGREEMENT:g}%" in text
+
+
+def test_quiet_drops_the_progress_bar_only(capsys):
+    args = ["map", "--x-range", "2:3.5", "--y-range", "2:2.4", "--res", "4", "--steps", "10", "--precision", "float64"]
+    outs = []
+    for quiet in ([], ["-q"]):
+        assert cli_main([*args, *quiet]) == 0
+        out, err = capsys.readouterr()
+        outs.append((re.sub(r"time [0-9.]+ s", "time s", out), err))
+    (loud, bar), (quiet_out, no_bar) = outs
+    assert loud == quiet_out and "fractal dimension" in loud and "trainable" in loud
+    assert "config-step" in bar and no_bar == ""
 
 
 def test_cli_setting_quiet_prints_the_facts_and_open_gives_the_same_map(tmp_path, capsys):

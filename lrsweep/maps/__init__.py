@@ -24,6 +24,10 @@ From the command line::
     lrsweep map --x-range -1:3 --y-range 0:2 --res 256 --steps 500 --out map.zarr --png map.png
     lrsweep map --center 1.5,1.4 --zoom 100 --png zoom.png
     lrsweep map --zoom-to 1.5,1.4 --zoom 1000 --frames 12 --out frames/ --gif zoom.gif
+    lrsweep map --problem linear --x-axis init_w --y-axis lr --x-range -2:1 --y-range -3:0.5
+
+Any problem maps over two of its sweep axes (``lrsweep.maps._axes``): two parameter groups' lrs,
+or a scalar parameter's initial value or an optimizer hyperparameter against one lr.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ import numpy as np
 import xarray as xr
 
 from .. import _checks, problems, results
-from ..grid import init_grid
 from ..problems._problem import Problem
 from ..problems.builtins import mlp_batch_loss
+from . import _axes
 from . import settings as settings_mod
 from ._fractal import (
     METHODS,
@@ -158,29 +162,13 @@ def zoom_windows(target, zoom: float, frames: int, base_x=DEFAULT_X_RANGE, base_
     return out
 
 
-def _groups(problem: Problem, x_group: str | None, y_group: str | None) -> tuple[str, str]:
-    names = list(problem.init) if isinstance(problem.init, dict) else []
-    if x_group is None or y_group is None:
-        if len(names) != 2:
-            raise ValueError(
-                f"problem {problem.name!r} has parameters {names}: name x_group and y_group "
-                "(the input and output layers' parameters)"
-            )
-        x_group, y_group = x_group or names[0], y_group or names[-1]
-    for arg, g in (("x_group", x_group), ("y_group", y_group)):
-        if g not in names:
-            raise ValueError(f"{arg}={g!r} is invalid: expected one of the problem's parameters {names}")
-    if x_group == y_group:
-        raise ValueError(f"x_group and y_group are both {x_group!r}: expected two different parameters")
-    return x_group, y_group
-
-
-def _map_problem(problem, setting, precision, steps, x_group, y_group, net) -> settings_mod.MapProblem:
-    """The setting's :class:`settings.MapProblem`, or a user problem's (two lr groups)."""
+def _map_problem(problem, setting, precision, steps, x_axis, y_axis, net, axes_kw) -> settings_mod.MapProblem:
+    """The setting's :class:`settings.MapProblem`, or a problem's over ``x_axis`` and ``y_axis``
+    (``_axes``: two lr groups, or an initial value or a hyperparameter against one lr)."""
     if problem is None:
-        if x_group is not None or y_group is not None:
-            bad = ("x_group", x_group) if x_group is not None else ("y_group", y_group)
-            raise ValueError(f"{bad[0]}={bad[1]!r} is invalid without a problem: a setting names its own axes")
+        for arg, value in (("x_axis", x_axis), ("y_axis", y_axis)):
+            if value is not None:
+                raise ValueError(f"{arg}={value!r} is invalid without a problem: a setting names its own axes")
         return settings_mod.setting_problem(
             setting or settings_mod.DEFAULT_SETTING, steps=steps, precision=precision, **net
         )
@@ -188,24 +176,15 @@ def _map_problem(problem, setting, precision, steps, x_group, y_group, net) -> s
         raise ValueError(
             f"setting={setting!r} and {sorted(net)} are invalid with a problem: they choose the paper's network"
         )
-    problem = problems.resolve(problem)
-    gx, gy = _groups(problem, x_group, y_group)
-    return settings_mod.MapProblem(problem, gx, gy, None, {}, "gd", False, ())
+    return _axes.user_problem(problem, x_axis, y_axis, **axes_kw)
 
 
 def _sweep_map(mp: settings_mod.MapProblem, xs, ys, steps, precision, out, settings) -> xr.Dataset:
     """One run per pixel of ``xs x ys`` (axis values), finished by :func:`_finish`."""
     from .. import api
 
-    kw = dict(settings)
-    if mp.x_is_offset:
-        lr, kw["init"] = ys, init_grid(**{mp.x_group: xs})
-    else:
-        lr = {mp.x_group: xs, mp.y_group: ys, **mp.fixed_lr}
-    if mp.groups is not None:
-        kw["groups"] = mp.groups
-    if mp.optimizer != "gd":
-        kw["optimizer"] = mp.optimizer
+    kw = {**settings, **_axes.sweep_kwargs(mp, xs, ys)}
+    lr = kw.pop("lr")
     ds = api.sweep(
         mp.problem, lr, epochs=steps, precision=precision, record="summary", track_sums=True,
         out=None if out is None else str(out), **kw,
@@ -213,25 +192,12 @@ def _sweep_map(mp: settings_mod.MapProblem, xs, ys, steps, precision, out, setti
     return _finish(ds)
 
 
-def _map_dims(ds) -> tuple[str, str]:
-    """The map's (x, y) dims in a sweep's Dataset: the offset and lr, or the two lr groups."""
-    if "init_offset" in ds.dims:
-        return "init_offset", "lr"
-    for pair in (("lr_W0", "lr_W1"), ("lr_even", "lr_odd")):
-        if all(d in ds.dims for d in pair):
-            return pair
-    lrs = [str(d) for d in ds.dims if str(d).startswith("lr_") and d != "lr_step"]
-    if len(lrs) != 2:
-        raise ValueError(f"dims {list(ds.dims)} are not a map's: expected two lr_<group> dims or init_offset and lr")
-    return lrs[0], lrs[1]
-
-
 def _finish(ds: xr.Dataset) -> xr.Dataset:
     """A sweep's Dataset as a map: dims ``(x, y)``, ``trainable``, ``colour`` and the map's attrs."""
     for dim in ("init", "lr_step"):
         if dim in ds.dims and ds.sizes[dim] == 1:
             ds = ds.isel({dim: 0}, drop=True)
-    x_dim, y_dim = _map_dims(ds)
+    x_dim, y_dim = _axes.map_dims(ds)
     ds = ds.transpose(x_dim, y_dim, ...)
     score = np.asarray(ds["score"].values)
     ds["trainable"] = ((x_dim, y_dim), score < 1, {"long_name": "trainable (score < 1)"})
@@ -279,17 +245,19 @@ def trainability(
     target_dim: int | None = None,
     prng: str | None = None,
     offset_mode: str | None = None,
-    x_group: str | None = None,
-    y_group: str | None = None,
+    x_axis: str | None = None,
+    y_axis: str | None = None,
     **settings: Any,
 ) -> xr.Dataset:
     """A trainability map: one run per pixel of a ``res x res`` grid of two hyperparameters.
 
     Args:
-      problem: None (the paper's network in ``setting``), a :class:`lrsweep.Problem` or a problem's
-        name; its two parameters (or ``x_group`` and ``y_group``) get the two lrs.
+      problem: None (the paper's network in ``setting``), a :class:`lrsweep.Problem` or a problem
+        named as :func:`lrsweep.sweep` takes it (a built-in, a registered name or a marked
+        ``"module:function"``, with ``problem_args``); its axes are ``x_axis`` and ``y_axis``.
       x_range, y_range: ``(lo, hi)``, log10 of the x and y axes' values (default: the setting's
-        window, ``settings.WINDOWS``); both ends are on the grid (``jnp.logspace(lo, hi, res)``).
+        window, ``settings.WINDOWS``; a problem needs both); both ends are on the grid
+        (``jnp.logspace(lo, hi, res)``).
       res: pixels per side (2 to 16384).
       steps: gradient-descent steps per run (the paper: 500 or 1000).
       precision: ``"float64"`` (the paper's), ``"float32"`` (faster; the map then also trains a
@@ -301,10 +269,14 @@ def trainability(
       width, depth, n_data, target_dim: the network and data (:func:`lrsweep.problems.mlp`).
       prng: ``"jax"`` (default, today's draws) or ``"paper"`` (the draws of the paper's figures).
       offset_mode: the paraminit setting's ``"every_step"`` (default, the notebook's) or ``"init"``.
-      x_group, y_group: a problem's parameter groups of the two axes (default: its first and
-        last parameter).
+      x_axis, y_axis: a problem's axes, named as the sweep names its dims: ``lr_<group>`` and
+        ``lr_<group>`` (two parameters', or ``groups=``' groups' lrs; the default for a problem of
+        two parameters: the first on x), or ``init_<name>`` (a scalar parameter's initial value)
+        or ``opt_<name>`` (a hyperparameter of ``optimizer=``) on x with ``lr`` (one lr for every
+        parameter) on y. Every axis is log-spaced (lrsweep.maps._axes).
       settings: more :func:`lrsweep.sweep` settings (``score_window``, ``memory``, ``chunk_size``,
-        ``progress``, ...); ``record`` is always ``"summary"`` and ``track_sums`` always True.
+        ``progress``, ...; with a problem also ``problem_args``, ``groups``, ``optimizer`` and
+        ``optimizer_kwargs``); ``record`` is always ``"summary"`` and ``track_sums`` always True.
 
     Returns:
       The sweep's ``xarray.Dataset`` over dims ``(x, y)``: ``lr_W0, lr_W1`` (``lr_even, lr_odd``
@@ -323,6 +295,10 @@ def trainability(
         if v is not None
     }
     window = settings_mod.WINDOWS[_checks.choice("setting", setting or "tanh", settings_mod.SETTINGS)]
+    if problem is not None:
+        for arg, value in (("x_range", x_range), ("y_range", y_range)):
+            if value is None:
+                raise ValueError(f"{arg}=None is invalid with a problem: expected (lo, hi), log10 of its axis's values")
     x_range = _range("x_range", window[0] if x_range is None else x_range)
     y_range = _range("y_range", window[1] if y_range is None else y_range)
     res = _checks.integer("res", res, 2, MAX_RES)
@@ -332,9 +308,14 @@ def trainability(
         raise ValueError(f"record={settings['record']!r} is invalid: a map keeps summaries only ('summary')")
     if not settings.get("track_sums", True):
         raise ValueError("track_sums=False is invalid: a map's colour is made of the sums")
-    for key in ("lr", "init", "epochs", "groups", "problem_seed", "optimizer"):
+    for key in ("lr", "init", "epochs", "problem_seed", "optimizer_axes"):
         if key in settings:
             raise ValueError(f"{key}={settings[key]!r} is invalid here: a map sets it from its window and steps")
+    axes_kw = {"problem_args": settings.get("problem_args")}
+    axes_kw.update({key: settings.pop(key) for key in ("groups", "optimizer") if key in settings})
+    for key in ("groups", "optimizer", "optimizer_kwargs", "problem_args"):
+        if problem is None and settings.get(key, axes_kw.get(key)) is not None:
+            raise ValueError(f"{key}=... is invalid without a problem: a setting is the paper's network and plain gd")
     settings.setdefault("progress", False)
     settings.pop("track_sums", None)
     xs, ys = grid(*x_range, res), grid(*y_range, res)
@@ -343,15 +324,15 @@ def trainability(
         k = check_indices(res)
         quiet = {**settings, "progress": False}
         quiet.pop("out", None)
-        mp64 = _map_problem(problem, setting, "float64", steps, x_group, y_group, net)
+        mp64 = _map_problem(problem, setting, "float64", steps, x_axis, y_axis, net, axes_kw)
         ref = _sweep_map(mp64, xs[k], ys[k], steps, "float64", None, quiet)["trainable"].values
         if precision == "auto":
-            mp32 = _map_problem(problem, setting, "float32", steps, x_group, y_group, net)
+            mp32 = _map_problem(problem, setting, "float32", steps, x_axis, y_axis, net, axes_kw)
             sample = _sweep_map(mp32, xs[k], ys[k], steps, "float32", None, quiet)["trainable"].values
             check["auto"] = float(np.mean(sample == ref))
             precision = "float32" if check["auto"] >= AUTO_AGREEMENT else "float64"
         check.update(k=k, ref=ref)
-    mp = _map_problem(problem, setting, precision, steps, x_group, y_group, net)
+    mp = _map_problem(problem, setting, precision, steps, x_axis, y_axis, net, axes_kw)
     ds = _sweep_map(mp, xs, ys, steps, precision, out, settings)
     ds.attrs.update(map_precision=precision)
     if "auto" in check:  # what precision="auto" measured on its sample before choosing

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._axes import PAPER_LR_DIMS, axis_label
+
 if TYPE_CHECKING:  # matplotlib loads when a map is drawn, not with `import lrsweep`
     from matplotlib.figure import Figure
 
@@ -103,10 +105,14 @@ def draw(ax, image: np.ndarray, x_range, y_range, cmap: str = CMAP, labels=None)
 
 
 def labels_of(ds) -> tuple[str, str]:
-    """A map's axis labels, as the notebook's: the offset and the learning rate for paraminit maps."""
-    if ds.attrs.get("map_x_dim") == "init_offset":
+    """A map's axis labels, as the notebook's for its network (the offset and the learning rate for
+    paraminit maps), else named by the axes (``_axes.axis_label``)."""
+    dims = (ds.attrs.get("map_x_dim"), ds.attrs.get("map_y_dim"))
+    if dims[0] == "init_offset":
         return "Input layer weight offset", "Learning rate"
-    return X_LABEL, Y_LABEL
+    if dims in PAPER_LR_DIMS:
+        return X_LABEL, Y_LABEL
+    return axis_label(str(dims[0])), axis_label(str(dims[1]))
 
 
 def image_of(ds) -> np.ndarray:
