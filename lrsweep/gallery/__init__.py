@@ -21,6 +21,7 @@ one folder:
 - ``14-six-settings``: the paper's six settings, one small map each (``maps``);
 - ``15-edge-of-stability`` and ``16-sharpness-vs-lr``: a tanh network on scikit-learn's digits,
   its sharpness rising to 2 / lr and staying there (``edge``; needs scikit-learn);
+- ``17-lesson-to-edge``: the lesson's 2 / 16.70 beside that network's edge of stability (``lesson``);
 - ``README.md``: every figure, a caption saying what a student should see, and this command.
 
 Every file is deterministic: a rerun on the same machine writes the same bytes (fixed rcParams,
@@ -48,7 +49,7 @@ from .edge import fig_edge_of_stability, fig_sharpness_vs_lr
 from .explorer import fig_explorer
 from .general import DEFAULT_LR, build_problem_figures
 from .landscape import fig_animation, fig_landscape
-from .lesson import fig_lesson, fig_tables, fig_why_stuck
+from .lesson import fig_lesson, fig_lesson_edge, fig_tables, fig_why_stuck
 from .maps import fig_six_settings, fig_trainability_map
 from .readme import readme
 from .sweeps import fig_chapter_net, fig_fan, fig_final_loss, fig_heatmap, fig_optimizers, fig_outcome_map
@@ -73,6 +74,7 @@ FIGURES = (
     fig_six_settings,
     fig_edge_of_stability,
     fig_sharpness_vs_lr,
+    fig_lesson_edge,
 )
 
 
