@@ -110,8 +110,8 @@ def _changed(old: PyTree, new: PyTree) -> jax.Array:
 
 
 def _sharpness(static: Static, mean_loss, params, sharp: sharpness.State, e, threshold) -> sharpness.State:
-    """At multiples of ``sharpness_every``, an estimate of ``sharpness_iters`` Hessian-vector products
-    from ``sharp.v`` (``lrsweep.sharpness``). ``e`` is shared by all configs: under ``vmap`` a branch, not a select."""
+    """At multiples of ``sharpness_every``, an estimate of at most ``sharpness_iters`` Hessian-vector
+    products from ``sharp.v``, stopping at ``sharpness.RTOL`` (``lrsweep.sharpness``). ``e`` is shared by all configs: under ``vmap`` a branch, not a select."""
 
     def estimate(s):
         # Under vmap the loop runs while any config of the block is unfinished; a finished config's

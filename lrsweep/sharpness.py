@@ -13,15 +13,17 @@ parameters, by single-vector LOBPCG (the locally optimal block preconditioned co
 method of Knyazev, 2001, with a block of one and no preconditioner) on Hessian-vector products.
 Vectors are the raveled parameters, ``(P,)`` in the compute dtype::
 
-    H v   = jax.jvp(jax.grad(L), (p,), (v,))    # forward over reverse; H is never built
+    H v   = linearize(grad L at p)(v)           # forward over reverse, linearized once; H never built
     x_0   = the previous estimate's vector       # warm start (the first: start_vector)
     theta = x . H x                             # the Rayleigh quotient: the estimate
     r     = H x - theta x                       # the residual
     x, p  <- the top Ritz pair of H on span{x, r, p}  (a 3 x 3 eigenproblem), p the new part
 
-``iters`` products per estimate (one for ``H x_0``, one per step), every ``every`` steps of
-training. Each step maximises the Rayleigh quotient over a three-dimensional subspace, so the
-estimate never decreases within an estimate and never exceeds ``lambda_max``; like Lanczos it
+At most ``iters`` products per estimate (one for ``H x_0``, one per step), every ``every`` steps of
+training, and fewer where the estimate has converged: the steps stop once the relative residual
+``|r| / |theta|`` is at most :data:`RTOL` (under ``vmap``: once it is for every config of the
+block, or not finite). Each step maximises the Rayleigh quotient over a three-dimensional
+subspace, so the estimate never decreases within an estimate and never exceeds ``lambda_max``; like Lanczos it
 converges with the square root of the relative gap between the top eigenvalues, where power
 iteration converges with the gap itself. That matters here: at the edge of stability the top
 eigenvalues crowd together below ``2 / lr`` (docs/sharpness.md measures both). The last

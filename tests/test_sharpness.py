@@ -34,7 +34,7 @@ def test_lesson_sharpness_is_16_70_at_every_step():
     np.testing.assert_allclose(ds.edge_sharpness.isel(init=0).values, 2 / np.array(lrs), rtol=1e-6)
     reached = LESSON_LAMBDA_MAX >= 0.9 * 2 / np.array(lrs)
     np.testing.assert_array_equal(ds.edge_step.isel(init=0).values, np.where(reached, 0, -1))
-    assert ds.edge_step.attrs["edge_band"] == 0.1
+    assert ds.edge_step.attrs["edge_band"] == 0.1 and ds.sharpness.attrs["sharpness_rtol"] == sharpness.RTOL
 
 
 def test_quadratic_estimates_equal_the_exact_lambda_max():
