@@ -110,12 +110,16 @@ def _changed(old: PyTree, new: PyTree) -> jax.Array:
 
 
 def _sharpness(static: Static, mean_loss, params, sharp: sharpness.State, e, threshold) -> sharpness.State:
-    """At multiples of ``sharpness_every``, an estimate of ``sharpness_iters`` Hessian-vector products
-    from ``sharp.v`` (``lrsweep.sharpness``). ``e`` is shared by all configs: under ``vmap`` a branch, not a select."""
+    """At multiples of ``sharpness_every``, an estimate of at most ``sharpness_iters`` Hessian-vector
+    products from ``sharp.v``, stopping at ``sharpness.RTOL`` (``lrsweep.sharpness``). ``e`` is shared by all configs: under ``vmap`` a branch, not a select."""
 
     def estimate(s):
-        body = lambda _, it: sharpness.iterate(mean_loss, params, it)
-        it = lax.fori_loop(1, static.sharpness_iters, body, sharpness.begin(mean_loss, params, s.v))
+        # Under vmap the loop runs while any config of the block is unfinished; a finished config's
+        # iterate is kept as it was (a select), so each config's estimate is its own.
+        product = sharpness.hvp(mean_loss, params, s.v.dtype)
+        more = lambda c: (c[0] < static.sharpness_iters) & sharpness.unfinished(c[1])
+        body = lambda c: (c[0] + 1, sharpness.iterate(product, c[1]))
+        _, it = lax.while_loop(more, body, (1, sharpness.begin(product, s.v)))
         return sharpness.observe(s, it, e, e // static.sharpness_every, threshold)
 
     return lax.cond(e % static.sharpness_every == 0, estimate, lambda s: s, sharp)

@@ -409,7 +409,7 @@ def _sharpness_variables(dims, shape, static: engine.Static, steps: dict) -> dic
     """The variables ``track_sharpness`` adds (``lrsweep.sharpness``); the band is an attribute."""
     dtype, int32 = static.policy.compute_dtype, np.dtype(np.int32)
     band = {"edge_band": sharpness.EDGE_BAND, "sharpness_iters": static.sharpness_iters}
-    band["sharpness_every"] = static.sharpness_every
+    band.update(sharpness_every=static.sharpness_every, sharpness_rtol=sharpness.RTOL)
     traj = dims + tuple(steps), shape + tuple(len(v) for v in steps.values())
     what = "every sharpness estimate" if steps else "the last sharpness estimate"
     texts = {

@@ -316,8 +316,8 @@ class SweepSpec:
     )
     sharpness_iters: int = setting(
         10,
-        help="with track_sharpness: Hessian-vector products per estimate (LOBPCG steps, warm-started from the "
-        "last estimate; 10 gave 6e-5 relative error on a network at the edge of stability, docs/sharpness.md)",
+        help="with track_sharpness: the most Hessian-vector products per estimate (LOBPCG steps, warm-started "
+        "from the last estimate, stopping at relative residual 1e-3; accuracy and cost in docs/sharpness.md)",
         toml=(int,),
         what="an integer",
         flag="int",

@@ -34,7 +34,7 @@ def test_lesson_sharpness_is_16_70_at_every_step():
     np.testing.assert_allclose(ds.edge_sharpness.isel(init=0).values, 2 / np.array(lrs), rtol=1e-6)
     reached = LESSON_LAMBDA_MAX >= 0.9 * 2 / np.array(lrs)
     np.testing.assert_array_equal(ds.edge_step.isel(init=0).values, np.where(reached, 0, -1))
-    assert ds.edge_step.attrs["edge_band"] == 0.1
+    assert ds.edge_step.attrs["edge_band"] == 0.1 and ds.sharpness.attrs["sharpness_rtol"] == sharpness.RTOL
 
 
 def test_quadratic_estimates_equal_the_exact_lambda_max():
@@ -191,3 +191,28 @@ def test_run_prints_the_edge_line(capsys):
     # Only lr 0.13 has 16.70 >= 0.9 x 2 / lr; the lesson's sharpness is 16.70 everywhere.
     assert "edge of stability: 1 of 3 configs reached 0.9 x the stability threshold" in out
     assert "from step 0 to 0" in out and "largest sharpness 16.7" in out
+
+
+def test_hessian_vector_products_equal_a_dense_hessian():
+    """``sharpness.hvp`` (linearized once, applied to several vectors) against ``jax.hessian``."""
+    rng = np.random.default_rng(5)
+    a, c = rng.normal(size=(7, 4)), rng.normal(size=7)
+    with jax.enable_x64(True):
+        f = lambda p: jnp.sum(jnp.tanh(a @ p["u"] + p["s"] * c) ** 2) + p["s"] ** 4
+        params = {"s": jnp.asarray(0.3), "u": jnp.asarray(rng.normal(size=4))}
+        flat, unravel = jax.flatten_util.ravel_pytree(params)
+        dense = np.asarray(jax.hessian(lambda v: f(unravel(v)))(flat))
+        product = sharpness.hvp(f, params, jnp.float64)
+        for _ in range(3):
+            v = rng.normal(size=flat.size)
+            np.testing.assert_allclose(np.asarray(product(jnp.asarray(v))), dense @ v, rtol=1e-12, atol=1e-12)
+
+
+def test_a_diverged_run_does_not_hold_up_the_others():
+    """Non-finite estimates stop at once; the finite ones beside them are still exact."""
+    ds = lrsweep.sweep(
+        "linear", [0.05, 2.0], epochs=40, track_sharpness=True, sharpness_iters=50, record="summary", progress=False
+    )
+    est = ds.sharpness.isel(init=0).values
+    np.testing.assert_allclose(est[0], LESSON_LAMBDA_MAX, rtol=1e-4)
+    assert not np.isfinite(ds.loss.isel(init=0).values[1])

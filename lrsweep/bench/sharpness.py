@@ -7,7 +7,10 @@ identical warm-up call, back to back, and reports the ratio (the target: at most
 - ``linear``: the lesson's problem, 4096 lrs x 1000 steps, summaries;
 - ``mlp``: the fractal paper's network (``problems.mlp()``: 272 points, 272 weights), 256 lrs x
   200 steps, summaries;
-- ``chapter_net``: the chapter's 2-3-1 network, 4096 lrs x 200 steps, summaries.
+- ``chapter_net``: the chapter's 2-3-1 network, 4096 lrs x 200 steps, summaries;
+- ``digits_net``: the gallery's 64-32-10 tanh network on 256 digits (``lrsweep.gallery.edge``,
+  2,410 parameters), 128 lrs from 0.25 to 0.5 (``2 / lr`` from 8 down to 4: every run trains and
+  reaches the edge of stability), 400 steps, summaries: the case the estimate is made for.
 
 ``--quick`` shrinks every case 8x in configs. The result is printed as Markdown and written as JSON.
 """
@@ -23,19 +26,24 @@ import jax
 
 import lrsweep
 
+from ..gallery import edge
 from ..spec import defaults
 from .machine import machine as machine_info
 
+#: name: (problem, lrs from .. to, configs, steps).
 CASES = {
-    "linear": ("linear", 4096, 1000),
-    "mlp": ("mlp", 256, 200),
-    "chapter_net": ("chapter_net", 4096, 200),
+    "linear": ("linear", (1e-3, 1.0), 4096, 1000),
+    "mlp": ("mlp", (1e-3, 1.0), 256, 200),
+    "chapter_net": ("chapter_net", (1e-3, 1.0), 4096, 200),
+    "digits_net": ("digits_net", (0.25, 0.5), 128, 400),
 }
 
 
-def _time(problem: str, n: int, epochs: int, repeat: int, **extra) -> float:
+def _time(problem: str, lrs: tuple, n: int, epochs: int, repeat: int, **extra) -> float:
     """The median of ``repeat`` timed sweeps after an identical warm-up call, in seconds."""
-    call = lambda: lrsweep.sweep(problem, f"log:1e-3:1:{n}", epochs=epochs, record="summary", progress=False, **extra)
+    target = edge.digits_problem() if problem == "digits_net" else problem
+    grid = f"log:{lrs[0]:g}:{lrs[1]:g}:{n}"
+    call = lambda: lrsweep.sweep(target, grid, epochs=epochs, record="summary", progress=False, **extra)
     call()
     times = []
     for _ in range(repeat):
@@ -60,10 +68,10 @@ def run(argv=None) -> dict:
         raise ValueError(f"--cases={args.cases!r} is invalid: expected names from {list(CASES)}")
     rows = []
     for name in names:
-        problem, n, epochs = CASES[name]
+        problem, lrs, n, epochs = CASES[name]
         n = max(8, n // 8) if args.quick else n
-        plain = _time(problem, n, epochs, args.repeat)
-        tracked = _time(problem, n, epochs, args.repeat, track_sharpness=True, sharpness_every=args.every)
+        plain = _time(problem, lrs, n, epochs, args.repeat)
+        tracked = _time(problem, lrs, n, epochs, args.repeat, track_sharpness=True, sharpness_every=args.every)
         rows.append(dict(case=name, configs=n, epochs=epochs, every=args.every, plain_s=plain, tracked_s=tracked))
         rows[-1]["ratio"] = tracked / plain
         print(

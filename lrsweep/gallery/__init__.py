@@ -23,6 +23,7 @@ one folder:
   its sharpness rising to 2 / lr and staying there (``edge``; needs scikit-learn);
 - ``17-digits-lr``: held-out accuracy and training loss against lr for SGD and Adam on
   ``problems.digits()``, minibatches, the suggested lr marked (``realdata``);
+- ``18-lesson-to-edge``: the lesson's 2 / 16.70 beside that network's edge of stability (``lesson``);
 - ``README.md``: every figure, a caption saying what a student should see, and this command.
 
 Every file is deterministic: a rerun on the same machine writes the same bytes (fixed rcParams,
@@ -50,7 +51,7 @@ from .edge import fig_edge_of_stability, fig_sharpness_vs_lr
 from .explorer import fig_explorer
 from .general import DEFAULT_LR, build_problem_figures
 from .landscape import fig_animation, fig_landscape
-from .lesson import fig_lesson, fig_tables, fig_why_stuck
+from .lesson import fig_lesson, fig_lesson_edge, fig_tables, fig_why_stuck
 from .maps import fig_six_settings, fig_trainability_map
 from .readme import readme
 from .realdata import fig_digits_lr
@@ -77,6 +78,7 @@ FIGURES = (
     fig_edge_of_stability,
     fig_sharpness_vs_lr,
     fig_digits_lr,
+    fig_lesson_edge,
 )
 
 

@@ -36,6 +36,9 @@ SWEEP_EVERY = 20
 EDGES = (4.0, 5.0, 6.0, 7.0)
 SWEEP_LRS = "log:0.05:0.8:32"
 COLORS = (OKABE_ITO["vermillion"], OKABE_ITO["orange"], OKABE_ITO["green"], OKABE_ITO["blue"])
+#: The lesson's page (``lesson.fig_lesson_edge``): four lrs either side of its stability limit
+#: 2 / 16.70 = 0.1198, largest first (2 / lr = 14.3, 15.4, 18.2, 20), every step estimated.
+LESSON_EDGE_LRS, LESSON_EDGE_STEPS = (0.14, 0.13, 0.11, 0.1), 50
 
 
 def _net(params, x):
@@ -81,15 +84,33 @@ def digits_problem() -> lrsweep.Problem:
     return lrsweep.Problem("digits-tanh", _loss, x, y, _init, description=desc, batch_loss=_batch_loss)
 
 
+_COMMON = dict(epochs=STEPS, track_sharpness=True, sharpness_every=EVERY, progress=False)
+
+
+@functools.cache
+def four_runs():
+    """The four runs at 2 / lr = ``EDGES`` (trajectories, every ``EVERY`` steps)."""
+    return lrsweep.sweep(digits_problem(), [2.0 / e for e in EDGES], every=EVERY, variables=["loss"], **_COMMON)
+
+
+@functools.cache
+def lesson_runs():
+    """The lesson's problem at ``LESSON_EDGE_LRS`` (trajectories), its sharpness estimated at every step."""
+    return lrsweep.sweep(
+        "linear",
+        list(LESSON_EDGE_LRS),
+        epochs=LESSON_EDGE_STEPS,
+        track_sharpness=True,
+        sharpness_every=1,
+        progress=False,
+    )
+
+
 @functools.cache
 def runs():
-    """The four runs (trajectories, every ``EVERY`` steps) and the sweep over ``SWEEP_LRS`` (summaries)."""
-    p = digits_problem()
-    common = dict(epochs=STEPS, track_sharpness=True, sharpness_every=EVERY, progress=False)
-    lrs = [2.0 / e for e in EDGES]
-    four = lrsweep.sweep(p, lrs, every=EVERY, variables=["loss"], **common)
-    many = lrsweep.sweep(p, SWEEP_LRS, record="summary", **(common | {"sharpness_every": SWEEP_EVERY}))
-    return four, many
+    """The four runs (:func:`four_runs`) and the sweep over ``SWEEP_LRS`` (summaries)."""
+    many = lrsweep.sweep(digits_problem(), SWEEP_LRS, record="summary", **(_COMMON | {"sharpness_every": SWEEP_EVERY}))
+    return four_runs(), many
 
 
 def fig_edge_of_stability(data, out: Path) -> list[Path]:
@@ -174,4 +195,31 @@ def readme_values(data=None) -> dict[str, str]:
         "eos_reach_lr": f"{float(lr[reached].min()):.3g}" if reached.any() else "none",
         "eos_peak_hi": f"{float(np.nanmax(peak)):.2f}",
         "eos_iters": str(four.attrs["sharpness_iters"]),
+    } | _lesson_values(ratio)
+
+
+def _lesson_values(ratio) -> dict[str, str]:
+    """The lesson page's numbers: the lesson's runs beside the network's (``ratio``: the network's
+    sharpness over 2 / lr once at the edge)."""
+    les = lesson_runs()
+    lam = float(lrsweep.theory.eigenvalues(lrsweep.problems.linear())[-1])
+    tracked = les.sharpness.values.astype(np.float64)
+    outcome = les.outcome.isel(init=0).values
+    names = les.outcome.attrs["flag_meanings"].split()
+    codes = dict(zip(names, les.outcome.attrs["flag_values"]))
+    lrs = les.lr.values
+    loss = les.loss.isel(init=0)
+    return {
+        "lte_lambda": f"{lam:.2f}",
+        "lte_crit": f"{2 / lam:.4f}",
+        "lte_steps": str(LESSON_EDGE_STEPS),
+        "lte_lrs": ", ".join(f"{v:g}" for v in sorted(lrs)),
+        "lte_lo": f"{tracked.min():.4f}",
+        "lte_hi": f"{tracked.max():.4f}",
+        "lte_err": f"{np.abs(tracked / lam - 1).max():.0e}",
+        "lte_diverged": ", ".join(f"{v:g}" for v in sorted(lrs[outcome == codes["diverged"]])),
+        "lte_fell": ", ".join(f"{v:g}" for v in sorted(lrs[outcome != codes["diverged"]])),
+        "lte_loss_hi": f"{float(loss.isel(epoch=-1).max()):.1e}",
+        "lte_net_lo": f"{float(np.nanmin(ratio)):.2f}",
+        "lte_net_hi": f"{float(np.nanmax(ratio)):.2f}",
     }

@@ -3,7 +3,9 @@
 - ``01-lesson-weight-*``: the notebook's weight-vs-epoch plots, with its titles and labels;
 - ``02-lesson-table-*`` and ``lesson-tables.md``: its 10-epoch printouts, number for number, from
   :func:`lrsweep.notebook.trace_lines`;
-- ``08-why-stuck``: float32 absorbing the finite-difference nudge at lr = 1.
+- ``08-why-stuck``: float32 absorbing the finite-difference nudge at lr = 1;
+- ``18-lesson-to-edge``: the lesson's 2 / 16.70 beside a network's edge of stability (the
+  sweeps of :mod:`lrsweep.gallery.edge`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from lrsweep.notebook import final_params_line, trace_lines
 
+from . import edge
 from ._data import EPOCHS, Data
 from ._style import LESSON_LRS, OKABE_ITO, figure, float32_repr, fmt_lr, save
 
@@ -320,3 +323,42 @@ def fig_why_stuck(data: Data, out: Path) -> list[Path]:
     ax3.text(frozen + 0.3, 3e4, f"event_epoch = {frozen}: parameters frozen", fontsize=13, va="center")
     ax3.set_xlim(-0.5, shown + 0.5)
     return save(fig, out, "08-why-stuck")
+
+
+# --- figure 17: from the lesson's 2 / 16.70 to the edge of stability ------------------------------
+
+
+def fig_lesson_edge(data: Data, out: Path) -> list[Path]:
+    """Two columns, loss (top) and tracked sharpness (bottom) against step, ``2 / lr`` dashed in each
+    run's colour: the lesson (its sharpness fixed at 16.70; the lrs above 2 / 16.70 diverge) and
+    the gallery's tanh network (its sharpness rises to 2 / lr and stays there)."""
+    lam = float(data.eig[-1])
+    fig = figure((12.8, 8.4))
+    (loss_l, loss_n), (sharp_l, sharp_n) = fig.subplots(2, 2, sharex="col")
+    for ds, top, bottom in ((edge.lesson_runs(), loss_l, sharp_l), (edge.four_runs(), loss_n, sharp_n)):
+        for i, color in enumerate(edge.COLORS):
+            run = ds.isel(lr=i, init=0)
+            lr = float(run.lr)
+            top.plot(run.epoch, run.loss, color=color, lw=1.8, label=f"lr {lr:.3g}  (2 / lr = {2 / lr:.3g})")
+            # The lesson's four runs share one sharpness: drawn once, in black, below.
+            if bottom is sharp_n:
+                bottom.plot(run.sharpness_step, run.sharpness, color=color, lw=2.2)
+            bottom.axhline(2 / lr, color=color, ls="--", lw=1.6)
+        top.set_yscale("log")
+        top.legend(loc="upper left", fontsize=12)
+        bottom.set_xlabel("step")
+    les = edge.lesson_runs()
+    sharp_l.plot(les.sharpness_step, les.sharpness.isel(init=0).max("lr"), color="black", lw=2.6)
+    sharp_l.text(1, lam + 0.25, "tracked sharpness, all four runs", fontsize=13, va="bottom")
+    sharp_l.axhspan(12, lam, color=OKABE_ITO["vermillion"], alpha=0.1, lw=0)
+    sharp_l.text(48, 12.4, "2 / lr below it: the run diverges", fontsize=13, ha="right")
+    sharp_l.text(48, 21.6, "2 / lr above it: the loss falls", fontsize=13, ha="right", va="top")
+    loss_l.set_ylabel("training loss")
+    sharp_l.set_ylabel("sharpness")
+    loss_l.set_title(f"The lesson: stable only for lr < 2 / {lam:.2f} = {2 / lam:.4f}", fontsize=15)
+    loss_n.set_title("A tanh network on digits: the loss still falls", fontsize=15)
+    sharp_l.set_title(f"its sharpness is {lam:.2f} at every step", fontsize=15)
+    sharp_n.set_title("as the sharpness rises to 2 / lr and stays", fontsize=15)
+    sharp_l.set_ylim(12, 22)
+    sharp_n.set_ylim(0, max(edge.EDGES) * 1.25)
+    return save(fig, out, "18-lesson-to-edge")
