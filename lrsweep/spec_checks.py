@@ -13,7 +13,7 @@ import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from . import _checks, outcomes
+from . import _checks, grid, outcomes
 
 
 def integer_in(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
@@ -33,6 +33,13 @@ def init(arg: str, value: Any) -> Any:
         raise ValueError(
             f"{arg}={value!r} is invalid: expected a count, a batch of parameter pytrees or lrsweep.init_grid(...)"
         )
+    return value
+
+
+def lr(arg: str, value: Any) -> Any:
+    """Learning rates, checked as the planner will read them (:func:`lrsweep.grid.lr_axes`) and kept as
+    given: the canonical spec is written from the value itself."""
+    grid.lr_axes(value, arg)
     return value
 
 
