@@ -33,16 +33,15 @@ never mixed with another: :func:`canonical` is what is compared.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
-
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import _checks, outcomes, schedules
 from . import spec_checks as checks
 from .gradients import NAMES as GRADS
-from .grid import Axis, InitGrid
+from .grid import InitGrid
 from .precision import POLICIES
+from .spec_checks import AxisValue, LrValue
 from .types import KERNELS, RECORDS, GradName, KernelName, PrecisionName, PyTree, RecordName
 
 if TYPE_CHECKING:  # for the annotations only: importing them would load optax, the problems and Dask
@@ -50,12 +49,6 @@ if TYPE_CHECKING:  # for the annotations only: importing them would load optax, 
     from distributed import Client
 
     from .problems import Problem
-
-#: One sweep axis as given: a number, a list or 1-D array of numbers, comma-separated numbers
-#: (``"0.01,0.1,1"``), a space (``"log:1e-4:10:256"``, ``"lin:0.01:0.2:20"``) or an :class:`lrsweep.grid.Axis`.
-AxisValue: TypeAlias = float | str | Sequence[float] | np.ndarray | Axis
-#: The learning rates: one axis, or one per learning-rate group (``{"w": "log:...", "b": [0.1]}``).
-LrValue: TypeAlias = AxisValue | Mapping[str, AxisValue]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +83,7 @@ def setting(default: Any = None, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata={"lrsweep": Setting(**meta)})
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SweepSpec:
     """What a sweep computes; ``lrsweep.sweep(problem, lr, **settings)`` builds one (and its
     :class:`RunOptions`, see :func:`build`).
@@ -100,6 +93,9 @@ class SweepSpec:
     the list of seeds it names, a string of variables as a list.
     ``kernel`` is here, not among the run options: the compute path enters the compiled program,
     and its results may differ from XLA's by rounding.
+
+    Hashable, and equal to a spec with equal values (:func:`lrsweep.spec_checks.frozen`); the values
+    are kept as given, so the canonical spec does not change.
     """
 
     problem: Problem | str = setting(
@@ -354,6 +350,12 @@ class SweepSpec:
         _check_fields(self)
         if self.steps is not None and self.epochs != defaults()["epochs"]:
             _both_lengths(self.steps, self.epochs)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and checks.frozen_fields(self) == checks.frozen_fields(other)
+
+    def __hash__(self) -> int:
+        return hash(checks.frozen_fields(self))
 
 
 @dataclasses.dataclass(frozen=True)

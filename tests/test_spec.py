@@ -145,3 +145,29 @@ def test_the_literal_types_of_settings_name_what_their_checks_accept():
         "KernelName",
     )
     assert not [name for name, hint in hints.items() if hint == "Any"]
+
+
+def test_a_spec_is_hashable_and_equal_to_a_spec_with_equal_values():
+    import jax.numpy as jnp
+    import numpy as np
+
+    a = spec.build("linear", [0.1, 1.0], variables=["loss"], optimizer_axes={"momentum": [0.0, 0.9]}, problem_seed=2)
+    b = spec.build("linear", (0.1, 1.0), variables="loss", optimizer_axes={"momentum": (0.0, 0.9)}, problem_seed=[0, 1])
+    assert a[0] == b[0] and hash(a[0]) == hash(b[0]) and len({a[0], b[0]}) == 1
+    assert a[0].lr == [0.1, 1.0] and b[0].lr == (0.1, 1.0)  # kept as given: the canonical spec reads them
+    assert a[0] != spec.build("linear", [0.1, 2.0], variables=["loss"])[0]
+    # Arrays (numpy or JAX) by their values, dtype included; group order matters (it orders the dims).
+    init = {"w": jnp.zeros(3), "b": jnp.ones(3)}
+    c = spec.build("linear", np.array([0.1, 1.0]), init=init)[0]
+    assert (
+        c
+        == spec.build("linear", np.array([0.1, 1.0]), init={"w": np.zeros(3, np.float32), "b": np.ones(3, np.float32)})[
+            0
+        ]
+    )
+    assert c != spec.build("linear", np.array([0.1, 1.0], np.float32), init=init)[0]
+    assert {c: 1}[spec.build("linear", np.array([0.1, 1.0]), init=dict(init))[0]] == 1
+    assert spec.build("linear", {"w": 0.1, "b": 1.0})[0] != spec.build("linear", {"b": 1.0, "w": 0.1})[0]
+    # A problem object by identity, as Problem itself compares.
+    problem = lrsweep.problems.linear()
+    assert spec.build(problem, 0.1)[0] == spec.build(problem, 0.1)[0] != spec.build(lrsweep.problems.linear(), 0.1)[0]
