@@ -17,6 +17,13 @@ The public API:
 - :mod:`lrsweep.sharpness`: the top Hessian eigenvalue along each run's path (``track_sharpness``).
 - :mod:`lrsweep.maps`: trainability maps over two layers' learning rates, their fractal dimension.
 - :mod:`lrsweep.theory`: Hessian, critical and optimal learning rates, convergence factors.
+- The three floors under :func:`sweep`, for callers that need the plan or the sink:
+  ``spec, options = lrsweep.spec.build(problem, lr, **settings)`` splits the keywords into a
+  :class:`SweepSpec` (what is computed) and :class:`RunOptions` (where and how);
+  :func:`plan_sweep` turns them into a frozen :class:`Plan` (the problem built once, axes, chunks,
+  the result's layout); :func:`open_sink` opens where the result goes (memory or a Zarr store,
+  resumed); :func:`run_plan` trains the chunks the sink lacks and returns the Dataset with timings.
+  (``lrsweep.plan`` is the module of chunk and layout arithmetic, hence ``plan_sweep``.)
 - :data:`OUTCOMES`: the outcome names (``lrsweep.outcomes`` defines them); :func:`outcome_names`
   decodes a result's int8 outcome codes.
 
@@ -37,13 +44,18 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from . import maps, optimizers, problems, sharpness, theory
     from .answer import suggest as suggest_point
     from .api import SweepInterrupted, sweep, trace
+    from .executor import run as run_plan
     from .explore import explore
     from .grid import init_grid, parse_lr
     from .outcomes import NAMES as OUTCOMES
     from .outcomes import names as outcome_names
+    from .planner import Plan
+    from .planner import plan as plan_sweep
     from .plot import plot
     from .problems import Problem, problem_factory
     from .results import export, open, verify  # noqa: A004 - lrsweep.open, as xarray.open_dataset
+    from .sinks import open_sink
+    from .spec import RunOptions, SweepSpec
     from .suggest import suggest_lr
 
 from ._version import __version__
@@ -51,19 +63,25 @@ from ._version import __version__
 #: Public name -> (module, attribute in it; None for the module itself).
 _LAZY: dict[str, tuple[str, str | None]] = {
     "OUTCOMES": ("outcomes", "NAMES"),
+    "Plan": ("planner", "Plan"),
     "Problem": ("problems", "Problem"),
+    "RunOptions": ("spec", "RunOptions"),
     "SweepInterrupted": ("api", "SweepInterrupted"),
+    "SweepSpec": ("spec", "SweepSpec"),
     "explore": ("explore", "explore"),
     "export": ("results", "export"),
     "init_grid": ("grid", "init_grid"),
     "maps": ("maps", None),
     "open": ("results", "open"),
+    "open_sink": ("sinks", "open_sink"),
     "optimizers": ("optimizers", None),
     "outcome_names": ("outcomes", "names"),
     "parse_lr": ("grid", "parse_lr"),
+    "plan_sweep": ("planner", "plan"),
     "plot": ("plot", "plot"),
     "problem_factory": ("problems", "problem_factory"),
     "problems": ("problems", None),
+    "run_plan": ("executor", "run"),
     "sharpness": ("sharpness", None),
     "suggest_lr": ("suggest", "suggest_lr"),
     "suggest_point": ("answer", "suggest"),
@@ -75,20 +93,26 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "OUTCOMES",
+    "Plan",
     "Problem",
+    "RunOptions",
     "SweepInterrupted",
+    "SweepSpec",
     "__version__",
     "explore",
     "export",
     "init_grid",
     "maps",
     "open",
+    "open_sink",
     "optimizers",
     "outcome_names",
     "parse_lr",
+    "plan_sweep",
     "plot",
     "problem_factory",
     "problems",
+    "run_plan",
     "sharpness",
     "suggest_lr",
     "suggest_point",

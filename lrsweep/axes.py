@@ -97,15 +97,14 @@ class Axes:
 
     # -- learning rates ---------------------------------------------------------------------
     def _build_lr(self, lr, groups) -> None:
-        if not isinstance(lr, dict):
+        parsed = grid.lr_axes(lr)
+        if not isinstance(parsed, dict):
             if groups is not None:
                 raise ValueError("groups is only used with per-group learning rates: pass lr as a dict {group: lr}")
             self.groups, self.leaf_group = ("lr",), None
             self._lr_dims.append("lr")
-            self._add("lr", grid.parse_axis(lr, "lr", positive=True, what="learning rate"))
+            self._add("lr", parsed)
             return
-        if not lr:
-            raise ValueError("lr={} is invalid: expected at least one group")
         top = [n.split(".")[0] for n in self.names]
         groups = {g: [g] for g in lr} if groups is None else groups
         if not isinstance(groups, dict) or set(groups) != set(lr):
@@ -130,7 +129,7 @@ class Axes:
         self.leaf_group = tuple(self.groups.index(owner[t]) for t in top)
         for g in self.groups:
             self._lr_dims.append(f"lr_{g}")
-            self._add(f"lr_{g}", grid.parse_axis(lr[g], f"lr[{g!r}]", positive=True, what="learning rate"))
+            self._add(f"lr_{g}", parsed[g])
 
     # -- initial parameters -----------------------------------------------------------------
     def _build_init(self, init, seed) -> None:

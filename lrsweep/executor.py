@@ -78,10 +78,15 @@ def compile_chunk(job: Job, k: int) -> float | None:
 
 
 def run(planned: Plan, sink: Sink, *, compile_first: bool = False) -> Ran:
-    """Train every chunk of ``planned`` that ``sink`` does not hold, here or on Dask workers.
+    """Train every chunk of ``planned`` that ``sink`` does not hold, here or on Dask workers (as
+    ``planned.options`` say). Public as ``lrsweep.run_plan``.
 
     ``compile_first``: compile the first chunk's program before the run and time it apart. A
     Ctrl-C raises :class:`SweepInterrupted` with the finished chunks.
+
+    Returns:
+      :class:`Ran`: ``dataset`` the whole result (what ``sweep`` returns: dims ``planned.axes.dims``,
+      plus ``epoch`` for a trajectory), ``configs_computed`` the configs this call trained, and timings.
     """
     options = planned.options
     job = job_for(planned, sink)

@@ -149,6 +149,20 @@ def parse_lr(value, arg: str = "lr") -> np.ndarray:
     return parse_axis(value, arg, positive=True, what="learning rate").all()
 
 
+def lr_axes(value, arg: str = "lr") -> Axis | dict[str, Axis]:
+    """Learning rates as a sweep takes them, validated: one :class:`Axis`, or for a dict (one axis per
+    learning-rate group) a non-empty dict ``group -> Axis``; every value finite and > 0.
+
+    >>> lr_axes({"w": "log:1e-3:1:4", "b": 0.1})["b"].all()
+    array([0.1])
+    """
+    if not isinstance(value, dict):
+        return parse_axis(value, arg, positive=True, what="learning rate")
+    if not value:
+        raise ValueError(f"{arg}={{}} is invalid: expected at least one group")
+    return {g: parse_axis(v, f"{arg}[{g!r}]", positive=True, what="learning rate") for g, v in value.items()}
+
+
 class InitGrid:
     """A Cartesian grid over chosen scalar parameters' initial values (see :func:`init_grid`).
 

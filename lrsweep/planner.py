@@ -145,8 +145,17 @@ def _steps(spec: SweepSpec, problem: Problem) -> tuple[int, int]:
 def plan(spec: SweepSpec, options: RunOptions | None = None) -> Plan:
     """Check a spec against its problem and lay the sweep out under ``options`` (default: none given).
 
+    Public as ``lrsweep.plan_sweep``; ``spec, options = lrsweep.spec.build(problem, lr, **settings)``
+    makes its arguments from ``sweep``'s keywords.
+
     Pure in (spec, options) and the local devices: the same inputs give the same plan, and nothing
     is written or compiled. Every ValueError names the setting at fault.
+
+    Returns:
+      A frozen :class:`Plan`: ``axes`` (dims such as ``("lr", "init")``, ``shape`` their sizes;
+      ``axes.size`` configs in all), ``chunk`` configs per compiled chunk, ``layout`` (the result's
+      dims, variables and ``n_chunks`` chunks; ``layout.attrs["spec"]`` the canonical spec), one
+      ``engine.Static`` and one problem instance per ``problem_seed``.
     """
     options = RunOptions() if options is None else options
     policy = get_policy(spec.precision)

@@ -55,7 +55,11 @@ def todo(sink: Sink) -> list[int]:
 def open_sink(planned: Plan, options: RunOptions | None = None) -> Iterator[Sink]:
     """The sink of ``planned``'s results under ``options`` (default: the plan's own), open for the
     ``with`` block: the store's lock is held and pending done-marks are written on the way out,
-    whatever happens.
+    whatever happens. Public as ``lrsweep.open_sink``.
+
+    Without ``options.out``: memory, refused (ValueError) when the result and the chunks in flight
+    exceed the memory budget. With it: a Zarr store, created, or verified and resumed when it exists
+    (``sink.is_done(k)`` for its finished chunks; ``sink.layout`` its own chunk shape).
 
     The sink gets its own copy of the layout's attrs: a run that changes its kernel path on the way
     (``runner.Job``) records that in the sink's result, not in the plan.

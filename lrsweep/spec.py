@@ -33,14 +33,22 @@ never mixed with another: :func:`canonical` is what is compared.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import _checks, outcomes, schedules
 from . import spec_checks as checks
 from .gradients import NAMES as GRADS
+from .grid import InitGrid
 from .precision import POLICIES
-from .types import KERNELS, RECORDS, KernelName
+from .spec_checks import AxisValue, LrValue
+from .types import KERNELS, RECORDS, GradName, KernelName, PrecisionName, PyTree, RecordName
+
+if TYPE_CHECKING:  # for the annotations only: importing them would load optax, the problems and Dask
+    import optax
+    from distributed import Client
+
+    from .problems import Problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,31 +83,37 @@ def setting(default: Any = None, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata={"lrsweep": Setting(**meta)})
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SweepSpec:
     """What a sweep computes; ``lrsweep.sweep(problem, lr, **settings)`` builds one (and its
     :class:`RunOptions`, see :func:`build`).
 
     Each field declares one setting (see :class:`Setting`); construction checks every given value.
+    A field's type is what the spec holds once checked: a count of problem or data seeds is held as
+    the list of seeds it names, a string of variables as a list.
     ``kernel`` is here, not among the run options: the compute path enters the compiled program,
     and its results may differ from XLA's by rounding.
+
+    Hashable, and equal to a spec with equal values (:func:`lrsweep.spec_checks.frozen`); the values
+    are kept as given, so the canonical spec does not change.
     """
 
-    problem: Any = setting(
+    problem: Problem | str = setting(
         help="an lrsweep.Problem, a built-in name or 'package.module:function'",
         toml=(str,),
         what="a problem name",
         cli_default="linear",
     )
-    lr: Any = setting(
+    lr: LrValue = setting(
         help="learning rates: a list '0.01,0.1,1', a space 'log:1e-4:10:256' or 'lin:0.01:0.2:20', "
         "or one per group GROUP=SPEC (repeat the flag)",
         toml=(int, float, str, list, dict),
         what="a number, a list, a space string or a table {group = ...}",
         flag="lr",
+        check=checks.lr,
         cli_default="log:1e-4:10:256",
     )
-    init: Any = setting(
+    init: int | InitGrid | PyTree | None = setting(
         help="initialisations: a count drawn by the problem's sampler, or a grid",
         toml=(int, dict),
         what="a count or a table {grid = {name = values}}",
@@ -115,49 +129,49 @@ class SweepSpec:
         flag="int",
         check=checks.epochs,
     )
-    steps: Any = setting(
+    steps: int | None = setting(
         help="optimizer steps in all, instead of epochs (default: epochs times the steps per epoch)",
         toml=(int,),
         what="an integer",
         flag="int",
         check=checks.epochs,
     )
-    batch_size: Any = setting(
+    batch_size: int | None = setting(
         help="examples per optimizer step, reshuffled every epoch (default: the whole training set)",
         toml=(int,),
         what="an integer",
         flag="int",
         check=checks.integer_in(1),
     )
-    data_seed: Any = setting(
+    data_seed: list[int] | None = setting(
         help="a count or a list of seeds: a sweep axis of minibatch orders (default: seed 0, no axis)",
         toml=(int, list),
         what="a count or a list of integer seeds",
         flag="int",
         check=checks.problem_seed,
     )
-    eval_every: Any = setting(
+    eval_every: int | None = setting(
         help="steps between held-out evaluations, and one after the last step (default: steps // 20, at least 1)",
         toml=(int,),
         what="an integer",
         flag="int",
         check=checks.integer_in(1),
     )
-    grad: str = setting(
+    grad: GradName = setting(
         "autodiff",
         help=f"gradient estimator, one of {list(GRADS)}",
         toml=(str,),
         what="a string",
         check=checks.one_of(GRADS),
     )
-    precision: str = setting(
+    precision: PrecisionName = setting(
         "float32",
         help=f"precision policy, one of {sorted(POLICIES)}",
         toml=(str,),
         what="a string",
         check=checks.one_of(tuple(POLICIES)),
     )
-    record: str = setting(
+    record: RecordName = setting(
         "trajectory",
         help="summary (final values only) or trajectory (every k-th epoch)",
         toml=(str,),
@@ -173,28 +187,28 @@ class SweepSpec:
         flag="int",
         check=checks.integer_in(1, outcomes.MAX_EPOCHS),
     )
-    variables: Any = setting(
+    variables: list[str] | None = setting(
         help="what a trajectory keeps: 'loss' and parameter names (default: all)",
         toml=(list,),
         what="a list of strings",
         flag="list",
         check=checks.names,
     )
-    optimizer: Any = setting(
+    optimizer: str | Callable[..., optax.GradientTransformation] = setting(
         "gd",
         help="gd, momentum, nesterov, adam, rmsprop, any optax optimizer by name (adamw, optax:lion), "
         "or an optax factory (Python)",
         toml=(str,),
         what="a string",
     )
-    optimizer_kwargs: Any = setting(
+    optimizer_kwargs: dict[str, float | bool] | None = setting(
         help="the optimizer's hyperparameters, key=value,...",
         toml=(dict,),
         what="a table",
         flag="pairs",
         check=checks.hyperparameters,
     )
-    optimizer_axes: Any = setting(
+    optimizer_axes: dict[str, AxisValue] | None = setting(
         help="hyperparameters as sweep axes, NAME=VALUES (repeat the flag)",
         toml=(dict,),
         what="a table {name = values}",
@@ -208,14 +222,14 @@ class SweepSpec:
         what="a string",
         check=schedules.check_name,
     )
-    schedule_kwargs: Any = setting(
+    schedule_kwargs: dict[str, float | bool] | None = setting(
         help="the schedule's arguments, key=value,... (warmup=100)",
         toml=(dict,),
         what="a table",
         flag="pairs",
         check=checks.hyperparameters,
     )
-    groups: Any = setting(
+    groups: dict[str, Sequence[str]] | None = setting(
         help="learning-rate groups, GROUP=param,param (repeat the flag)",
         toml=(dict,),
         what="a table {group = [parameter, ...]}",
@@ -230,14 +244,14 @@ class SweepSpec:
         flag="int",
         check=checks.integer_in(0, checks.MAX_SEED),
     )
-    problem_args: Any = setting(
+    problem_args: dict[str, Any] | None = setting(
         help="keyword arguments of a problem given by name, key=value,...",
         toml=(dict,),
         what="a table",
         flag="pairs",
         check=checks.table,
     )
-    problem_seed: Any = setting(
+    problem_seed: list[int] | None = setting(
         help="a count or a list of seeds: a sweep axis of problem instances",
         toml=(int, list),
         what="a count or a list of integer seeds",
@@ -255,7 +269,7 @@ class SweepSpec:
         flag="float",
         check=checks.nonnegative,
     )
-    stuck_window: Any = setting(
+    stuck_window: int | None = setting(
         help="epochs without a parameter change that make a run stuck (default: epochs // 10, at least 1)",
         toml=(int,),
         what="an integer",
@@ -337,6 +351,12 @@ class SweepSpec:
         if self.steps is not None and self.epochs != defaults()["epochs"]:
             _both_lengths(self.steps, self.epochs)
 
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and checks.frozen_fields(self) == checks.frozen_fields(other)
+
+    def __hash__(self) -> int:
+        return hash(checks.frozen_fields(self))
+
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
@@ -349,7 +369,7 @@ class RunOptions:
     most one way to reach Dask workers is given, with ``out``.
     """
 
-    memory: Any = setting(
+    memory: int | None = setting(
         help="memory budget, e.g. 2GB or 64MB (default: half the machine, at most 4 GiB)",
         toml=(str, int),
         what="a size such as '2GB' or a number of bytes",
@@ -357,7 +377,7 @@ class RunOptions:
         attr=False,
         check=_checks.size,
     )
-    out: Any = setting(
+    out: str | None = setting(
         help="a Zarr store: results stream there; the same command resumes an interrupted run",
         toml=(str,),
         what="a path",
@@ -365,7 +385,7 @@ class RunOptions:
         attr=False,
         check=checks.path,
     )
-    chunk_size: Any = setting(
+    chunk_size: int | None = setting(
         help="configs per compiled chunk, at least 8 (default: from the memory budget)",
         toml=(int,),
         what="an integer",
@@ -374,7 +394,7 @@ class RunOptions:
         attr=False,
         check=checks.integer_in(8, 2**30),  # below 8 configs a result may depend on the chunk (docs/architecture.md)
     )
-    progress: Any = setting(
+    progress: bool | None = setting(
         help="a progress bar (default: several chunks and a terminal)", flag=None, identity=False, attr=False
     )
     allow_mixed: bool = setting(
@@ -395,7 +415,7 @@ class RunOptions:
         attr=False,
         check=checks.boolean,
     )
-    devices: Any = setting(
+    devices: int | None = setting(
         help="local devices each chunk is sharded over (default: all; results do not depend on it)",
         toml=(int,),
         what="an integer",
@@ -403,7 +423,7 @@ class RunOptions:
         identity=False,
         check=checks.integer_in(1, 2**16),
     )
-    scheduler: Any = setting(
+    scheduler: str | None = setting(
         help="a Dask scheduler, tcp://HOST:PORT: its workers train the chunks (--out on a filesystem they share)",
         toml=(str,),
         what="an address",
@@ -411,7 +431,7 @@ class RunOptions:
         attr=False,
         check=checks.address,
     )
-    workers: Any = setting(
+    workers: int | None = setting(
         help="train the chunks in N local Dask worker processes (needs --out)",
         toml=(int,),
         what="an integer",
@@ -420,7 +440,7 @@ class RunOptions:
         attr=False,
         check=checks.integer_in(1, 4096),
     )
-    client: Any = setting(
+    client: Client | None = setting(
         help="a dask.distributed.Client whose workers train the chunks (Python; needs out=)",
         flag=None,
         identity=False,

@@ -6,14 +6,23 @@ they enforce are constants here, so messages, docs and tests read the same numbe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
 import reprlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
 
-from . import _checks, outcomes
+import numpy as np
+
+from . import _checks, grid, outcomes
+
+#: One sweep axis as given: a number, a list or 1-D array of numbers, comma-separated numbers
+#: (``"0.01,0.1,1"``), a space (``"log:1e-4:10:256"``, ``"lin:0.01:0.2:20"``) or an :class:`lrsweep.grid.Axis`.
+AxisValue: TypeAlias = float | str | Sequence[float] | np.ndarray | grid.Axis
+#: The learning rates: one axis, or one per learning-rate group (``{"w": "log:...", "b": [0.1]}``).
+LrValue: TypeAlias = AxisValue | Mapping[str, AxisValue]
 
 
 def integer_in(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
@@ -33,6 +42,13 @@ def init(arg: str, value: Any) -> Any:
         raise ValueError(
             f"{arg}={value!r} is invalid: expected a count, a batch of parameter pytrees or lrsweep.init_grid(...)"
         )
+    return value
+
+
+def lr(arg: str, value: LrValue) -> LrValue:
+    """Learning rates, checked as the planner will read them (:func:`lrsweep.grid.lr_axes`) and kept as
+    given: the canonical spec is written from the value itself."""
+    grid.lr_axes(value, arg)
     return value
 
 
@@ -148,3 +164,31 @@ def problem_seed(arg: str, value: Any) -> list[int]:
             f"{MAX_PROBLEM_SEEDS:,} seeds"
         )
     return [_checks.integer(f"{arg}[]", s, 0, MAX_SEED) for s in value]
+
+
+def frozen(value: Any) -> Any:
+    """A hashable stand-in for a setting's value, equal for equal values: dicts as their items in
+    order, lists and tuples alike, arrays (numpy or JAX) as dtype, shape and bytes; anything else
+    hashable as itself (a problem or a callable: by identity)."""
+    if isinstance(value, Mapping):
+        return (dict, tuple((k, frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (tuple, tuple(frozen(v) for v in value))
+    if isinstance(value, np.ndarray) or (hasattr(value, "__array__") and not _hashable(value)):
+        array = np.asarray(value)
+        return (np.ndarray, array.dtype.str, array.shape, array.tobytes())
+    hash(value)  # a TypeError naming the type: a value this cannot stand in for
+    return value
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def frozen_fields(obj: Any) -> tuple:
+    """A dataclass's field values as :func:`frozen` stand-ins: what a spec is compared and hashed by."""
+    return tuple(frozen(getattr(obj, f.name)) for f in dataclasses.fields(obj))

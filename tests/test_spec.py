@@ -95,3 +95,79 @@ def test_canonical_spec_normalises_axes():
     b = identity.canonical(spec.build("linear", [0.1, 0.2], epochs=5)[0])
     assert a == b and a["lr"] == [0.1, 0.2]
     assert "memory" not in a and "out" not in a  # where results go is not what they are
+
+
+@pytest.mark.parametrize(
+    ("lr", "message"),
+    [
+        (-0.1, r"lr=-0\.1 is invalid: learning rates must be finite and > 0, got -0\.1"),
+        (0.0, r"lr=0\.0 is invalid: learning rates must be finite and > 0, got 0\.0"),
+        (float("nan"), r"lr=nan is invalid: learning rates must be finite and > 0, got nan"),
+        (float("inf"), r"lr=inf is invalid: learning rates must be finite and > 0, got inf"),
+        ([0.1, -1.0], r"lr=\[0\.1, -1\.0\] is invalid: learning rates must be finite and > 0, got -1\.0"),
+        ([], r"lr=\[\] is invalid: expected at least one learning rate"),
+        ("abc", r"lr='abc' is invalid: expected comma-separated numbers \('0\.01,0\.1,1'\) or a space"),
+        ("log:0:1:3", r"lr='log:0:1:3' is invalid: expected 'log:START:STOP:NUM' or 'lin:START:STOP:NUM'"),
+        ({}, r"lr=\{\} is invalid: expected at least one group"),
+        ({"w": 0.1, "b": "lin:1:0:3"}, r"lr\['b'\]='lin:1:0:3' is invalid: expected 'log:START:STOP:NUM'"),
+    ],
+)
+def test_a_bad_lr_is_refused_when_the_spec_is_built(lr, message, monkeypatch):
+    # Refused by spec.build itself, before any problem is built or planned: a problem that cannot
+    # be resolved would fail later with another message.
+    with pytest.raises(ValueError, match="^" + message) as raised:
+        spec.build("no.such.module:factory", lr, epochs=3)
+    assert "\n" not in str(raised.value)
+    # The same message as the planner gives (one check, read in both places).
+    with pytest.raises(ValueError, match="^" + message):
+        lrsweep.sweep("linear", lr, epochs=3)
+
+
+def test_good_lrs_are_kept_as_given():
+    # The canonical spec is written from the value itself, so the check must not rewrite it.
+    for lr in (0.1, [0.1, 1.0], "log:1e-3:1:4", "0.01,0.1", {"w": 0.1, "b": [0.2]}):
+        assert spec.build("linear", lr)[0].lr == lr
+
+
+def test_the_literal_types_of_settings_name_what_their_checks_accept():
+    # The annotations pyright reads and the runtime checks must not drift apart.
+    from typing import get_args
+
+    from lrsweep import gradients, precision, types
+
+    assert set(get_args(types.GradName)) == set(gradients.NAMES)
+    assert set(get_args(types.PrecisionName)) == set(precision.POLICIES)
+    hints = {f.name: f.type for f in dataclasses.fields(spec.SweepSpec)}
+    assert (hints["grad"], hints["precision"], hints["record"], hints["kernel"]) == (
+        "GradName",
+        "PrecisionName",
+        "RecordName",
+        "KernelName",
+    )
+    assert not [name for name, hint in hints.items() if hint == "Any"]
+
+
+def test_a_spec_is_hashable_and_equal_to_a_spec_with_equal_values():
+    import jax.numpy as jnp
+    import numpy as np
+
+    a = spec.build("linear", [0.1, 1.0], variables=["loss"], optimizer_axes={"momentum": [0.0, 0.9]}, problem_seed=2)
+    b = spec.build("linear", (0.1, 1.0), variables="loss", optimizer_axes={"momentum": (0.0, 0.9)}, problem_seed=[0, 1])
+    assert a[0] == b[0] and hash(a[0]) == hash(b[0]) and len({a[0], b[0]}) == 1
+    assert a[0].lr == [0.1, 1.0] and b[0].lr == (0.1, 1.0)  # kept as given: the canonical spec reads them
+    assert a[0] != spec.build("linear", [0.1, 2.0], variables=["loss"])[0]
+    # Arrays (numpy or JAX) by their values, dtype included; group order matters (it orders the dims).
+    init = {"w": jnp.zeros(3), "b": jnp.ones(3)}
+    c = spec.build("linear", np.array([0.1, 1.0]), init=init)[0]
+    assert (
+        c
+        == spec.build("linear", np.array([0.1, 1.0]), init={"w": np.zeros(3, np.float32), "b": np.ones(3, np.float32)})[
+            0
+        ]
+    )
+    assert c != spec.build("linear", np.array([0.1, 1.0], np.float32), init=init)[0]
+    assert {c: 1}[spec.build("linear", np.array([0.1, 1.0]), init=dict(init))[0]] == 1
+    assert spec.build("linear", {"w": 0.1, "b": 1.0})[0] != spec.build("linear", {"b": 1.0, "w": 0.1})[0]
+    # A problem object by identity, as Problem itself compares.
+    problem = lrsweep.problems.linear()
+    assert spec.build(problem, 0.1)[0] == spec.build(problem, 0.1)[0] != spec.build(lrsweep.problems.linear(), 0.1)[0]
