@@ -176,21 +176,21 @@ def plan_sweep(spec: spec_mod.SweepSpec) -> tuple[runner.Job, int]:
     keep_loss, keep_leaves = _kept(spec, axes)
     statics = [
         engine.Static(
-            p.loss,
-            p.n_data,
-            spec.grad,
-            policy,
-            epochs,
-            spec.record,
-            window,
-            opt,
-            axes.groups,
-            axes.leaf_group,
-            axes.hyper_names,
-            spec.every,
-            keep_loss,
-            keep_leaves,
-            spec.kernel,
+            loss=p.loss,
+            n_data=p.n_data,
+            grad=spec.grad,
+            policy=policy,
+            epochs=epochs,
+            record=spec.record,
+            window=window,
+            optimizer=opt,
+            groups=axes.groups,
+            leaf_group=axes.leaf_group,
+            hyper_names=axes.hyper_names,
+            every=spec.every,
+            keep_loss=keep_loss,
+            keep_leaves=keep_leaves,
+            kernel=spec.kernel,
             score_window=spec.score_window,
             track_best=spec.track_best,
             track_sums=spec.track_sums,
@@ -413,7 +413,16 @@ def trace(
             "few epochs of one run: use sweep(..., record='trajectory', every=k) for long runs"
         )
     opt = optimizers.get(optimizer, optimizer_kwargs)
-    static = engine.Static(problem.loss, problem.n_data, grad, policy, epochs, "trace", 1, opt)
+    static = engine.Static(
+        loss=problem.loss,
+        n_data=problem.n_data,
+        grad=grad,
+        policy=policy,
+        epochs=epochs,
+        record="trace",
+        window=1,
+        optimizer=opt,
+    )
     params0 = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf, policy.param_dtype), problem.init)
     with policy.context():
         x, y = engine.to_compute_dtype(static, problem.x, problem.y)

@@ -320,7 +320,9 @@ def loss_of(problem, policy: Policy) -> Callable[[PyTree], jax.Array]:
     For analysis code (theory, figures). Call it, and the function it returns, inside
     ``policy.context()`` so that float64 policies have x64 on.
     """
-    static = Static(problem.loss, problem.n_data, "autodiff", policy, 1, "summary", 1)
+    static = Static(
+        loss=problem.loss, n_data=problem.n_data, grad="autodiff", policy=policy, epochs=1, record="summary", window=1
+    )
     x, y = to_compute_dtype(static, problem.x, problem.y)
     return _mean_loss(static, jnp.asarray(x), jnp.asarray(y), jnp.zeros((), policy.compute_dtype))
 

@@ -18,9 +18,9 @@ from .precision import Policy
 from .types import KernelName, PyTree
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Static:
-    """What the compiled program depends on. Hashable; equal ``Static`` never retrace.
+    """What the compiled program depends on. Hashable; equal ``Static`` never retrace. Built by keyword only.
 
     Attributes:
       loss: the problem's per-example loss (hashed by identity).

@@ -56,7 +56,15 @@ def test_scan_equals_a_python_loop(builtin):
     name, problem = builtin
     epochs, policy = 10, precision.get("float64")
     ds = lrsweep.sweep(problem, LR[name], epochs=epochs, grad="autodiff", precision="float64")
-    static = engine.Static(problem.loss, problem.n_data, "autodiff", policy, epochs, "trace", 1)
+    static = engine.Static(
+        loss=problem.loss,
+        n_data=problem.n_data,
+        grad="autodiff",
+        policy=policy,
+        epochs=epochs,
+        record="trace",
+        window=1,
+    )
     with policy.context():
         x, y = (np.asarray(a, policy.compute_dtype) for a in (problem.x, problem.y))
         init, epoch, _ = engine._epoch_fn(static, jnp.array([LR[name]]), x, y, 1e-4, jnp.float64(0.0))
