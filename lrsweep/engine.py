@@ -141,7 +141,8 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     With minibatches a step's loss (the tracker's, the score's, a trajectory's) is its minibatch's
     before the update; ``loss0`` and the final loss are the whole set's. Metrics: ``engine_data``.
     """
-    lr, hyper, params0, x, y, h, zero, rtol, min_loss, plateau_rtol = inputs[:10]
+    lr, hyper, params0, x, y = inputs.lr, inputs.hyper, inputs.params0, inputs.x, inputs.y
+    h, zero, rtol, min_loss, plateau_rtol = inputs.h, inputs.zero, inputs.rtol, inputs.min_loss, inputs.plateau_rtol
     epochs, every = static.epochs, static.every
     traj = static.record == "trajectory"
     k_window = min(static.score_window, epochs)
@@ -236,12 +237,14 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     if static.record == "trajectory":
         last = keep(loss_final, final)
         kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
-        return ChunkResult(kept["loss"], kept["params"], outcome, event, **extra)
-    return ChunkResult(loss_final, jax.tree_util.tree_leaves(final), outcome, event, **extra)
+        return ChunkResult(loss=kept["loss"], params=kept["params"], outcome=outcome, event_epoch=event, **extra)
+    return ChunkResult(
+        loss=loss_final, params=jax.tree_util.tree_leaves(final), outcome=outcome, event_epoch=event, **extra
+    )
 
 
 #: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
-CONFIG_AXES = ChunkInputs._make([0, 0, 0] + [None] * (len(ChunkInputs._fields) - 3))
+CONFIG_AXES = ChunkInputs.axes(0, None)
 
 
 @functools.partial(jax.jit, static_argnames=("static",))
@@ -283,12 +286,11 @@ def _in_blocks(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs,
     if not block or block >= c or c % block:
         return train(inputs)
     k = c // block
-    per_config = (inputs.lr, inputs.hyper, inputs.params0)
+    per_config = tuple(getattr(inputs, f) for f in ChunkInputs.PER_CONFIG)
     blocks = jax.tree_util.tree_map(lambda a: a.reshape(k, block, *a.shape[1:]), per_config)
 
     def one(b):
-        lr, hyper, params0 = b
-        return train(inputs._replace(lr=lr, hyper=hyper, params0=params0))
+        return train(inputs._replace(**dict(zip(ChunkInputs.PER_CONFIG, b))))
 
     out = lax.map(one, blocks)
     return jax.tree_util.tree_map(lambda a: a.reshape(c, *a.shape[2:]), out)

@@ -110,13 +110,13 @@ def _changed_block(old: PyTree, new: PyTree) -> jax.Array:
 
 
 def train_block(
-    static: Static, lr, hyper, params0: PyTree, example: Callable, h, zero, rtol, min_loss, plateau_rtol
+    static: Static, lr, hyper, params0: PyTree, example: Callable, *, h, zero, rtol, min_loss, plateau_rtol
 ) -> ChunkResult:
     """Train a block of ``B`` configs for ``static.epochs`` epochs, written on per-example terms.
 
     The per-example fused kernel (``lrsweep.kernels.per_example``) runs this on each block of
     configs. Inputs as ``ChunkInputs`` for ``B`` configs (``lr (B, G)``, ``hyper (B, H)``,
-    ``params0`` leaves ``(B, *leaf_shape)``, the scalars), except the data: ``example(i) -> (x_i,
+    ``params0`` leaves ``(B, *leaf_shape)``, the scalars by name), except the data: ``example(i) -> (x_i,
     y_i)`` reads example ``i`` (a Python int) where it is needed. Output: a summary, as from
     ``run_chunk``.
 
@@ -167,4 +167,12 @@ def train_block(
     )
     best_loss, best_epoch = outcomes.best(track)
     leaves = jax.tree_util.tree_leaves(final)
-    return ChunkResult(loss_final, leaves, outcome, event, score, best_loss, best_epoch)
+    return ChunkResult(
+        loss=loss_final,
+        params=leaves,
+        outcome=outcome,
+        event_epoch=event,
+        score=score,
+        best_loss=best_loss,
+        best_epoch=best_epoch,
+    )

@@ -43,7 +43,13 @@ BEST_PREFIX = "best_"
 
 class ChunkInputs(NamedTuple):
     """One chunk's arrays. Swept values and data are arguments, never constants: new values never
-    recompile the program."""
+    recompile the program.
+
+    Built and read by field name only: :attr:`PER_CONFIG` names the fields that hold one value per
+    config (a leading axis ``C``), :attr:`SCALARS` the shared scalars; every other field is shared
+    by the chunk's configs. :meth:`axes` derives from them what ``vmap`` and a sharding take, so a
+    new input is one field here (and its value where ``runner.Job.inputs`` builds a chunk).
+    """
 
     lr: Array  # (C, G) compute dtype; parameter leaf k uses lr[:, leaf_group[k]]
     hyper: Array  # (C, H) compute dtype; H may be 0
@@ -58,6 +64,18 @@ class ChunkInputs(NamedTuple):
     data_seed: Array | np.integer | None = None  # () uint32: the minibatch order's seed, shared by the chunk
     x_eval: Array | None = None  # (n_eval, ...) compute dtype: held-out data, shared (None: no metrics)
     y_eval: Array | None = None  # (n_eval, ...) compute dtype
+
+    #: The fields with one value per config (leading axis ``C``): split among a chunk's configs.
+    PER_CONFIG = ("lr", "hyper", "params0")
+    #: The scalar fields, ``()`` in the compute dtype (a fused kernel reads them as one array).
+    SCALARS = ("h", "zero", "rtol", "min_loss", "plateau_rtol")
+
+    @classmethod
+    def axes(cls, per_config: Any, shared: Any) -> ChunkInputs:
+        """``per_config`` at each field of :attr:`PER_CONFIG` and ``shared`` at every other: the
+        pytree prefix that ``vmap``'s ``in_axes`` (``0``, ``None``) and a sharding's partition
+        specs take."""
+        return cls(**{f: per_config if f in cls.PER_CONFIG else shared for f in cls._fields})
 
 
 class ChunkResult(NamedTuple):

@@ -158,8 +158,11 @@ def test_the_per_example_kernel_lowers_to_triton_for_the_lesson(grad, precision_
         c, dtype = 256, policy.compute_dtype.type
         params0 = {k: np.full(c, v, policy.param_dtype) for k, v in problem.init.items()}
         x, y = engine.to_compute_dtype(st, problem.x, problem.y)
-        scalars = [dtype(v) for v in (1e-4, 0.0, 1e-6, 0.0, 1e-4)]
-        inputs = engine.ChunkInputs(np.full((c, 1), 0.01, dtype), np.zeros((c, 0), dtype), params0, x, y, *scalars)
+        scalars = dict(h=1e-4, zero=0.0, rtol=1e-6, min_loss=0.0, plateau_rtol=1e-4)
+        lr, hyper = np.full((c, 1), 0.01, dtype), np.zeros((c, 0), dtype)
+        inputs = engine.ChunkInputs(
+            lr=lr, hyper=hyper, params0=params0, x=x, y=y, **{k: dtype(v) for k, v in scalars.items()}
+        )
         triton = jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
         run = jax.jit(lambda inputs: engine.run_chunk(inputs, static=st))
         exported = jax.export.export(run, platforms=["cuda"], disabled_checks=[triton])(inputs)
