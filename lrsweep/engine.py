@@ -49,7 +49,7 @@ from .kernel_paths import check_kernel, kernel_path  # the path a chunk takes
 from .precision import Policy
 from .static import Static, optimizer_fns
 from .sums import UNROLL_MAX, pairwise_sum, tree_sum
-from .types import ChunkInputs, ChunkResult, PyTree
+from .types import ChunkInputs, ChunkResult, PyTree, boundary_errors
 
 #: Epochs per iteration of the compiled loop. XLA:CPU fuses the elementwise work of consecutive
 #: epochs, so a config's state stays in registers across them; 4 is about 2x faster than 1 on the
@@ -252,8 +252,10 @@ def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
     """``jit(vmap(train_one))`` over a chunk of ``C`` configs; see the module docstring for shapes.
 
     The output's ``params`` is a list of leaves in JAX flattening order (for a trajectory, the
-    leaves in ``static.keep_leaves``).
+    leaves in ``static.keep_leaves``). While tracing, the inputs and the result are checked against
+    their fields' shape annotations (``types.boundary_errors``) and the sizes ``static`` sets.
     """
+    _check_boundary(inputs)
     c = inputs.lr.shape[0]
     n_rec = len(static.recorded_epochs())
     dims = chex.Dimensions(C=c, R=n_rec, G=len(static.groups), H=len(static.hyper_names))
@@ -276,7 +278,14 @@ def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
     if out.loss is not None:
         chex.assert_shape(out.loss, prefix)
     chex.assert_tree_shape_prefix(out.params, prefix)
+    _check_boundary(inputs, out)
     return out
+
+
+def _check_boundary(*values: ChunkInputs | ChunkResult) -> None:
+    errors = boundary_errors(*values)
+    if errors:
+        raise AssertionError("engine boundary: " + "; ".join(errors))
 
 
 def _in_blocks(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs, block: int) -> ChunkResult:
