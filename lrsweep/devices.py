@@ -88,7 +88,7 @@ def _specs() -> ChunkInputs:
 def place(inputs: ChunkInputs, n: int) -> ChunkInputs:
     """``inputs`` on ``n`` devices: each device holds its block of configs and a copy of the data."""
     m = mesh(n)
-    shardings = jax.tree_util.tree_map(lambda spec: NamedSharding(m, spec), _specs())
+    shardings = jax.tree.map(lambda spec: NamedSharding(m, spec), _specs())
     return jax.device_put(inputs, shardings)
 
 

@@ -72,7 +72,7 @@ def _mean_loss(static: Static, x, y, zero, n: int | None = None) -> Callable[[Py
     whole = getattr(static.loss, "batch_loss", None) if static.grad == "autodiff" else None
 
     def mean_loss(params):
-        p = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)
+        p = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), params)
         if n <= UNROLL_MAX:
             terms = [separate(static.loss(p, x[i], y[i])) for i in range(n)]
             total = pairwise_sum(terms)
@@ -105,7 +105,7 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
 
 
 def _changed(old: PyTree, new: PyTree) -> jax.Array:
-    diffs = [jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new))]
+    diffs = [jnp.any(a != b) for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new))]
     return functools.reduce(jnp.logical_or, diffs)
 
 
@@ -177,7 +177,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         return carry, losses[0]
 
     def keep(loss, params):
-        leaves = jax.tree_util.tree_leaves(params)
+        leaves = jax.tree.leaves(params)
         chosen = range(len(leaves)) if static.keep_leaves is None else static.keep_leaves
         return {"loss": loss if static.keep_loss else None, "params": [leaves[k] for k in chosen]}
 
@@ -200,9 +200,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         if rest:
             params = carry[0]
             carry, first_loss = run(carry, n_blocks * every, rest)
-            records = jax.tree_util.tree_map(
-                lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params)
-            )
+            records = jax.tree.map(lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params))
         ring = carry[3]
         assert ring is not None
         # Slot e mod K holds epoch e; the window's first epoch, E - K, sits at slot E mod K.
@@ -236,11 +234,9 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         extra.update(sharpness.outputs(sharp, edge))
     if static.record == "trajectory":
         last = keep(loss_final, final)
-        kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
+        kept = jax.tree.map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
         return ChunkResult(loss=kept["loss"], params=kept["params"], outcome=outcome, event_epoch=event, **extra)
-    return ChunkResult(
-        loss=loss_final, params=jax.tree_util.tree_leaves(final), outcome=outcome, event_epoch=event, **extra
-    )
+    return ChunkResult(loss=loss_final, params=jax.tree.leaves(final), outcome=outcome, event_epoch=event, **extra)
 
 
 #: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
@@ -296,13 +292,13 @@ def _in_blocks(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs,
         return train(inputs)
     k = c // block
     per_config = tuple(getattr(inputs, f) for f in ChunkInputs.PER_CONFIG)
-    blocks = jax.tree_util.tree_map(lambda a: a.reshape(k, block, *a.shape[1:]), per_config)
+    blocks = jax.tree.map(lambda a: a.reshape(k, block, *a.shape[1:]), per_config)
 
     def one(b):
         return train(inputs._replace(**dict(zip(ChunkInputs.PER_CONFIG, b))))
 
     out = lax.map(one, blocks)
-    return jax.tree_util.tree_map(lambda a: a.reshape(c, *a.shape[2:]), out)
+    return jax.tree.map(lambda a: a.reshape(c, *a.shape[2:]), out)
 
 
 @functools.partial(jax.jit, static_argnames=("static",))

@@ -112,7 +112,7 @@ def _blocks(body: Body, inputs: ChunkInputs, data: list, interpret: bool) -> Chu
     block = min(BLOCK, c)
     if c % block:
         raise ValueError(f"the fused kernel needs a chunk that is a multiple of {block} configs, got {c}")
-    leaves, treedef = jax.tree_util.tree_flatten(params0)
+    leaves, treedef = jax.tree.flatten(params0)
     shapes = [leaf.shape[1:] for leaf in leaves]
     flat = [leaf.reshape(c, -1) for leaf in leaves]  # (C, size): 2-D blocks for every leaf
     cdt = lr.dtype

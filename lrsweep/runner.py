@@ -102,7 +102,7 @@ class Job:
                     raise
                 self._fall_back_to_xla(err)
                 result = devices.run_chunk(inputs, self.statics[which], devices.usable(self.devices, self.chunk))
-            result = jax.tree_util.tree_map(np.asarray, result)
+            result = jax.tree.map(np.asarray, result)
         return self.values(k, result, self.statics[which])
 
     def _fall_back_to_xla(self, err: Exception) -> None:

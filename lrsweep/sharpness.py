@@ -107,7 +107,7 @@ def start_vector(params: PyTree, dtype) -> jax.Array:
     ``g = (sqrt(5) - 1) / 2`` (a Weyl sequence: no random key, the same on every machine, and with
     no structure that would make it orthogonal to an eigenvector of a network's Hessian), then
     normalised. ``(P,)`` in ``dtype``, built on the host (a constant)."""
-    n = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
     u = np.mod(np.arange(1, n + 1, dtype=np.float64) * _GOLDEN, 1.0) - 0.5
     return jnp.asarray(u / np.linalg.norm(u), dtype)
 
@@ -124,7 +124,7 @@ def hvp(f: Callable[[PyTree], jax.Array], params: PyTree, v: jax.Array) -> jax.A
     """``H v`` for a raveled ``v (P,)``, with ``H`` the Hessian of ``f`` at ``params``: forward over
     reverse, ``jax.jvp(jax.grad(f), (params,), (v,))``, about the cost of two gradients. ``params``
     is cast to ``v``'s dtype first (the tangent and the primal must agree)."""
-    flat, unravel = ravel_pytree(jax.tree_util.tree_map(lambda a: jnp.asarray(a, v.dtype), params))
+    flat, unravel = ravel_pytree(jax.tree.map(lambda a: jnp.asarray(a, v.dtype), params))
     return ravel_pytree(jax.jvp(jax.grad(f), (unravel(flat),), (unravel(v),))[1])[0]
 
 

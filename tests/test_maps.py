@@ -58,7 +58,7 @@ def paper_map(mnmx, res: int, steps: int, outer_batch_size: int = 50000, as_writ
         def train_step(rng, theta, hparams, X, Y):
             learning_rates = [hparams[i % len(hparams)] for i in range(len(theta))]
             _loss, _grad = jax.value_and_grad(loss)(theta, X, Y)
-            return jax.tree_util.tree_map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates), _loss
+            return jax.tree.map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates), _loss
 
         train_step_lrvmap = jax.jit(jax.vmap(train_step, in_axes=(None, 0, 0, None, None), out_axes=(0, 0)))
 
@@ -80,7 +80,7 @@ def paper_map(mnmx, res: int, steps: int, outer_batch_size: int = 50000, as_writ
                 b = train(theta, hparams[bs // 2 :], X, Y, num_steps)
                 return tuple(jnp.concatenate([u, w]) for u, w in zip(a, b))
             rng = jax.random.split(jax.random.PRNGKey(42), num_steps)
-            _theta = jax.tree_util.tree_map(lambda u: jnp.tile(u, (bs,) + (1,) * len(u.shape)), theta)
+            _theta = jax.tree.map(lambda u: jnp.tile(u, (bs,) + (1,) * len(u.shape)), theta)
             losses = []
             for _rng in rng:
                 _theta, _loss = train_step_lrvmap(_rng, _theta, hparams, X, Y)
