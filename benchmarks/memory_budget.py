@@ -153,7 +153,7 @@ def report(rows: list[dict], info: dict, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sweeps", default="3000x1000,3000000x1", help="LRSxINITS,... (inits: a grid of w)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--budgets", default="64MB,200MB,1GB")

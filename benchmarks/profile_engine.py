@@ -203,8 +203,8 @@ def unroll_small_contractions(loss, max_k: int = 8):
     """``loss`` with its dot_generals and sums over at most ``max_k`` elements written out."""
 
     def unrolled(params, x, y):
-        flat, tree = jax.tree_util.tree_flatten((params, x, y))
-        closed = jax.make_jaxpr(lambda *a: loss(*jax.tree_util.tree_unflatten(tree, a)))(*flat)
+        flat, tree = jax.tree.flatten((params, x, y))
+        closed = jax.make_jaxpr(lambda *a: loss(*jax.tree.unflatten(tree, a)))(*flat)
         return _eval(closed.jaxpr, closed.consts, flat, max_k)[0]
 
     return unrolled

@@ -10,6 +10,8 @@ estimated step: ``scipy.sparse.linalg.eigsh`` (implicitly restarted Lanczos, ``w
     python benchmarks/sharpness_every_estimate.py > benchmarks/results/sharpness-every-estimate.txt
 """
 
+from typing import Any, cast
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,14 +39,14 @@ def main() -> None:
     def reference(params) -> float:
         with f64.context():
             flat = ravel_pytree({k: jnp.asarray(v, jnp.float64) for k, v in params.items()})[0]
-            op = LinearOperator(
+            op = cast(Any, LinearOperator)(  # scipy's stubs do not know these keywords
                 (flat.size, flat.size),
                 matvec=lambda v: np.asarray(hvp(flat, jnp.asarray(v, jnp.float64))),
                 dtype=np.float64,
             )
-            return float(eigsh(op, k=1, which="LA", tol=1e-10, return_eigenvectors=False)[0])
+            return float(cast(Any, eigsh)(op, k=1, which="LA", tol=1e-10, return_eigenvectors=False)[0])
 
-    print(f"# {__doc__.splitlines()[0]}")
+    print(f"# {(__doc__ or '').splitlines()[0]}")
     print(
         f"# lrs {LRS}, {STEPS} steps, sharpness_every {EVERY}, sharpness_iters {ds.attrs['sharpness_iters']} (at most),"
     )

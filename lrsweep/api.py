@@ -173,17 +173,26 @@ def trace(
             "few epochs of one run: use sweep(..., record='trajectory', every=k) for long runs"
         )
     opt = optimizers.get(optimizer, optimizer_kwargs)
-    static = engine.Static(problem.loss, problem.n_data, grad, policy, epochs, "trace", 1, opt)
-    params0 = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf, policy.param_dtype), problem.init)
+    static = engine.Static(
+        loss=problem.loss,
+        n_data=problem.n_data,
+        grad=grad,
+        policy=policy,
+        epochs=epochs,
+        record="trace",
+        window=1,
+        optimizer=opt,
+    )
+    params0 = jax.tree.map(lambda leaf: np.asarray(leaf, policy.param_dtype), problem.init)
     with policy.context():
         x, y = engine.to_compute_dtype(static, problem.x, problem.y)
         scalar = policy.compute_dtype.type
         rows = engine.trace_run(lrs.astype(policy.compute_dtype), params0, x, y, scalar(h), scalar(0.0), static=static)
-        rows = jax.tree_util.tree_map(np.asarray, rows)
+        rows = jax.tree.map(np.asarray, rows)
 
     names = problems.param_names(problem.init)
-    columns = {k: jax.tree_util.tree_leaves(rows[k]) if k in rows else [] for k in ("params", "grad", "updated")}
-    columns.update({k: jax.tree_util.tree_leaves(rows.get(k, [])) for k in ("loss_plus", "loss_minus")})
+    columns = {k: jax.tree.leaves(rows[k]) if k in rows else [] for k in ("params", "grad", "updated")}
+    columns.update({k: jax.tree.leaves(rows.get(k, [])) for k in ("loss_plus", "loss_minus")})
     frames = []
     for i in notebook.display_order(problem):
         shape = columns["params"][i].shape[1:]

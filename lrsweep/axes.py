@@ -30,11 +30,11 @@ def _ends(axis) -> np.ndarray:
 
 def check_batch(problem: Problem, init) -> PyTree:
     """Validate a batch of initial parameters (leading axis ``n``) against the problem's init."""
-    ref_leaves, ref_def = jax.tree_util.tree_flatten(problem.init)
+    ref_leaves, ref_def = jax.tree.flatten(problem.init)
     try:
         leaves = ref_def.flatten_up_to(init)
     except (ValueError, TypeError):
-        expected = jax.tree_util.tree_structure(problem.init)
+        expected = jax.tree.structure(problem.init)
         raise ValueError(
             f"init is invalid for problem {problem.name!r}: its structure must be {expected} "
             f"(keys {problems.param_names(problem.init)}), each leaf with a leading batch axis; got {init!r}"
@@ -135,7 +135,7 @@ class Axes:
     def _build_init(self, init, seed) -> None:
         problem = self.problem
         if isinstance(init, grid.InitGrid):
-            leaves = jax.tree_util.tree_leaves(problem.init)
+            leaves = jax.tree.leaves(problem.init)
             for name, axis in init.axes.items():
                 if name not in self.names:
                     raise ValueError(
@@ -152,7 +152,7 @@ class Axes:
                 self._add(f"init_{name}", axis)
             return
         if init is None:
-            batch = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None], problem.init)
+            batch = jax.tree.map(lambda leaf: np.asarray(leaf)[None], problem.init)
         elif isinstance(init, numbers.Integral) and not isinstance(init, bool):
             n = _checks.integer("init", init, 1)
             if problem.sampler is None:
@@ -166,11 +166,11 @@ class Axes:
         else:
             batch = check_batch(problem, init)
         self._batch = batch
-        n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        n = jax.tree.leaves(batch)[0].shape[0]
         self._add("init", np.arange(n))
         # init_<name> values along "init" for inits the sweep was given (a batch, or a count drawn
         # by the sampler); the problem's one default init is no axis of values.
-        for name, leaf in zip(self.names, jax.tree_util.tree_leaves(batch)):
+        for name, leaf in zip(self.names, jax.tree.leaves(batch)):
             if leaf.ndim == 1 and init is not None:
                 self.extra_coords[f"init_{name}"] = ("init", leaf)
 
@@ -190,7 +190,7 @@ class Axes:
         for k, dim in self._grid.items():
             _checks.representable(f"init_grid({self.names[k]}=...)", _ends(self.coords[dim]), policy.param_dtype)
         tree = self._batch if self._batch is not None else self.problem.init
-        for name, leaf in zip(self.names, jax.tree_util.tree_leaves(tree)):
+        for name, leaf in zip(self.names, jax.tree.leaves(tree)):
             _checks.representable(f"init[{name!r}]", leaf, policy.param_dtype)
 
     # -- configs ----------------------------------------------------------------------------
@@ -203,9 +203,9 @@ class Axes:
             else np.zeros((lr.shape[0], 0))
         )
         if self._batch is not None:
-            params = jax.tree_util.tree_map(lambda leaf: leaf[idx["init"]], self._batch)
+            params = jax.tree.map(lambda leaf: leaf[idx["init"]], self._batch)
         else:
-            leaves, treedef = jax.tree_util.tree_flatten(self.problem.init)
+            leaves, treedef = jax.tree.flatten(self.problem.init)
             k = lr.shape[0]
             params = treedef.unflatten(
                 [
@@ -215,5 +215,5 @@ class Axes:
                     for i, leaf in enumerate(leaves)
                 ]
             )
-        params = jax.tree_util.tree_map(lambda a: np.asarray(a, policy.param_dtype), params)
+        params = jax.tree.map(lambda a: np.asarray(a, policy.param_dtype), params)
         return lr.astype(policy.compute_dtype), hyper.astype(policy.compute_dtype), params

@@ -78,28 +78,26 @@ def mesh(n: int) -> Mesh:
     return Mesh(np.array(jax.local_devices()[:n]), (AXIS,))
 
 
-def _specs(inputs: ChunkInputs) -> ChunkInputs:
-    """Partition specs of a chunk's inputs (a ``ChunkInputs`` of ``PartitionSpec``): per-config
-    values split along :data:`AXIS`, data and scalars replicated."""
-    split = P(AXIS)
-    params = jax.tree_util.tree_map(lambda _: split, inputs.params0)
-    return ChunkInputs._make([split, split, params, *[P()] * (len(ChunkInputs._fields) - 3)])
+def _specs() -> ChunkInputs:
+    """Partition specs of a chunk's inputs, a pytree prefix of them (a ``ChunkInputs`` of
+    ``PartitionSpec``): per-config values split along :data:`AXIS` (every parameter leaf alike),
+    data and scalars replicated."""
+    return ChunkInputs.axes(P(AXIS), P())
 
 
 def place(inputs: ChunkInputs, n: int) -> ChunkInputs:
     """``inputs`` on ``n`` devices: each device holds its block of configs and a copy of the data."""
     m = mesh(n)
-    shardings = jax.tree_util.tree_map(lambda spec: NamedSharding(m, spec), _specs(inputs))
+    shardings = jax.tree.map(lambda spec: NamedSharding(m, spec), _specs())
     return jax.device_put(inputs, shardings)
 
 
 @functools.cache
-def _sharded(static: engine.Static, n: int, treedef) -> Callable[[ChunkInputs], ChunkResult]:
-    del treedef  # part of the cache key: the specs follow the parameters' structure
+def _sharded(static: engine.Static, n: int) -> Callable[[ChunkInputs], ChunkResult]:
     one = functools.partial(engine.run_chunk, static=static)
 
     def run(inputs: ChunkInputs) -> ChunkResult:
-        return jax.shard_map(one, mesh=mesh(n), in_specs=(_specs(inputs),), out_specs=P(AXIS), check_vma=False)(inputs)
+        return jax.shard_map(one, mesh=mesh(n), in_specs=(_specs(),), out_specs=P(AXIS), check_vma=False)(inputs)
 
     return jax.jit(run)
 
@@ -111,5 +109,5 @@ def run_chunk(inputs: ChunkInputs, static: engine.Static, n: int) -> ChunkResult
     c = int(np.shape(inputs.lr)[0])
     if c % n:
         raise ValueError(f"a chunk of {c} configs cannot be split over {n} devices")
-    fn = _sharded(static, n, jax.tree_util.tree_structure(inputs.params0))
+    fn = _sharded(static, n)
     return fn(place(inputs, n))

@@ -49,7 +49,7 @@ from .kernel_paths import check_kernel, kernel_path  # the path a chunk takes
 from .precision import Policy
 from .static import Static, optimizer_fns
 from .sums import UNROLL_MAX, pairwise_sum, tree_sum
-from .types import ChunkInputs, ChunkResult, PyTree
+from .types import ChunkInputs, ChunkResult, PyTree, boundary_errors
 
 #: Epochs per iteration of the compiled loop. XLA:CPU fuses the elementwise work of consecutive
 #: epochs, so a config's state stays in registers across them; 4 is about 2x faster than 1 on the
@@ -72,7 +72,7 @@ def _mean_loss(static: Static, x, y, zero, n: int | None = None) -> Callable[[Py
     whole = getattr(static.loss, "batch_loss", None) if static.grad == "autodiff" else None
 
     def mean_loss(params):
-        p = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)
+        p = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), params)
         if n <= UNROLL_MAX:
             terms = [separate(static.loss(p, x[i], y[i])) for i in range(n)]
             total = pairwise_sum(terms)
@@ -105,7 +105,7 @@ def _epoch_fn(static: Static, lr, x, y, h, zero, hyper=None):
 
 
 def _changed(old: PyTree, new: PyTree) -> jax.Array:
-    diffs = [jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new))]
+    diffs = [jnp.any(a != b) for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new))]
     return functools.reduce(jnp.logical_or, diffs)
 
 
@@ -145,7 +145,8 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     With minibatches a step's loss (the tracker's, the score's, a trajectory's) is its minibatch's
     before the update; ``loss0`` and the final loss are the whole set's. Metrics: ``engine_data``.
     """
-    lr, hyper, params0, x, y, h, zero, rtol, min_loss, plateau_rtol = inputs[:10]
+    lr, hyper, params0, x, y = inputs.lr, inputs.hyper, inputs.params0, inputs.x, inputs.y
+    h, zero, rtol, min_loss, plateau_rtol = inputs.h, inputs.zero, inputs.rtol, inputs.min_loss, inputs.plateau_rtol
     epochs, every = static.epochs, static.every
     traj = static.record == "trajectory"
     k_window = min(static.score_window, epochs)
@@ -180,7 +181,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         return carry, losses[0]
 
     def keep(loss, params):
-        leaves = jax.tree_util.tree_leaves(params)
+        leaves = jax.tree.leaves(params)
         chosen = range(len(leaves)) if static.keep_leaves is None else static.keep_leaves
         return {"loss": loss if static.keep_loss else None, "params": [leaves[k] for k in chosen]}
 
@@ -203,9 +204,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         if rest:
             params = carry[0]
             carry, first_loss = run(carry, n_blocks * every, rest)
-            records = jax.tree_util.tree_map(
-                lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params)
-            )
+            records = jax.tree.map(lambda r, v: jnp.concatenate([r, v[None]]), records, keep(first_loss, params))
         ring = carry[3]
         assert ring is not None
         # Slot e mod K holds epoch e; the window's first epoch, E - K, sits at slot E mod K.
@@ -239,13 +238,13 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         extra.update(sharpness.outputs(sharp, edge))
     if static.record == "trajectory":
         last = keep(loss_final, final)
-        kept = jax.tree_util.tree_map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
-        return ChunkResult(kept["loss"], kept["params"], outcome, event, **extra)
-    return ChunkResult(loss_final, jax.tree_util.tree_leaves(final), outcome, event, **extra)
+        kept = jax.tree.map(lambda r, v: jnp.concatenate([r, v[None]]), records, last)
+        return ChunkResult(loss=kept["loss"], params=kept["params"], outcome=outcome, event_epoch=event, **extra)
+    return ChunkResult(loss=loss_final, params=jax.tree.leaves(final), outcome=outcome, event_epoch=event, **extra)
 
 
 #: ``vmap`` axes of ``ChunkInputs`` over a chunk: swept values per config, data and scalars shared.
-CONFIG_AXES = ChunkInputs._make([0, 0, 0] + [None] * (len(ChunkInputs._fields) - 3))
+CONFIG_AXES = ChunkInputs.axes(0, None)
 
 
 @functools.partial(jax.jit, static_argnames=("static",))
@@ -253,8 +252,10 @@ def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
     """``jit(vmap(train_one))`` over a chunk of ``C`` configs; see the module docstring for shapes.
 
     The output's ``params`` is a list of leaves in JAX flattening order (for a trajectory, the
-    leaves in ``static.keep_leaves``).
+    leaves in ``static.keep_leaves``). While tracing, the inputs and the result are checked against
+    their fields' shape annotations (``types.boundary_errors``) and the sizes ``static`` sets.
     """
+    _check_boundary(inputs)
     c = inputs.lr.shape[0]
     n_rec = len(static.recorded_epochs())
     dims = chex.Dimensions(C=c, R=n_rec, G=len(static.groups), H=len(static.hyper_names))
@@ -277,7 +278,14 @@ def run_chunk(inputs: ChunkInputs, *, static: Static) -> ChunkResult:
     if out.loss is not None:
         chex.assert_shape(out.loss, prefix)
     chex.assert_tree_shape_prefix(out.params, prefix)
+    _check_boundary(inputs, out)
     return out
+
+
+def _check_boundary(*values: ChunkInputs | ChunkResult) -> None:
+    errors = boundary_errors(*values)
+    if errors:
+        raise AssertionError("engine boundary: " + "; ".join(errors))
 
 
 def _in_blocks(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs, block: int) -> ChunkResult:
@@ -287,15 +295,14 @@ def _in_blocks(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs,
     if not block or block >= c or c % block:
         return train(inputs)
     k = c // block
-    per_config = (inputs.lr, inputs.hyper, inputs.params0)
-    blocks = jax.tree_util.tree_map(lambda a: a.reshape(k, block, *a.shape[1:]), per_config)
+    per_config = tuple(getattr(inputs, f) for f in ChunkInputs.PER_CONFIG)
+    blocks = jax.tree.map(lambda a: a.reshape(k, block, *a.shape[1:]), per_config)
 
     def one(b):
-        lr, hyper, params0 = b
-        return train(inputs._replace(lr=lr, hyper=hyper, params0=params0))
+        return train(inputs._replace(**dict(zip(ChunkInputs.PER_CONFIG, b))))
 
     out = lax.map(one, blocks)
-    return jax.tree_util.tree_map(lambda a: a.reshape(c, *a.shape[2:]), out)
+    return jax.tree.map(lambda a: a.reshape(c, *a.shape[2:]), out)
 
 
 @functools.partial(jax.jit, static_argnames=("static",))
@@ -324,7 +331,9 @@ def loss_of(problem, policy: Policy) -> Callable[[PyTree], jax.Array]:
     For analysis code (theory, figures). Call it, and the function it returns, inside
     ``policy.context()`` so that float64 policies have x64 on.
     """
-    static = Static(problem.loss, problem.n_data, "autodiff", policy, 1, "summary", 1)
+    static = Static(
+        loss=problem.loss, n_data=problem.n_data, grad="autodiff", policy=policy, epochs=1, record="summary", window=1
+    )
     x, y = to_compute_dtype(static, problem.x, problem.y)
     return _mean_loss(static, jnp.asarray(x), jnp.asarray(y), jnp.zeros((), policy.compute_dtype))
 

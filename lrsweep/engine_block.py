@@ -27,7 +27,7 @@ def _example_loss(static: Static, zero, params: PyTree, x_i, y_i) -> jax.Array:
     """One config's loss on one example, ``l_i(p) = loss(p, x_i, y_i)``, in the compute dtype:
     a term of ``_mean_loss``'s sum, rounded as it rounds its terms."""
     dtype = static.policy.compute_dtype
-    value = static.loss(jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params), x_i, y_i)
+    value = static.loss(jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), params), x_i, y_i)
     # As _mean_loss: an exact policy rounds each term on its own before it joins the sum.
     return value + zero if static.policy.exact and static.n_data <= UNROLL_MAX else value
 
@@ -36,10 +36,10 @@ def _sum_examples(terms: list) -> PyTree:
     """Sum like pytrees (one per example) elementwise, in ``_mean_loss``'s order over examples:
     numpy's pairwise order for up to ``UNROLL_MAX`` of them, ``tree_sum``'s halving beyond."""
     if len(terms) <= UNROLL_MAX:
-        return jax.tree_util.tree_map(lambda *values: pairwise_sum(list(values)), *terms)
+        return jax.tree.map(lambda *values: pairwise_sum(list(values)), *terms)
     while len(terms) > 1:
         half = len(terms) // 2
-        head = [jax.tree_util.tree_map(jnp.add, a, b) for a, b in zip(terms[:half], terms[half : 2 * half])]
+        head = [jax.tree.map(jnp.add, a, b) for a, b in zip(terms[:half], terms[half : 2 * half])]
         terms = head + terms[2 * half :]
     return terms[0]
 
@@ -72,12 +72,12 @@ def _block_estimate(static: Static, example: Callable, h, zero, params: PyTree, 
         return jax.vmap(mean)(params), None
     if static.grad == "autodiff":
         dtype = static.policy.compute_dtype  # differentiate in it, as gradients.estimate does
-        in_compute = lambda tree: jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), tree)
+        in_compute = lambda tree: jax.tree.map(lambda leaf: leaf.astype(dtype), tree)
         return jax.vmap(lambda p: jax.value_and_grad(mean)(in_compute(p)))(params)
 
     def terms(params, x_i, y_i):  # one config, one example: l_i(p) and l_i at the nudged points
         loss_i = lambda p: term(p, x_i, y_i)
-        h_param = jnp.asarray(h, jax.tree_util.tree_leaves(params)[0].dtype)  # nudged in the parameter dtype
+        h_param = jnp.asarray(h, jax.tree.leaves(params)[0].dtype)  # nudged in the parameter dtype
         small = gradients.n_elements(params) <= gradients.UNROLL_PARAMS
         probe = gradients._probe_unrolled if small else gradients._probe_mapped  # as gradients.estimate
         nudged = {"plus": probe(loss_i, params, h_param)}
@@ -91,10 +91,10 @@ def _block_estimate(static: Static, example: Callable, h, zero, params: PyTree, 
     h_loss = jnp.asarray(h, loss.dtype)
 
     def gradient(value, sums):  # one config: scalars, so L broadcasts against every leaf
-        mean_at = lambda name: jax.tree_util.tree_map(lambda s: s / n, sums[name])
+        mean_at = lambda name: jax.tree.map(lambda s: s / n, sums[name])
         if static.grad == "forward":
-            return jax.tree_util.tree_map(lambda lp: (lp - value) / h_loss, mean_at("plus"))
-        return jax.tree_util.tree_map(lambda lp, lm: (lp - lm) / (2 * h_loss), mean_at("plus"), mean_at("minus"))
+            return jax.tree.map(lambda lp: (lp - value) / h_loss, mean_at("plus"))
+        return jax.tree.map(lambda lp, lm: (lp - lm) / (2 * h_loss), mean_at("plus"), mean_at("minus"))
 
     return loss, jax.vmap(gradient)(loss, sums)
 
@@ -104,19 +104,19 @@ def _changed_block(old: PyTree, new: PyTree) -> jax.Array:
     leaf is compared elementwise, with no reduction (Pallas's Triton lowering has no ``any``)."""
     diffs = [
         a != b if a.ndim == 1 else jnp.any((a != b).reshape(a.shape[0], -1), axis=1)
-        for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new))
+        for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new))
     ]
     return functools.reduce(jnp.logical_or, diffs)
 
 
 def train_block(
-    static: Static, lr, hyper, params0: PyTree, example: Callable, h, zero, rtol, min_loss, plateau_rtol
+    static: Static, lr, hyper, params0: PyTree, example: Callable, *, h, zero, rtol, min_loss, plateau_rtol
 ) -> ChunkResult:
     """Train a block of ``B`` configs for ``static.epochs`` epochs, written on per-example terms.
 
     The per-example fused kernel (``lrsweep.kernels.per_example``) runs this on each block of
     configs. Inputs as ``ChunkInputs`` for ``B`` configs (``lr (B, G)``, ``hyper (B, H)``,
-    ``params0`` leaves ``(B, *leaf_shape)``, the scalars), except the data: ``example(i) -> (x_i,
+    ``params0`` leaves ``(B, *leaf_shape)``, the scalars by name), except the data: ``example(i) -> (x_i,
     y_i)`` reads example ``i`` (a Python int) where it is needed. Output: a summary, as from
     ``run_chunk``.
 
@@ -166,5 +166,13 @@ def train_block(
         track, epochs, static.window, loss_final, tol, score, plateaued, known, loss0=loss0, min_loss=min_loss
     )
     best_loss, best_epoch = outcomes.best(track)
-    leaves = jax.tree_util.tree_leaves(final)
-    return ChunkResult(loss_final, leaves, outcome, event, score, best_loss, best_epoch)
+    leaves = jax.tree.leaves(final)
+    return ChunkResult(
+        loss=loss_final,
+        params=leaves,
+        outcome=outcome,
+        event_epoch=event,
+        score=score,
+        best_loss=best_loss,
+        best_epoch=best_epoch,
+    )

@@ -58,7 +58,7 @@ class HeldOut:
         fixed by ``n_eval``, the same in any chunk)."""
         st = self.static
         dtype = st.policy.compute_dtype
-        p = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)
+        p = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), params)
         per_example = [jax.vmap(fn, in_axes=(None, 0, 0))(p, self.x_eval, self.y_eval) for _, fn, _ in st.metrics]
         return jnp.stack([tree_sum(v.astype(dtype)) for v in per_example]) / jnp.asarray(st.n_eval, dtype)
 

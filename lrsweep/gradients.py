@@ -43,7 +43,7 @@ def check_name(name: str) -> str:
 
 def _nudged(params: PyTree, delta) -> list[PyTree]:
     """Every copy of ``params`` with one scalar element moved by ``delta``, leaf by leaf, C order."""
-    leaves, treedef = jax.tree_util.tree_flatten(params)
+    leaves, treedef = jax.tree.flatten(params)
     out = []
     for i, leaf in enumerate(leaves):
         for idx in np.ndindex(leaf.shape):
@@ -54,7 +54,7 @@ def _nudged(params: PyTree, delta) -> list[PyTree]:
 
 def _assemble(params: PyTree, values: list) -> PyTree:
     """Put one scalar per parameter element (in ``_nudged`` order) back into ``params``' shape."""
-    leaves, treedef = jax.tree_util.tree_flatten(params)
+    leaves, treedef = jax.tree.flatten(params)
     out, k = [], 0
     for leaf in leaves:
         size = int(np.prod(leaf.shape, dtype=int))
@@ -81,20 +81,20 @@ def estimate(name: str, loss: LossFn, params: PyTree, h) -> tuple[jax.Array, PyT
         # Differentiate with respect to the parameters cast to the loss's dtype, so that a mixed
         # policy gets a float64 gradient of its float32 parameters, not one rounded to float32.
         dtype = jax.eval_shape(loss, params).dtype
-        value, grad = jax.value_and_grad(loss)(jax.tree_util.tree_map(lambda p: p.astype(dtype), params))
+        value, grad = jax.value_and_grad(loss)(jax.tree.map(lambda p: p.astype(dtype), params))
         return value, grad, {}
     if name not in ("forward", "central"):
         raise ValueError(f"grad={name!r} is not a gradient estimator; expected one of {list(NAMES)}")
     value = loss(params)
-    h_param = jnp.asarray(h, dtype=jax.tree_util.tree_leaves(params)[0].dtype)
+    h_param = jnp.asarray(h, dtype=jax.tree.leaves(params)[0].dtype)
     h_loss = jnp.asarray(h, dtype=value.dtype)
     probe = _probe_unrolled if n_elements(params) <= UNROLL_PARAMS else _probe_mapped
     plus = probe(loss, params, h_param)
     if name == "forward":
-        grad = jax.tree_util.tree_map(lambda lp: (lp - value) / h_loss, plus)
+        grad = jax.tree.map(lambda lp: (lp - value) / h_loss, plus)
         return value, grad, {"loss_plus": plus}
     minus = probe(loss, params, -h_param)
-    grad = jax.tree_util.tree_map(lambda lp, lm: (lp - lm) / (2 * h_loss), plus, minus)
+    grad = jax.tree.map(lambda lp, lm: (lp - lm) / (2 * h_loss), plus, minus)
     return value, grad, {"loss_plus": plus, "loss_minus": minus}
 
 
@@ -104,7 +104,7 @@ UNROLL_PARAMS = 16
 
 
 def n_elements(params: PyTree) -> int:
-    return sum(int(np.prod(np.shape(leaf), dtype=int)) for leaf in jax.tree_util.tree_leaves(params))
+    return sum(int(np.prod(np.shape(leaf), dtype=int)) for leaf in jax.tree.leaves(params))
 
 
 def _probe_unrolled(loss: LossFn, params: PyTree, delta) -> PyTree:
@@ -125,7 +125,7 @@ def _probe_mapped(loss: LossFn, params: PyTree, delta) -> PyTree:
 
 def unravel_like(params: PyTree, values) -> PyTree:
     """Put a flat vector (``ravel_pytree`` order) into a pytree like ``params``, keeping its dtype."""
-    leaves, treedef = jax.tree_util.tree_flatten(params)
+    leaves, treedef = jax.tree.flatten(params)
     out, k = [], 0
     for leaf in leaves:
         size = int(np.prod(np.shape(leaf), dtype=int))

@@ -176,7 +176,7 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 def problem_id(problem) -> dict[str, Any]:
     """What identifies a problem: name, loss and sampler code, data, init and min_loss (fingerprints)."""
-    leaves, treedef = jax.tree_util.tree_flatten(problem.init)
+    leaves, treedef = jax.tree.flatten(problem.init)
     min_loss = getattr(problem, "min_loss", None)
     held_out = {}
     if getattr(problem, "x_eval", None) is not None:  # absent otherwise: stores made before held-out data resume
@@ -235,7 +235,7 @@ def _init_id(init: Any) -> Any:
         return init
     if isinstance(init, grid.InitGrid):
         return {"grid": {k: a.spec() for k, a in init.axes.items()}}
-    return {"batch": fingerprint(*[np.asarray(v, np.float64) for v in jax.tree_util.tree_leaves(init)])}
+    return {"batch": fingerprint(*[np.asarray(v, np.float64) for v in jax.tree.leaves(init)])}
 
 
 def _name_id(value: Any) -> Any:

@@ -54,8 +54,8 @@ BLOCK = 128
 
 #: ``body(lr (B, G), hyper (B, H), params leaves (B, *leaf_shape), data_refs, scalars) -> ChunkResult``:
 #: what a kernel program runs on its block of ``B`` configs; ``data_refs`` are the refs of the data
-#: arrays the kernel was given, ``scalars`` the five scalars of ``ChunkInputs`` (h .. plateau_rtol).
-Body = Callable[[Array, Array, PyTree, Sequence, list], ChunkResult]
+#: arrays the kernel was given, ``scalars`` the scalars of ``ChunkInputs`` by name (``ChunkInputs.SCALARS``).
+Body = Callable[[Array, Array, PyTree, Sequence, dict[str, Array]], ChunkResult]
 
 
 def fused(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs, *, interpret: bool = False) -> ChunkResult:
@@ -67,7 +67,7 @@ def fused(train: Callable[[ChunkInputs], ChunkResult], inputs: ChunkInputs, *, i
 
     def body(lr, hyper, params, data_refs, scalars):
         x_ref, y_ref = data_refs
-        return train(ChunkInputs(lr, hyper, params, x_ref[...], y_ref[...], *scalars))
+        return train(ChunkInputs(lr=lr, hyper=hyper, params0=params, x=x_ref[...], y=y_ref[...], **scalars))
 
     return _blocks(body, inputs, [inputs.x, inputs.y], interpret)
 
@@ -77,7 +77,7 @@ def per_example(
 ) -> ChunkResult:
     """``train_block`` run as a Pallas kernel over blocks of ``BLOCK`` configs: a summary.
 
-    ``train_block(lr, hyper, params0, example, h, zero, rtol, min_loss, plateau_rtol)`` trains one
+    ``train_block(lr, hyper, params0, example, **scalars)`` (the scalars of ``ChunkInputs`` by name) trains one
     block (``lr (B, G)``, ``hyper (B, H)``, ``params0`` leaves ``(B, *leaf_shape)``) and reads the
     data through ``example(i) -> (x_i, y_i)``, which loads example ``i`` from the kernel's input
     where the train function needs it (``engine_block.train_block``). Same inputs and outputs as
@@ -87,7 +87,7 @@ def per_example(
 
     def body(lr, hyper, params, data_refs, scalars):
         x_ref, y_ref = data_refs
-        return train_block(lr, hyper, params, lambda i: (x_ref[i], y_ref[i]), *scalars)
+        return train_block(lr, hyper, params, lambda i: (x_ref[i], y_ref[i]), **scalars)
 
     return _blocks(body, inputs, [x, y], interpret)
 
@@ -112,13 +112,14 @@ def _blocks(body: Body, inputs: ChunkInputs, data: list, interpret: bool) -> Chu
     block = min(BLOCK, c)
     if c % block:
         raise ValueError(f"the fused kernel needs a chunk that is a multiple of {block} configs, got {c}")
-    leaves, treedef = jax.tree_util.tree_flatten(params0)
+    leaves, treedef = jax.tree.flatten(params0)
     shapes = [leaf.shape[1:] for leaf in leaves]
     flat = [leaf.reshape(c, -1) for leaf in leaves]  # (C, size): 2-D blocks for every leaf
     cdt = lr.dtype
-    # h, zero, rtol, min_loss, plateau_rtol, padded to 8: a power of two (Triton), each read as a scalar.
-    scalar_values = [inputs.h, inputs.zero, inputs.rtol, inputs.min_loss, inputs.plateau_rtol]
-    scalars = jnp.zeros(8, cdt).at[:5].set(jnp.stack([jnp.asarray(v, cdt) for v in scalar_values]))
+    # The scalars in one array padded to 8: a power of two (Triton); each is read back by name.
+    names = ChunkInputs.SCALARS
+    scalar_values = [getattr(inputs, name) for name in names]
+    scalars = jnp.zeros(8, cdt).at[: len(names)].set(jnp.stack([jnp.asarray(v, cdt) for v in scalar_values]))
     n_hyper = hyper.shape[1]
     hyper2 = hyper if n_hyper else jnp.zeros((c, 1), cdt)  # Pallas blocks need a non-empty axis
 
@@ -149,7 +150,8 @@ def _blocks(body: Body, inputs: ChunkInputs, data: list, interpret: bool) -> Chu
         s_ref = refs[2 + n_leaves + n_data]
         outs = refs[3 + n_leaves + n_data :]
         params = treedef.unflatten([r[...].reshape(block, *shape) for r, shape in zip(leaf_refs, shapes)])
-        out = body(lr_ref[...], hyper_ref[...][:, :n_hyper], params, data_refs, [s_ref[j] for j in range(5)])
+        named = {name: s_ref[j] for j, name in enumerate(names)}
+        out = body(lr_ref[...], hyper_ref[...][:, :n_hyper], params, data_refs, named)
         assert out.loss is not None  # a summary always keeps its final loss
         outs[0][...] = out.loss.reshape(block, 1)
         for ref, leaf in zip(outs[1 : 1 + n_leaves], out.params):

@@ -48,7 +48,7 @@ def final_params_line(problem: Problem, table) -> str:
     last = table[table.epoch == table.epoch.max()]
     arrays = []
     for i in display_order(problem):
-        leaf = np.asarray(jax.tree_util.tree_leaves(problem.init)[i])
+        leaf = np.asarray(jax.tree.leaves(problem.init)[i])
         name = problems.param_names(problem.init)[i]
         values = last[last.parameter.str.fullmatch(rf"{name}(\[.*\])?")].updated.to_numpy()
         arrays.append(np.atleast_2d(values.reshape(leaf.shape)))

@@ -210,7 +210,7 @@ def probe(opt: Optimizer, swept: tuple[str, ...] = (), params: PyTree | None = N
     """
     stand_in = params is None
     tree = {"p": np.zeros((3, 2), np.float32)} if stand_in else params
-    shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.float32), tree)
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.float32), tree)
 
     def step(lr, hyper, params):
         tx = opt.transformation(lr, None, ("lr",), dict(zip(swept, hyper)))

@@ -166,7 +166,7 @@ def bytes_per_config(static: engine.Static, problem: Problem) -> int:
     state += item * (8 * static.n_eval * max(width, 1) + 4 * len(static.metrics))  # held-out activations, best
     records = 0
     if static.record == "trajectory":
-        leaves = jax.tree_util.tree_leaves(problem.init)
+        leaves = jax.tree.leaves(problem.init)
         chosen = static.keep_leaves if static.keep_leaves is not None else range(len(leaves))
         kept = (1 if static.keep_loss else 0) + sum(int(np.prod(np.shape(leaves[k]))) for k in chosen)
         # The scan's output, its concatenation with the last epoch, and the host copy.
@@ -320,7 +320,7 @@ def layout(axes: Axes, static: engine.Static, problem: Problem, attrs: dict) -> 
     lead = dims + (("epoch",) if traj else ())
     n_rec = (len(static.recorded_epochs()),) if traj else ()
     variables = {}
-    leaves = jax.tree_util.tree_leaves(problem.init)
+    leaves = jax.tree.leaves(problem.init)
     if not traj or static.keep_loss:
         variables["loss"] = Variable(
             lead, axes.shape + n_rec, static.policy.compute_dtype, np.nan, {"long_name": "training loss", "units": "1"}

@@ -72,9 +72,21 @@ class Job:
         x_eval = y_eval = None
         if static.metrics:
             x_eval, y_eval = engine.to_compute_dtype(static, problem.x_eval, problem.y_eval)
-        scalars = (scalar(self.h), zero, scalar(self.rtol), scalar(min_loss), scalar(plateau_rtol))
-        seed = data_seed if static.batch_size else None
-        inputs = ChunkInputs(lr, hyper, params0, x, y, *scalars, data_seed=seed, x_eval=x_eval, y_eval=y_eval)
+        inputs = ChunkInputs(
+            lr=lr,
+            hyper=hyper,
+            params0=params0,
+            x=x,
+            y=y,
+            h=scalar(self.h),
+            zero=zero,
+            rtol=scalar(self.rtol),
+            min_loss=scalar(min_loss),
+            plateau_rtol=scalar(plateau_rtol),
+            data_seed=data_seed if static.batch_size else None,
+            x_eval=x_eval,
+            y_eval=y_eval,
+        )
         return which, inputs
 
     def train(self, k: int) -> dict[str, np.ndarray]:
@@ -90,7 +102,7 @@ class Job:
                     raise
                 self._fall_back_to_xla(err)
                 result = devices.run_chunk(inputs, self.statics[which], devices.usable(self.devices, self.chunk))
-            result = jax.tree_util.tree_map(np.asarray, result)
+            result = jax.tree.map(np.asarray, result)
         return self.values(k, result, self.statics[which])
 
     def _fall_back_to_xla(self, err: Exception) -> None:

@@ -114,7 +114,7 @@ def start_vector(params: PyTree, dtype) -> jax.Array:
     ``g = (sqrt(5) - 1) / 2`` (a Weyl sequence: no random key, the same on every machine, and with
     no structure that would make it orthogonal to an eigenvector of a network's Hessian), then
     normalised. ``(P,)`` in ``dtype``, built on the host (a constant)."""
-    n = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
     u = np.mod(np.arange(1, n + 1, dtype=np.float64) * _GOLDEN, 1.0) - 0.5
     return jnp.asarray(u / np.linalg.norm(u), dtype)
 
@@ -134,7 +134,7 @@ def hvp(f: Callable[[PyTree], jax.Array], params: PyTree, dtype) -> Callable[[ja
     (measured on the gallery's digits network: 1.3 gradients' work per product, against 1.6 for a
     fresh ``jax.jvp(jax.grad(f), (params,), (v,))`` each time). ``params`` is cast to ``dtype``
     first (the tangent and the primal must agree)."""
-    flat, unravel = ravel_pytree(jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params))
+    flat, unravel = ravel_pytree(jax.tree.map(lambda a: jnp.asarray(a, dtype), params))
     _, product = jax.linearize(jax.grad(f), unravel(flat))
     return lambda v: ravel_pytree(product(unravel(v)))[0]
 

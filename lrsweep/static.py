@@ -18,9 +18,9 @@ from .precision import Policy
 from .types import KernelName, PyTree
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Static:
-    """What the compiled program depends on. Hashable; equal ``Static`` never retrace.
+    """What the compiled program depends on. Hashable; equal ``Static`` never retrace. Built by keyword only.
 
     Attributes:
       loss: the problem's per-example loss (hashed by identity).
@@ -92,7 +92,7 @@ class Static:
 
 def _leaf_lrs(static: Static, lr, params: PyTree) -> PyTree:
     """The learning rate of each parameter leaf: a pytree like ``params`` of scalars from ``lr (G,)``."""
-    leaves, treedef = jax.tree_util.tree_flatten(params)
+    leaves, treedef = jax.tree.flatten(params)
     groups = static.leaf_group or (0,) * len(leaves)
     return treedef.unflatten([lr[g] for g in groups])
 
@@ -101,7 +101,7 @@ def _labels(static: Static, params: PyTree) -> PyTree | None:
     """Group names per leaf, for ``optax.partition``; None with a single group."""
     if len(static.groups) == 1:
         return None
-    treedef = jax.tree_util.tree_structure(params)
+    treedef = jax.tree.structure(params)
     return treedef.unflatten([static.groups[g] for g in static.leaf_group or ()])
 
 
@@ -113,8 +113,8 @@ def optimizer_fns(static: Static, lr, zero, hyper=None):
     """
     policy = static.policy
     separate = (lambda v: v + zero) if policy.exact else (lambda v: v)
-    in_compute = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.compute_dtype), tree)
-    in_param = lambda tree: jax.tree_util.tree_map(lambda p: p.astype(policy.param_dtype), tree)
+    in_compute = lambda tree: jax.tree.map(lambda p: p.astype(policy.compute_dtype), tree)
+    in_param = lambda tree: jax.tree.map(lambda p: p.astype(policy.param_dtype), tree)
 
     if static.optimizer.is_gd:
 
@@ -124,7 +124,7 @@ def optimizer_fns(static: Static, lr, zero, hyper=None):
         def gd_update(params, grad, state):
             lrs = _leaf_lrs(static, lr, params)
             step = lambda p, g, r: p.astype(policy.compute_dtype) - separate(g * r)
-            return in_param(jax.tree_util.tree_map(step, params, grad, lrs)), state
+            return in_param(jax.tree.map(step, params, grad, lrs)), state
 
         return gd_init, gd_update
 
@@ -141,6 +141,6 @@ def optimizer_fns(static: Static, lr, zero, hyper=None):
     def optax_update(params, grad, state):
         p = in_compute(params)
         updates, state = transformation(params).update(grad, state, p)
-        return in_param(jax.tree_util.tree_map(lambda a, u: a + u.astype(a.dtype), p, updates)), state
+        return in_param(jax.tree.map(lambda a, u: a + u.astype(a.dtype), p, updates)), state
 
     return optax_init, optax_update

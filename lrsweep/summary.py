@@ -180,7 +180,7 @@ def theory_cost(problem: problems.Problem) -> float:
     """Rough seconds for theory's ``lambda_max``: a dense Hessian is ``P`` gradients, power
     iteration up to 200 Hessian-vector products (3 gradients each); a gradient costs about
     ``P * n`` (parameters x examples), plus a fixed 0.5 s of tracing."""
-    n_param = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(problem.init))
+    n_param = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(problem.init))
     gradients_needed = n_param if n_param <= theory.DENSE_MAX else 600
     return 0.5 + THEORY_UNIT_S * gradients_needed * n_param * problem.n_data
 
@@ -227,7 +227,7 @@ def advice(problem: problems.Problem, ds, optimizer: str, sweep_s: float | None 
         at = "the minimum" if problem.minimum is not None else "the init"
         cost = theory_cost(problem)
         if sweep_s is not None and cost > max(sweep_s, 1.0):
-            n_param = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(problem.init))
+            n_param = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(problem.init))
             lines.append(
                 f"theory: skipped (the Hessian of {n_param:,} parameters at {at} would take about {cost:.0f} s, "
                 f"longer than the sweep's {sweep_s:.1f} s; lrsweep.theory.critical_lr computes it)"

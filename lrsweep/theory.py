@@ -76,7 +76,7 @@ def _resolve_params(problem: Problem, params: PyTree | None) -> PyTree:
             params, arg = problem.init, "problem.init"
         else:
             params, arg = problem.minimum, "problem.minimum"
-    ref_leaves, ref_def = jax.tree_util.tree_flatten(problem.init)
+    ref_leaves, ref_def = jax.tree.flatten(problem.init)
     try:
         leaves = ref_def.flatten_up_to(params)
     except (ValueError, TypeError):
@@ -106,7 +106,7 @@ def _flat_loss(problem: Problem, params: PyTree) -> tuple[Callable[[jax.Array], 
 
     Call inside ``_POLICY.context()`` (x64 on).
     """
-    flat, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, params))
+    flat, unravel = ravel_pytree(jax.tree.map(jnp.asarray, params))
     loss = engine.loss_of(problem, _POLICY)
     return (lambda v: loss(unravel(v))), flat
 
@@ -248,7 +248,7 @@ def lambda_max(
     tol = _checks.real("tol", tol, 0.0, closed_low=False)
     seed = _checks.integer("seed", seed, 0)
     params = _resolve_params(problem, params)
-    size = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+    size = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
     if method == "dense" or (method == "auto" and size <= DENSE_MAX):
         return float(eigenvalues(problem, params)[-1])
     with _POLICY.context():

@@ -76,7 +76,7 @@ def paper_map(
                 idx = jax.random.randint(rng, (minibatch_size,), 0, X.shape[0])
                 _loss = loss(theta, X, Y)
                 _grad = jax.grad(loss)(theta, X[idx], Y[idx])
-            return jax.tree_util.tree_map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates), _loss
+            return jax.tree.map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates), _loss
 
         step = jax.jit(jax.vmap(train_step, in_axes=(None, 0, 0, None, None)))
 

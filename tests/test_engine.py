@@ -113,7 +113,15 @@ def test_a_chunk_trained_in_blocks_equals_each_block_as_its_own_chunk(record):
 
 def test_a_costly_problem_gets_chunks_of_many_blocks():
     p = lrsweep.problems.mlp()
-    static = engine.Static(p.loss, p.n_data, "autodiff", lrsweep.precision.get("float32"), 500, "summary", 50)
+    static = engine.Static(
+        loss=p.loss,
+        n_data=p.n_data,
+        grad="autodiff",
+        policy=lrsweep.precision.get("float32"),
+        epochs=500,
+        record="summary",
+        window=50,
+    )
     chunk, block = lrsweep.plan.chunks(static, p, 2**30, 65536)
     assert block == lrsweep.plan.chunk_size(static, p, 2**30, None, 65536) == 8
     assert chunk == lrsweep.plan.MIN_CALL_CONFIGS
@@ -123,7 +131,15 @@ def test_a_costly_problem_gets_chunks_of_many_blocks():
     assert lrsweep.plan.chunks(static, p, 2**30, 3) == (8, 8)
     # The lesson's chunk is already large: one block per chunk, and a small sweep pads to little.
     q = lrsweep.problems.linear()
-    lesson = engine.Static(q.loss, q.n_data, "autodiff", lrsweep.precision.get("float32"), 500, "summary", 50)
+    lesson = engine.Static(
+        loss=q.loss,
+        n_data=q.n_data,
+        grad="autodiff",
+        policy=lrsweep.precision.get("float32"),
+        epochs=500,
+        record="summary",
+        window=50,
+    )
     assert lrsweep.plan.chunks(lesson, q, 2**30, 10**7) == (lrsweep.plan.MAX_CHUNK,) * 2
     assert lrsweep.plan.chunks(lesson, q, 2**30, 100) == (128, 128)
 
@@ -136,7 +152,15 @@ def test_sweep_trajectory_equals_trace_a_python_loop_of_epochs():
     w_trace = table[table.parameter == "w"].value.to_numpy()
     np.testing.assert_array_equal(ds.w.isel(lr=0, init=0).values[:-1], w_trace)
 
-    static = engine.Static(lrsweep.problems.linear().loss, 4, "forward", lrsweep.precision.get("mixed"), 1, "trace", 1)
+    static = engine.Static(
+        loss=lrsweep.problems.linear().loss,
+        n_data=4,
+        grad="forward",
+        policy=lrsweep.precision.get("mixed"),
+        epochs=1,
+        record="trace",
+        window=1,
+    )
     with jax.enable_x64(True):
         x, y = engine.to_compute_dtype(static, np.arange(1.0, 5.0), 3 * np.arange(1.0, 5.0))
         init, epoch, _ = engine._epoch_fn(static, jnp.array([lr]), x, y, jnp.float64(1e-4), jnp.float64(0.0))
@@ -151,7 +175,15 @@ def test_sweep_trajectory_equals_trace_a_python_loop_of_epochs():
 
 def test_gradient_estimators_agree_where_well_conditioned():
     problem = lrsweep.problems.linear()
-    static = engine.Static(problem.loss, 4, "autodiff", lrsweep.precision.get("float64"), 1, "summary", 1)
+    static = engine.Static(
+        loss=problem.loss,
+        n_data=4,
+        grad="autodiff",
+        policy=lrsweep.precision.get("float64"),
+        epochs=1,
+        record="summary",
+        window=1,
+    )
     with jax.enable_x64(True):
         x, y = engine.to_compute_dtype(static, problem.x, problem.y)
         loss = engine._mean_loss(static, x, y, jnp.float64(0.0))

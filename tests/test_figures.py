@@ -97,6 +97,19 @@ def test_pngs_match_the_committed_baseline(gallery):
 
 
 @pytest.mark.slow
+def test_figures_folder_is_the_build_byte_for_byte(gallery):
+    # The build is what `lrsweep figures --out DIR` writes (test_rebuild_writes_identical_bytes), so
+    # this compares a fresh `lrsweep figures` with the committed folder, every file, every byte.
+    out, _ = gallery
+    built = {p.name: p.read_bytes() for p in out.iterdir()}
+    committed = {p.name: p.read_bytes() for p in BASELINE.iterdir()}
+    problems = [f"{n}: differs" for n in sorted(built.keys() & committed.keys()) if built[n] != committed[n]]
+    problems += [f"{n}: built, not committed" for n in sorted(built.keys() - committed.keys())]
+    problems += [f"{n}: committed, not built" for n in sorted(committed.keys() - built.keys())]
+    assert not problems, "figures/ is not `lrsweep figures --out figures`; regenerate it:\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
 def test_committed_explorer_matches_the_build(gallery):
     out, _ = gallery
     new, old = _explorer_json(out / "explorer.html"), _explorer_json(BASELINE / "explorer.html")

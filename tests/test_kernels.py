@@ -92,7 +92,9 @@ def test_lesson_is_still_bit_exact_through_the_kernel(kernel):
 def _static(n_data=4, record="summary", grad="autodiff", loss=None, kernel: KernelName = "auto", **kw):
     loss = problems.linear().loss if loss is None else loss
     policy = lrsweep.precision.get("float32")
-    return engine.Static(loss, n_data, grad, policy, 10, record, 1, kernel=kernel, **kw)
+    return engine.Static(
+        loss=loss, n_data=n_data, grad=grad, policy=policy, epochs=10, record=record, window=1, kernel=kernel, **kw
+    )
 
 
 def test_auto_uses_xla_on_cpu_and_the_kernel_only_where_it_applies():
@@ -143,12 +145,24 @@ def test_the_per_example_kernel_lowers_to_triton_for_the_lesson(grad, precision_
     # No GPU needed: exporting for CUDA runs Pallas's Triton lowering of the kernel.
     problem, policy = problems.linear(), lrsweep.precision.get(precision_name)
     with policy.context():
-        st = engine.Static(problem.loss, problem.n_data, grad, policy, 50, "summary", 5, kernel="pallas-examples")
+        st = engine.Static(
+            loss=problem.loss,
+            n_data=problem.n_data,
+            grad=grad,
+            policy=policy,
+            epochs=50,
+            record="summary",
+            window=5,
+            kernel="pallas-examples",
+        )
         c, dtype = 256, policy.compute_dtype.type
         params0 = {k: np.full(c, v, policy.param_dtype) for k, v in problem.init.items()}
         x, y = engine.to_compute_dtype(st, problem.x, problem.y)
-        scalars = [dtype(v) for v in (1e-4, 0.0, 1e-6, 0.0, 1e-4)]
-        inputs = engine.ChunkInputs(np.full((c, 1), 0.01, dtype), np.zeros((c, 0), dtype), params0, x, y, *scalars)
+        scalars = dict(h=1e-4, zero=0.0, rtol=1e-6, min_loss=0.0, plateau_rtol=1e-4)
+        lr, hyper = np.full((c, 1), 0.01, dtype), np.zeros((c, 0), dtype)
+        inputs = engine.ChunkInputs(
+            lr=lr, hyper=hyper, params0=params0, x=x, y=y, **{k: dtype(v) for k, v in scalars.items()}
+        )
         triton = jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
         run = jax.jit(lambda inputs: engine.run_chunk(inputs, static=st))
         exported = jax.export.export(run, platforms=["cuda"], disabled_checks=[triton])(inputs)

@@ -94,13 +94,11 @@ def test_flax_sweep_equals_a_plain_nnx_optimizer_loop():
 @pytest.mark.parametrize("adapter,make", [(problems.from_equinox, make_eqx), (problems.from_flax, make_nnx)])
 def test_a_sampler_draws_a_fresh_model_per_key(adapter, make):
     p = adapter(make, squared_error, X, Y)
-    first = jax.tree_util.tree_leaves(p.init)
-    built = [
-        np.asarray(a) for a in jax.tree_util.tree_leaves(adapter(make(jax.random.key(0)), squared_error, X, Y).init)
-    ]
+    first = jax.tree.leaves(p.init)
+    built = [np.asarray(a) for a in jax.tree.leaves(adapter(make(jax.random.key(0)), squared_error, X, Y).init)]
     for a, b in zip(first, built):
         np.testing.assert_array_equal(a, b)  # the default init is the model of key(0)
-    draws = [jax.tree_util.tree_leaves(p.sampler(jax.random.key(s))) for s in (1, 2)]
+    draws = [jax.tree.leaves(p.sampler(jax.random.key(s))) for s in (1, 2)]
     assert not np.array_equal(draws[0][-1], draws[1][-1]) or not np.array_equal(draws[0][0], draws[1][0])
     ds = lrsweep.sweep(p, 0.01, init=3, epochs=2, every=2)
     name = problems.param_names(p.init)[-1]

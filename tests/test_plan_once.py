@@ -126,7 +126,7 @@ def test_run_options_are_checked_when_built():
     with pytest.raises(ValueError, match=r"^scheduler= and workers= are both given"):
         spec.RunOptions(scheduler="tcp://127.0.0.1:1", workers=2, out="s.zarr")
     with pytest.raises(ValueError, match=r"^memory='lots' is invalid"):
-        spec.RunOptions(memory="lots")
+        spec.RunOptions(memory="lots")  # pyright: ignore[reportArgumentType]  # refused at run time
 
 
 def test_a_store_resumed_through_open_sink_keeps_its_chunks_and_bits(tmp_path):

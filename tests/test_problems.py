@@ -43,7 +43,7 @@ def test_sweep_of_one_config_equals_a_single_run(builtin, grad):
     # Batched and unbatched programs may round differently in the last bit; a forward difference
     # divides that by h = 1e-4, so it is compared 1e4 times more loosely.
     rtol = 1e-12 if grad == "autodiff" else 1e-8
-    for pname, leaf in zip(problems.param_names(problem.init), jax.tree_util.tree_leaves(problem.init)):
+    for pname, leaf in zip(problems.param_names(problem.init), jax.tree.leaves(problem.init)):
         traj = ds[pname].isel(lr=0, init=0).values  # (epochs + 1, *shape)
         for idx in np.ndindex(np.shape(leaf)):
             label = pname if not np.shape(leaf) else f"{pname}[{','.join(map(str, idx))}]"
@@ -56,16 +56,24 @@ def test_scan_equals_a_python_loop(builtin):
     name, problem = builtin
     epochs, policy = 10, precision.get("float64")
     ds = lrsweep.sweep(problem, LR[name], epochs=epochs, grad="autodiff", precision="float64")
-    static = engine.Static(problem.loss, problem.n_data, "autodiff", policy, epochs, "trace", 1)
+    static = engine.Static(
+        loss=problem.loss,
+        n_data=problem.n_data,
+        grad="autodiff",
+        policy=policy,
+        epochs=epochs,
+        record="trace",
+        window=1,
+    )
     with policy.context():
         x, y = (np.asarray(a, policy.compute_dtype) for a in (problem.x, problem.y))
         init, epoch, _ = engine._epoch_fn(static, jnp.array([LR[name]]), x, y, 1e-4, jnp.float64(0.0))
-        params = jax.tree_util.tree_map(jnp.asarray, problem.init)
-        params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params)
+        params = jax.tree.map(jnp.asarray, problem.init)
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
         state = init(params)
         for _ in range(epochs):  # op by op, no jit, no scan
             _, _, _, params, state = epoch(params, state)
-        for pname, leaf in zip(problems.param_names(problem.init), jax.tree_util.tree_leaves(params)):
+        for pname, leaf in zip(problems.param_names(problem.init), jax.tree.leaves(params)):
             np.testing.assert_allclose(ds[pname].isel(lr=0, init=0, epoch=-1).values, leaf, rtol=1e-12, atol=1e-14)
 
 
@@ -74,10 +82,10 @@ def test_autodiff_and_central_difference_agree(builtin):
     policy = precision.get("float64")
     with policy.context():
         loss = engine.loss_of(problem, policy)
-        params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), problem.init)
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), problem.init)
         _, exact, _ = lrsweep.gradients.estimate("autodiff", loss, params, 1e-5)
         _, central, _ = lrsweep.gradients.estimate("central", loss, params, 1e-5)
-    for a, c in zip(jax.tree_util.tree_leaves(exact), jax.tree_util.tree_leaves(central)):
+    for a, c in zip(jax.tree.leaves(exact), jax.tree.leaves(central)):
         np.testing.assert_allclose(c, a, rtol=1e-6, atol=1e-9)
 
 
@@ -212,7 +220,7 @@ def _paper_run(hparams, num_steps, width=16, depth=2, target_dim=1):
         rng = jax.random.PRNGKey(0)
         rng, srng = jax.random.split(rng)
         theta = _paper_init(srng, width, depth)
-        n_params = int(jnp.sum(jnp.array(jax.tree_util.tree_map(lambda u: u.size, theta))))
+        n_params = int(jnp.sum(jnp.array(jax.tree.map(lambda u: u.size, theta))))
         rng, srng = jax.random.split(rng)
         batch_size = int(n_params * 1.0 / target_dim)
         X = jax.random.normal(srng, (batch_size, width))
@@ -223,7 +231,7 @@ def _paper_run(hparams, num_steps, width=16, depth=2, target_dim=1):
         for _ in range(num_steps):
             learning_rates = [hparams[i % len(hparams)] for i in range(len(theta))]
             _loss, _grad = jax.value_and_grad(_paper_loss)(theta, X, Y)
-            theta = jax.tree_util.tree_map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates)
+            theta = jax.tree.map(lambda t, g, lr: t - lr * g, theta, _grad, learning_rates)
             losses.append(float(_loss))
         losses.append(float(_paper_loss(theta, X, Y)))
         return data, np.array(losses), [np.asarray(t) for t in theta]

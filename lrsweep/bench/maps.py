@@ -65,7 +65,7 @@ def paper_runner(res: int, steps: int, x_range, y_range):
         def train_step(theta, hparams, X, Y):
             g_loss, grad = jax.value_and_grad(loss)(theta, X, Y)
             lrs = [hparams[i % 2] for i in range(len(theta))]
-            return jax.tree_util.tree_map(lambda t, g, lr: t - lr * g, theta, grad, lrs), g_loss
+            return jax.tree.map(lambda t, g, lr: t - lr * g, theta, grad, lrs), g_loss
 
         step = jax.jit(jax.vmap(train_step, in_axes=(0, 0, None, None)), donate_argnums=(0,))
 

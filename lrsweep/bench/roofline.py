@@ -88,15 +88,15 @@ def epoch_fn(problem, grad: str):
             value = loss(p)
             nudged = jax.vmap(lambda e: loss(unravel(flat + jnp.float32(H) * e)))(jnp.eye(flat.size, dtype=flat.dtype))
             g = unravel((nudged - value) / jnp.float32(H))
-        return jax.tree_util.tree_map(lambda a, b: a - lr * b, p, g), value
+        return jax.tree.map(lambda a, b: a - lr * b, p, g), value
 
     return jax.vmap(step)
 
 
 @lru_cache(maxsize=64)
 def _cost_cached(name: str, problem, grad: str, chunk: int, backend: str) -> dict:
-    init = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float32), problem.init)
-    params = jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct((chunk, *v.shape), jnp.float32), init)
+    init = jax.tree.map(lambda v: np.asarray(v, np.float32), problem.init)
+    params = jax.tree.map(lambda v: jax.ShapeDtypeStruct((chunk, *v.shape), jnp.float32), init)
     lr = jax.ShapeDtypeStruct((chunk,), jnp.float32)
     with jax.default_device(jax.devices(backend)[0]):
         compiled = jax.jit(epoch_fn(problem, grad)).lower(params, lr).compile()

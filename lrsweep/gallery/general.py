@@ -220,7 +220,7 @@ def fig_landscape(name: str, p: lrsweep.Problem, ds, out: Path) -> list[Path]:
     epoch 0 of a sweep over a grid of inits, so the engine computes it) with the paths of up to
     four lrs. Returns no files for any other problem."""
     scalars = _scalar_params(p)
-    if len(scalars) != 2 or len(jax.tree_util.tree_leaves(p.init)) != 2:
+    if len(scalars) != 2 or len(jax.tree.leaves(p.init)) != 2:
         return []
     (a, a0), (b, b0) = scalars
     lrs = ds.lr.values

@@ -135,7 +135,7 @@ def drift_sgd(learning_rate, drift_param: str = "W0", drift_by: str = "offset") 
 
     def update(updates, state, params=None):
         assert params is not None, "drift_sgd needs the parameters"
-        out = dict(jax.tree_util.tree_map(lambda g: g * -learning_rate, updates))
+        out = dict(jax.tree.map(lambda g: g * -learning_rate, updates))
         # The engine adds an update to the parameter once; the notebook rounds twice, (W0 + c) and
         # then - lr * g. The update that lands on the notebook's result: target - W0, which the
         # engine's W0 + (target - W0) gives back exactly whenever |target - W0| <= |target|.

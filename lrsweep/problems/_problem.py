@@ -143,7 +143,7 @@ class Problem:
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
         # A sampler is a callable leaf; a callable pytree of arrays (an equinox module) is parameters.
-        leaves = jax.tree_util.tree_leaves(self.init)
+        leaves = jax.tree.leaves(self.init)
         drawn_init = callable(self.init) and len(leaves) == 1 and leaves[0] is self.init
         if drawn_init:
             if self.sampler is not None:
@@ -151,7 +151,7 @@ class Problem:
             object.__setattr__(self, "sampler", self.init)
             object.__setattr__(self, "init", _draw(self.init, 0, where))
         init = check_params(self.init, where, "init")
-        if not jax.tree_util.tree_leaves(init):
+        if not jax.tree.leaves(init):
             raise ValueError(f"{where}: init has no parameters")
         for name in param_names(init):
             if name in RESERVED_NAMES:
@@ -322,11 +322,11 @@ def check_params(tree: PyTree, where: str, what: str = "init") -> PyTree:
     int and complex leaves, numpy masked arrays and NaN or infinite values are refused. For
     parameters drawn by a sampler too (each draw of ``sweep(..., init=N)``).
     """
-    for name, leaf in zip(param_names(tree), jax.tree_util.tree_leaves(tree)):
+    for name, leaf in zip(param_names(tree), jax.tree.leaves(tree)):
         if isinstance(leaf, np.ma.MaskedArray):
             raise ValueError(f"{where}: {what} parameter {name!r} is a numpy masked array; pass a plain float array")
     out = _as_numpy(tree)
-    for name, leaf in zip(param_names(out), jax.tree_util.tree_leaves(out)):
+    for name, leaf in zip(param_names(out), jax.tree.leaves(out)):
         if not np.issubdtype(leaf.dtype, np.floating):
             raise ValueError(
                 f"{where}: {what} parameter {name!r} has dtype {leaf.dtype}; parameters must be float arrays"
@@ -337,7 +337,7 @@ def check_params(tree: PyTree, where: str, what: str = "init") -> PyTree:
 
 
 def _as_numpy(tree: PyTree) -> PyTree:
-    out = jax.tree_util.tree_map(np.asarray, tree)
+    out = jax.tree.map(np.asarray, tree)
     if isinstance(tree, dict):  # keep the author's key order (tree_map sorts keys)
         out = {k: out[k] for k in tree}
     return out
@@ -345,7 +345,7 @@ def _as_numpy(tree: PyTree) -> PyTree:
 
 def _draw(sampler, seed: int, where: str) -> PyTree:
     try:
-        return jax.tree_util.tree_map(np.asarray, sampler(jax.random.key(seed)))
+        return jax.tree.map(np.asarray, sampler(jax.random.key(seed)))
     except Exception as err:  # noqa: BLE001 - report any failure of user code with the problem's name
         raise ValueError(
             f"{where}: its init sampler failed on jax.random.key({seed}): {type(err).__name__}: {err}"
@@ -353,7 +353,7 @@ def _draw(sampler, seed: int, where: str) -> PyTree:
 
 
 def _shapes(tree: PyTree):
-    return jax.tree_util.tree_map(lambda a: tuple(a.shape), tree)
+    return jax.tree.map(lambda a: tuple(a.shape), tree)
 
 
 def _check_loss(problem: Problem, where: str) -> None:
@@ -379,7 +379,7 @@ def _check_loss(problem: Problem, where: str) -> None:
 
 def param_names(params: PyTree) -> list[str]:
     """Names of the leaves of ``params`` in JAX's flattening order: ``"w"``, ``"layer.W"``, ``"0"``."""
-    paths = jax.tree_util.tree_flatten_with_path(params)[0]
+    paths = jax.tree.flatten_with_path(params)[0]
     return [".".join(_key_str(k) for k in path) or "param" for path, _ in paths]
 
 

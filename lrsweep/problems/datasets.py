@@ -109,7 +109,7 @@ def digits(hidden: int = 32, seed: int = 0) -> Problem:
         batch_loss=_batch_loss,
         x=x[train],
         y=y[train],
-        init=jax.tree_util.tree_map(np.asarray, sampler(jax.random.key(seed))),
+        init=jax.tree.map(np.asarray, sampler(jax.random.key(seed))),
         sampler=sampler,
         min_loss=None,
         description=f"scikit-learn's digits (UCI), 8x8 images, 10 classes, {len(train)} train / {len(test)} "

@@ -150,7 +150,7 @@ def from_flax(model: Any, loss: Callable, x, y, *, name: str = "flax", **problem
             raise TypeError(f"expected a flax.nnx.Module, got {type(m).__name__}")
         graphdef, state, rest = nnx.split(m, nnx.Param, ...)
         pure = nnx.to_pure_dict(state) if hasattr(nnx, "to_pure_dict") else state.to_pure_dict()
-        treedef = jax.tree_util.tree_structure(state)
+        treedef = jax.tree.structure(state)
         # The State's leaves and the pure dict's come in the same order (keys sorted at each
         # level); checked by name, so that rebuilding the State from pure leaves is safe.
         state_names = [n.removesuffix(".value") for n in param_names(state)]
@@ -158,7 +158,7 @@ def from_flax(model: Any, loss: Callable, x, y, *, name: str = "flax", **problem
             raise ValueError(f"the parameter paths {state_names} and {param_names(pure)} differ")
 
         def to_model(params):
-            return nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, jax.tree_util.tree_leaves(params)), rest)
+            return nnx.merge(graphdef, jax.tree.unflatten(treedef, jax.tree.leaves(params)), rest)
 
         return pure, to_model
 
