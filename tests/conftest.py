@@ -1,5 +1,6 @@
 """Test configuration that catches silent bugs (after equinox's tests/conftest.py)."""
 
+import gc
 import os
 import shutil
 import sys
@@ -20,6 +21,16 @@ def pytest_sessionfinish(session, exitstatus):
     if session.testscollected == 0 and exitstatus in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
         print("\nlrsweep: no test was collected; failing the run", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Each test module's compiled programs are released after it. XLA:CPU maps memory for every
+    program it compiles, and the whole suite in one process reached the kernel's limit on memory
+    maps (``vm.max_map_count``, 65530 by default): a compile then crashed with a segmentation fault."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 # -- a headless browser, shared by the explorer pages' tests ---------------------------------------
