@@ -15,31 +15,14 @@ import pytest
 import lrsweep
 from lrsweep import engine
 
+# The digits problem's MLP (tanh hidden layer, softmax cross-entropy) serves any input and class count.
+from lrsweep.problems.datasets import _batch_loss, _loss, accuracy
+
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 pytestmark = pytest.mark.slow
 
 STEPS, HIDDEN, HELD_OUT = 200, 16, 0.3
-
-
-def _logits(p, x):
-    """One example ``x (d,)`` or a batch ``(n, d)``; the biases broadcast explicitly (rank promotion raises in tests)."""
-    h = x @ p["W0"]
-    h = jnp.tanh(h + jnp.broadcast_to(p["b0"], h.shape))
-    out = h @ p["W1"]
-    return out + jnp.broadcast_to(p["b1"], out.shape)
-
-
-def _loss(p, x, y):
-    return -jnp.sum(y * jax.nn.log_softmax(_logits(p, x)))
-
-
-def _batch_loss(p, x, y):
-    return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(_logits(p, x)), axis=-1))
-
-
-def _accuracy(p, x, y):
-    return (jnp.argmax(_logits(p, x)) == jnp.argmax(y)).astype(jnp.float32)
 
 
 def make(name: str) -> lrsweep.Problem:
@@ -67,7 +50,7 @@ def make(name: str) -> lrsweep.Problem:
 
     return lrsweep.Problem(
         name, _loss, x[train], y[train], jax.tree.map(np.asarray, sampler(jax.random.key(0))), sampler=sampler,
-        batch_loss=_batch_loss, x_eval=x[test], y_eval=y[test], metrics={"accuracy": _accuracy},
+        batch_loss=_batch_loss, x_eval=x[test], y_eval=y[test], metrics={"accuracy": accuracy},
     )  # fmt: skip
 
 
@@ -84,7 +67,7 @@ def alone(problem, params, lr: float) -> float:
     state = tx.init(params)
     for _ in range(STEPS):
         params, state = step(params, state)
-    return float(jnp.mean(jax.vmap(_accuracy, in_axes=(None, 0, 0))(params, problem.x_eval, problem.y_eval)))
+    return float(jnp.mean(jax.vmap(accuracy, in_axes=(None, 0, 0))(params, problem.x_eval, problem.y_eval)))
 
 
 @pytest.mark.parametrize("name", ["wine", "breast_cancer", "iris"])
