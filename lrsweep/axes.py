@@ -67,10 +67,21 @@ class Axes:
 
     Configs are the Cartesian product of the axes, in this order: ``problem_seed`` (if any), the
     learning-rate axes (``lr``, or ``lr_<group>`` per group), the swept optimizer hyperparameters,
-    then the init axes (``init``, or ``init_<name>`` per grid parameter).
+    then the init axes (``init``, or ``init_<name>`` per grid parameter). ``lr`` comes parsed
+    (:attr:`lrsweep.SweepSpec.lr_axes`): one :class:`lrsweep.grid.Axis`, or a dict group -> Axis.
     """
 
-    def __init__(self, problem: Problem, lr, init, groups, seed, optimizer_axes, problem_seeds, data_seeds=None):
+    def __init__(
+        self,
+        problem: Problem,
+        lr: grid.Axis | dict[str, grid.Axis],
+        init,
+        groups,
+        seed,
+        optimizer_axes,
+        problem_seeds,
+        data_seeds=None,
+    ):
         self.problem = problem
         self.names = problems.param_names(problem.init)
         self.dims: list[str] = []
@@ -96,14 +107,13 @@ class Axes:
         self.coords[dim] = axis
 
     # -- learning rates ---------------------------------------------------------------------
-    def _build_lr(self, lr, groups) -> None:
-        parsed = grid.lr_axes(lr)
-        if not isinstance(parsed, dict):
+    def _build_lr(self, lr: grid.Axis | dict[str, grid.Axis], groups) -> None:
+        if not isinstance(lr, dict):
             if groups is not None:
                 raise ValueError("groups is only used with per-group learning rates: pass lr as a dict {group: lr}")
             self.groups, self.leaf_group = ("lr",), None
             self._lr_dims.append("lr")
-            self._add("lr", parsed)
+            self._add("lr", lr)
             return
         top = [n.split(".")[0] for n in self.names]
         groups = {g: [g] for g in lr} if groups is None else groups
@@ -129,7 +139,7 @@ class Axes:
         self.leaf_group = tuple(self.groups.index(owner[t]) for t in top)
         for g in self.groups:
             self._lr_dims.append(f"lr_{g}")
-            self._add(f"lr_{g}", parsed[g])
+            self._add(f"lr_{g}", lr[g])
 
     # -- initial parameters -----------------------------------------------------------------
     def _build_init(self, init, seed) -> None:

@@ -217,17 +217,19 @@ def _instances(spec: SweepSpec) -> list:
 LIST_MAX = 256
 
 
-def _axis_id(value, arg: str, positive: bool) -> Any:
-    axis = grid.parse_axis(value, arg, positive)
+def _axis_key(axis: grid.Axis) -> Any:
     if axis.kind == "list" and len(axis) > LIST_MAX:
         return {"n": len(axis), "values": fingerprint(axis.values)}
     return axis.spec()
 
 
-def _lr_id(lr: Any) -> Any:
-    if isinstance(lr, dict):
-        return {g: _axis_id(v, f"lr[{g!r}]", True) for g, v in lr.items()}
-    return _axis_id(lr, "lr", True)
+def _axis_id(value, arg: str, positive: bool) -> Any:
+    return _axis_key(grid.parse_axis(value, arg, positive))
+
+
+def _lr_id(lr: grid.Axis | dict[str, grid.Axis]) -> Any:
+    """Learning rates as parsed (``SweepSpec.lr_axes``: the spec parses them once)."""
+    return {g: _axis_key(a) for g, a in lr.items()} if isinstance(lr, dict) else _axis_key(lr)
 
 
 def _init_id(init: Any) -> Any:
@@ -259,6 +261,11 @@ _IDS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _value(spec: SweepSpec, name: str) -> Any:
+    """A setting's value as its ``_IDS`` entry reads it: the learning rates parsed, the others as held."""
+    return spec.lr_axes if name == "lr" else getattr(spec, name)
+
+
 def canonical(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
     """The spec's identity as plain JSON-able data, with sweep axes normalised (``"0.1,0.2"`` == ``[0.1, 0.2]``).
 
@@ -271,7 +278,7 @@ def canonical(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
     out = {}
     for name, meta in settings().items():
         if meta.identity:
-            value = resolved.get(name, getattr(spec, name))
+            value = resolved.get(name, _value(spec, name))
             out[name] = _IDS.get(name, lambda v: v)(value)
     out["verdict_rules"] = outcomes.RULES  # the outcomes a store holds were classified under these rules
     return json.loads(json.dumps(out, default=_jsonable))
@@ -313,7 +320,7 @@ def attrs(spec: SweepSpec, **resolved: Any) -> dict[str, Any]:
     for name, meta in settings().items():
         if not meta.attr or (name in options and name not in resolved):
             continue
-        value = resolved[name] if name in resolved else getattr(spec, name)
+        value = resolved[name] if name in resolved else _value(spec, name)
         if name in _IDS and name not in resolved:
             value = _IDS[name](value)
         if value is None:

@@ -187,7 +187,7 @@ def plan(spec: SweepSpec, options: RunOptions | None = None) -> Plan:
                 f"{chunking.human_size(memory)}; draw fewer inits or raise --memory"
             )
 
-    axes = Axes(base, spec.lr, spec.init, spec.groups, spec.seed, spec.optimizer_axes, seeds, spec.data_seed)
+    axes = Axes(base, spec.lr_axes, spec.init, spec.groups, spec.seed, spec.optimizer_axes, seeds, spec.data_seed)
     axes.check_representable(policy)
     keep_loss, keep_leaves = _kept(spec, axes)
     statics = [

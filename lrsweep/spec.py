@@ -33,15 +33,16 @@ never mixed with another: :func:`canonical` is what is compared.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _checks, outcomes, schedules
 from . import spec_checks as checks
 from .gradients import NAMES as GRADS
-from .grid import InitGrid
+from .grid import Axis, InitGrid, lr_axes
 from .precision import POLICIES
-from .spec_checks import AxisValue, LrValue
+from .spec_checks import AxisValue, LrValue, Setting
 from .types import KERNELS, RECORDS, GradName, KernelName, PrecisionName, PyTree, RecordName
 
 if TYPE_CHECKING:  # for the annotations only: importing them would load optax, the problems and Dask
@@ -51,35 +52,8 @@ if TYPE_CHECKING:  # for the annotations only: importing them would load optax, 
     from .problems import Problem
 
 
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """How one setting is spelled and checked (the metadata of a :class:`SweepSpec` field).
-
-    Attributes:
-      help: one line for ``--help``, the docs and error messages.
-      toml: the TOML types it accepts (empty: not in TOML files), and ``what`` names them.
-      flag: how ``lrsweep run`` parses it: ``"str"``, ``"int"``, ``"float"``, ``"bool"`` (a switch), ``"list"`` (comma
-        separated), ``"pairs"`` (``key=value,...``, repeatable), ``"keyed"`` (``KEY=VALUE``, repeatable,
-        one key each), ``"lr"`` (``SPEC`` or ``GROUP=SPEC``, repeatable); None: no flag.
-      check: ``value -> value`` for a given (non-None) value, raising ValueError naming it.
-      identity: part of the sweep's identity (:func:`canonical`): changing it changes results.
-      attr: written to the Dataset's attributes.
-      cli_default: the CLI's default where it differs from Python's (``lrsweep run`` prints a
-        summary of 256 learning rates of the lesson by default).
-    """
-
-    help: str
-    toml: tuple[type, ...] = ()
-    what: str = ""
-    flag: str | None = "str"
-    check: Callable[[str, Any], Any] | None = None
-    identity: bool = True
-    attr: bool = True
-    cli_default: Any = None
-
-
 def setting(default: Any = None, **meta: Any) -> Any:
-    """A :class:`SweepSpec` or :class:`RunOptions` field with its :class:`Setting`."""
+    """A :class:`SweepSpec` or :class:`RunOptions` field with its :class:`~lrsweep.spec_checks.Setting`."""
     return dataclasses.field(default=default, metadata={"lrsweep": Setting(**meta)})
 
 
@@ -88,7 +62,7 @@ class SweepSpec:
     """What a sweep computes; ``lrsweep.sweep(problem, lr, **settings)`` builds one (and its
     :class:`RunOptions`, see :func:`build`).
 
-    Each field declares one setting (see :class:`Setting`); construction checks every given value.
+    Each field declares one setting (see :class:`lrsweep.spec_checks.Setting`); construction checks every given value.
     A field's type is what the spec holds once checked: a count of problem or data seeds is held as
     the list of seeds it names, a string of variables as a list.
     ``kernel`` is here, not among the run options: the compute path enters the compiled program,
@@ -110,7 +84,6 @@ class SweepSpec:
         toml=(int, float, str, list, dict),
         what="a number, a list, a space string or a table {group = ...}",
         flag="lr",
-        check=checks.lr,
         cli_default="log:1e-4:10:256",
     )
     init: int | InitGrid | PyTree | None = setting(
@@ -347,9 +320,16 @@ class SweepSpec:
     )
 
     def __post_init__(self) -> None:
+        self.lr_axes  # noqa: B018  (lr is checked first, as it was the first setting with a check)
         _check_fields(self)
         if self.steps is not None and self.epochs != defaults()["epochs"]:
             _both_lengths(self.steps, self.epochs)
+
+    @functools.cached_property
+    def lr_axes(self) -> Axis | dict[str, Axis]:
+        """``lr`` parsed and checked by :func:`lrsweep.grid.lr_axes`, once per spec: the planner and the
+        canonical spec read this, and ``lr`` stays as given."""
+        return lr_axes(self.lr)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and checks.frozen_fields(self) == checks.frozen_fields(other)

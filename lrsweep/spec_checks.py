@@ -1,4 +1,5 @@
-"""The value checks of :class:`lrsweep.spec.SweepSpec`'s settings: ``check(arg, value) -> value``.
+"""How a setting of :class:`lrsweep.spec.SweepSpec` is declared (:class:`Setting`) and its value checked
+(``check(arg, value) -> value``).
 
 Each raises a one-line ValueError naming the argument, the value and what is accepted; the limits
 they enforce are constants here, so messages, docs and tests read the same numbers.
@@ -17,6 +18,34 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from . import _checks, grid, outcomes
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """How one setting is spelled and checked (the metadata of a ``SweepSpec`` or ``RunOptions`` field).
+
+    Attributes:
+      help: one line for ``--help``, the docs and error messages.
+      toml: the TOML types it accepts (empty: not in TOML files), and ``what`` names them.
+      flag: how ``lrsweep run`` parses it: ``"str"``, ``"int"``, ``"float"``, ``"bool"`` (a switch), ``"list"`` (comma
+        separated), ``"pairs"`` (``key=value,...``, repeatable), ``"keyed"`` (``KEY=VALUE``, repeatable,
+        one key each), ``"lr"`` (``SPEC`` or ``GROUP=SPEC``, repeatable); None: no flag.
+      check: ``value -> value`` for a given (non-None) value, raising ValueError naming it.
+      identity: part of the sweep's identity (``identity.canonical``): changing it changes results.
+      attr: written to the Dataset's attributes.
+      cli_default: the CLI's default where it differs from Python's (``lrsweep run`` prints a
+        summary of 256 learning rates of the lesson by default).
+    """
+
+    help: str
+    toml: tuple[type, ...] = ()
+    what: str = ""
+    flag: str | None = "str"
+    check: Callable[[str, Any], Any] | None = None
+    identity: bool = True
+    attr: bool = True
+    cli_default: Any = None
+
 
 #: One sweep axis as given: a number, a list or 1-D array of numbers, comma-separated numbers
 #: (``"0.01,0.1,1"``), a space (``"log:1e-4:10:256"``, ``"lin:0.01:0.2:20"``) or an :class:`lrsweep.grid.Axis`.
@@ -42,13 +71,6 @@ def init(arg: str, value: Any) -> Any:
         raise ValueError(
             f"{arg}={value!r} is invalid: expected a count, a batch of parameter pytrees or lrsweep.init_grid(...)"
         )
-    return value
-
-
-def lr(arg: str, value: LrValue) -> LrValue:
-    """Learning rates, checked as the planner will read them (:func:`lrsweep.grid.lr_axes`) and kept as
-    given: the canonical spec is written from the value itself."""
-    grid.lr_axes(value, arg)
     return value
 
 

@@ -157,3 +157,35 @@ def test_memory_sink_refuses_a_result_larger_than_the_budget():
     with pytest.raises(ValueError, match=r"^the results need about .* more than memory=16\.0 MB; stream them"):
         with sinks.open_sink(planned):
             pass
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """How often ``lrsweep.grid`` parsed a learning-rate axis so far (its one entry, ``parse_axis``)."""
+    from lrsweep import grid
+
+    seen: list[str] = []
+    real = grid.parse_axis
+
+    def counted(value, arg="axis", *args, **kwargs):
+        seen.append(arg)
+        return real(value, arg, *args, **kwargs)
+
+    monkeypatch.setattr(grid, "parse_axis", counted)
+    return lambda: sum(arg.startswith("lr") for arg in seen)
+
+
+@pytest.mark.parametrize("lr", ["log:1e-3:1:8", {"w": "0.01,0.1", "b": 0.1}])
+def test_learning_rates_are_parsed_once_per_sweep(parses, tmp_path, lr):
+    # The spec parses lr when it is built (SweepSpec.lr_axes); the planner, the axes and the canonical
+    # spec read that parse, so lr passes through lrsweep.grid once on its way to the store.
+    lrsweep.sweep("linear", lr, epochs=3, out=str(tmp_path / "s.zarr"), progress=False)
+    assert parses() == (1 if isinstance(lr, str) else 2)  # one axis per group
+
+
+def test_lrsweep_run_parses_the_learning_rates_once(parses, capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys, "run", "--lr", "log:1e-3:1:8", "--epochs", "3", "--out", str(tmp_path / "s"), "--quiet"
+    )
+    assert code == 0, err
+    assert parses() == 1
