@@ -32,6 +32,7 @@ import contextlib
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,10 @@ import numpy as np
 
 import lrsweep
 from lrsweep import engine, gradients
+
+if TYPE_CHECKING:
+    from lrsweep.types import GradName
+
 
 PROBLEMS = {
     "linear": lrsweep.problems.linear,
@@ -93,7 +98,7 @@ def compare(variants: dict, problem_name: str, configs: int, epochs: int, grad: 
 def run_variant(ctx, problem, lr, epochs, grad, kw, r, name, best, compile_s) -> None:
     """One timed sweep of a variant; on the first round also its compile time (a one-config sweep run twice)."""
     with ctx():
-        args = dict(epochs=epochs, grad=grad, record="summary", progress=False, **kw)
+        args: dict[str, Any] = dict(epochs=epochs, grad=grad, record="summary", progress=False, **kw)
         one = [float(lr.split(":")[1])]
         t = time.perf_counter()
         lrsweep.sweep(problem, one, **args)  # after clear_caches this retraces
@@ -248,7 +253,7 @@ def hlo(problem_name: str, grad: str, epochs: int, out: Path, chunk: int | None)
             PROBLEMS[problem_name](),
             [0.01],
             epochs=epochs,
-            grad=grad,
+            grad=cast("GradName", grad),
             record="summary",
             progress=False,
             chunk_size=chunk,

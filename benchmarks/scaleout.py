@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _median_s(fn, repeats: int = 3) -> float:
@@ -72,7 +73,7 @@ def main() -> None:
     facts: dict[str, float] = {}
     # -- 2. throughput: one process ---------------------------------------------------------------
     n_lr, epochs = 32 * 4096, 20000
-    big = dict(epochs=epochs, chunk_size=4096, record="summary")
+    big: dict[str, Any] = dict(epochs=epochs, chunk_size=4096, record="summary")
     steps = n_lr * epochs
     lrsweep.sweep("linear", "log:1e-4:1:8192", **big)  # compile
     one = _median_s(lambda: lrsweep.sweep("linear", f"log:1e-4:1:{n_lr}", **big), 2)
@@ -103,7 +104,7 @@ def main() -> None:
         facts["cluster_start_s"] = time.perf_counter() - t0
         facts["noop_task_s"] = task_overhead(client)
         # Tiny chunks: 8 configs x 10 epochs; the time is Dask plus lrsweep's per-chunk work.
-        tiny = dict(epochs=10, chunk_size=8, record="summary")
+        tiny: dict[str, Any] = dict(epochs=10, chunk_size=8, record="summary")
         n_tiny = 8 * 400
         lrsweep.sweep("linear", "log:1e-4:1:64", client=client, out=tmp / "warm-tiny.zarr", **tiny)
         t = _median_s(

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads them
     from . import maps, optimizers, problems, sharpness, theory
     from .answer import suggest as suggest_point
-    from .api import SweepInterrupted, sweep, trace
+    from .api import SweepInterrupted, SweepSettings, sweep, trace
     from .executor import run as run_plan
     from .explore import explore
     from .grid import init_grid, parse_lr
@@ -67,6 +67,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Problem": ("problems", "Problem"),
     "RunOptions": ("spec", "RunOptions"),
     "SweepInterrupted": ("api", "SweepInterrupted"),
+    "SweepSettings": ("api", "SweepSettings"),
     "SweepSpec": ("spec", "SweepSpec"),
     "explore": ("explore", "explore"),
     "export": ("results", "export"),
@@ -97,6 +98,7 @@ __all__ = [
     "Problem",
     "RunOptions",
     "SweepInterrupted",
+    "SweepSettings",
     "SweepSpec",
     "__version__",
     "explore",

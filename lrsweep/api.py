@@ -10,7 +10,9 @@ into it (``lrsweep.executor.run``: threads here, or Dask workers).
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, Unpack
 
 import jax
 import numpy as np
@@ -20,13 +22,75 @@ import xarray as xr
 from . import _checks, engine, executor, gradients, grid, notebook, optimizers, outcomes, plan, planner, problems, sinks
 from . import spec as spec_mod
 from .executor import SweepInterrupted
+from .grid import InitGrid
 from .precision import get as get_policy
 from .problems import Problem
+from .spec_checks import AxisValue, LrValue
+from .types import GradName, KernelName, PrecisionName, PyTree, RecordName
 
-__all__ = ["SweepInterrupted", "sweep", "trace"]
+if TYPE_CHECKING:  # for the annotations only: importing them would load optax and Dask
+    import optax
+    from distributed import Client
+
+__all__ = ["SweepInterrupted", "SweepSettings", "sweep", "trace"]
 
 
-def sweep(problem: Problem | str, lr: Any, **settings: Any) -> xr.Dataset:
+#: A count as the checks take it (numbers.Integral: Python's int or numpy's), and a real number likewise.
+Integer: TypeAlias = int | np.integer
+Real: TypeAlias = float | np.floating | Integer
+
+
+class SweepSettings(TypedDict, total=False):
+    """The keywords of :func:`sweep` as a type checker reads them: every setting of ``SweepSpec`` and
+    ``RunOptions`` but ``problem`` and ``lr`` (``lrsweep.spec`` declares them, with their defaults and
+    checks), each with the values it accepts. The spec holds some in another form once checked (a
+    count of seeds as the list of seeds, a memory size as bytes); ``tests/test_spec.py`` checks that
+    the keys are the settings."""
+
+    init: Integer | InitGrid | PyTree | None
+    epochs: Integer
+    steps: Integer | None
+    batch_size: Integer | None
+    data_seed: Integer | Sequence[Integer] | None
+    eval_every: Integer | None
+    grad: GradName
+    precision: PrecisionName
+    record: RecordName
+    every: Integer
+    variables: str | Sequence[str] | None
+    optimizer: str | Callable[..., optax.GradientTransformation]
+    optimizer_kwargs: Mapping[str, float | bool] | None
+    optimizer_axes: Mapping[str, AxisValue] | None
+    schedule: str
+    schedule_kwargs: Mapping[str, float | bool] | None
+    groups: Mapping[str, str | Sequence[str]] | None
+    seed: Integer
+    problem_args: Mapping[str, Any] | None
+    problem_seed: Integer | Sequence[Integer] | None
+    h: Real
+    rtol: Real
+    stuck_window: Integer | None
+    score_window: Integer
+    plateau_rtol: Real
+    track_best: bool
+    track_sums: bool
+    track_sharpness: bool
+    sharpness_every: Integer
+    sharpness_iters: Integer
+    kernel: KernelName
+    memory: Integer | str | None
+    out: str | os.PathLike[str] | None
+    chunk_size: Integer | None
+    progress: bool | None
+    allow_mixed: bool
+    break_lock: bool
+    devices: Integer | None
+    scheduler: str | None
+    workers: Integer | None
+    client: Client | None
+
+
+def sweep(problem: Problem | str, lr: LrValue, **settings: Unpack[SweepSettings]) -> xr.Dataset:
     """Train every (learning rate, initialisation, ...) config at once.
 
     Args:

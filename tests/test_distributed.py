@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ BIN = Path(sys.executable).parent
 #: A sweep of many chunks, each a fraction of a second on one thread: long enough to kill a
 #: worker in the middle of one. quadratic with problem_args: the CLI skips its theory step.
 SWEEP = ["--problem", "quadratic", "--problem-args", "dim=2", "--lr", "log:1e-4:1:768", "--epochs", "30000"]
-SETTINGS = dict(problem_args={"dim": 2}, epochs=30000, chunk_size=32, record="summary")
+SETTINGS: dict[str, Any] = dict(problem_args={"dim": 2}, epochs=30000, chunk_size=32, record="summary")
 CHUNKS = 768 // 32
 
 

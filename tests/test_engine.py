@@ -1,6 +1,7 @@
 """The engine: sweeps equal single runs and an independent float64 reference; no retracing."""
 
 import json
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -73,7 +74,7 @@ def test_sweep_equals_each_config_alone(big_sweep, inits, k, j):
 @pytest.mark.parametrize("grad", ["autodiff", "forward", "central"])
 def test_summary_equals_last_epoch_of_trajectory(grad):
     lr = np.geomspace(1e-3, 1.0, 50)
-    kw = dict(epochs=200, grad=grad, precision="float32")
+    kw: dict[str, Any] = dict(epochs=200, grad=grad, precision="float32")
     traj = lrsweep.sweep("linear", lr, record="trajectory", **kw)
     summ = lrsweep.sweep("linear", lr, record="summary", **kw)
     assert "epoch" not in summ.dims
@@ -86,7 +87,7 @@ def test_summary_equals_last_epoch_of_trajectory(grad):
 @pytest.mark.parametrize("precision", ["float32", "mixed"])
 def test_chunking_does_not_change_results(precision):
     lr = np.geomspace(1e-3, 0.2, 301)
-    kw = dict(epochs=100, grad="forward", precision=precision, record="summary")
+    kw: dict[str, Any] = dict(epochs=100, grad="forward", precision=precision, record="summary")
     ref = lrsweep.sweep("linear", lr, chunk_size=4096, **kw)
     for chunk in (8, 64):  # 8: the smallest chunk accepted
         other = lrsweep.sweep("linear", lr, chunk_size=chunk, **kw)
@@ -99,7 +100,7 @@ def test_a_chunk_trained_in_blocks_equals_each_block_as_its_own_chunk(record):
     # The paper's network is costly: the plan trains blocks of 8 configs, many blocks per chunk
     # (one call, one store region). Each block gives the bits it gives as a chunk of its own.
     p = lrsweep.problems.mlp()
-    kw = dict(epochs=6, record=record, progress=False, grad="autodiff")
+    kw: dict[str, Any] = dict(epochs=6, record=record, progress=False, grad="autodiff")
     lrs = np.geomspace(1e-2, 10, 64)
     alone = lrsweep.sweep(p, lrs, chunk_size=8, **kw)
     assert (alone.attrs["chunk_size"], alone.attrs["block_size"]) == (8, 8)
@@ -204,7 +205,7 @@ def test_forward_difference_bias_matches_theory():
 
 
 def test_no_retracing_when_only_values_change():
-    kw = dict(epochs=17, grad="forward", precision="float32", record="summary")
+    kw: dict[str, Any] = dict(epochs=17, grad="forward", precision="float32", record="summary")
     lrsweep.sweep("linear", [0.1, 0.2], **kw)
     before = _compiles(engine.run_chunk)
     lrsweep.sweep("linear", [0.3, 0.05], **kw)  # new values
@@ -216,7 +217,8 @@ def test_no_retracing_when_only_values_change():
     lrsweep.sweep("linear", np.geomspace(1e-3, 1, 33), **kw)
     lrsweep.sweep("linear", np.geomspace(1e-2, 1, 40), **kw)
     assert _compiles(engine.run_chunk) == before + 1
-    lrsweep.sweep("linear", 0.05, **{**kw, "epochs": 18})
+    longer: dict[str, Any] = {**kw, "epochs": 18}
+    lrsweep.sweep("linear", 0.05, **longer)
     assert _compiles(engine.run_chunk) == before + 2
 
 
@@ -246,7 +248,7 @@ def test_pairwise_sum_matches_numpy_order():
 
 def test_ctrl_c_keeps_every_finished_chunk(monkeypatch):
     lr = np.geomspace(1e-3, 0.2, 40)
-    kw = dict(epochs=50, grad="autodiff", record="summary", chunk_size=8)
+    kw: dict[str, Any] = dict(epochs=50, grad="autodiff", record="summary", chunk_size=8)
     full = lrsweep.sweep("linear", lr, **kw)
     calls = []
     real = engine.run_chunk
@@ -287,7 +289,7 @@ def paper_score(losses, window=20, max_val=1e6):
 @pytest.mark.parametrize("window", [20, 7, pytest.param(500, marks=pytest.mark.slow)])
 def test_score_and_best_equal_numpy_from_the_trajectory(window):
     lrs = np.geomspace(0.01, 0.13, 40)
-    kw = dict(epochs=300, precision="float64", score_window=window, track_best=True)
+    kw: dict[str, Any] = dict(epochs=300, precision="float64", score_window=window, track_best=True)
     traj = lrsweep.sweep("linear", lrs, **kw)
     summ = lrsweep.sweep("linear", lrs, record="summary", **kw)
     for var in ("score", "best_loss", "best_epoch", "outcome", "event_epoch"):

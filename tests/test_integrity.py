@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ import lrsweep
 from lrsweep import _fs, cli, engine, integrity, lock, results, store
 
 LR = "log:1e-3:10:50"
-KW = dict(epochs=30, record="trajectory", chunk_size=16)
+KW: dict[str, Any] = dict(epochs=30, record="trajectory", chunk_size=16)
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_PLATFORMS": "cpu"}
 
 
@@ -78,7 +78,8 @@ def small(tmp_path_factory):
 
 # -- atomic creation -------------------------------------------------------------------------------
 
-BIG_LR, BIG_KW = "log:1e-4:10:200000", dict(epochs=5, record="summary", chunk_size=4096)
+BIG_LR = "log:1e-4:10:200000"
+BIG_KW: dict[str, Any] = dict(epochs=5, record="summary", chunk_size=4096)
 BIG_ARGS = ["--lr", BIG_LR, "--epochs", "5", "--chunk-size", "4096", "--quiet"]
 
 
@@ -421,7 +422,7 @@ def test_export_fails_cleanly_and_flattens_array_parameters(tmp_path, monkeypatc
 
 
 def test_nans_are_bit_identical_in_memory_and_on_disk(tmp_path):
-    kw = dict(epochs=300, record="trajectory", chunk_size=8)
+    kw: dict[str, Any] = dict(epochs=300, record="trajectory", chunk_size=8)
     lr = "log:0.001:100:24"  # the last chunks diverge entirely: NaN losses
     mem = lrsweep.sweep("linear", lr, **kw)
     disk = lrsweep.sweep("linear", lr, out=tmp_path / "s.zarr", **kw)

@@ -4,6 +4,8 @@ Every reference is the XLA path's result for the same sweep (``kernel="xla"``), 
 tests/test_engine.py and tests/test_lesson.py check against numpy and the lesson's notebook.
 """
 
+from typing import Any
+
 import jax
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ LRS = {
 
 def _both(name, kernel, **kw):
     """The same summary sweep through the XLA path and through ``kernel``."""
-    common = dict(epochs=150, record="summary", chunk_size=256, track_best=True, **kw)
+    common: dict[str, Any] = dict(epochs=150, record="summary", chunk_size=256, track_best=True, **kw)
     return lrsweep.sweep(name, LRS[name], kernel="xla", **common), lrsweep.sweep(
         name, LRS[name], kernel=kernel, **common
     )
@@ -82,7 +84,7 @@ def test_interpreted_kernel_equals_the_xla_path(kernel, case):
 def test_lesson_is_still_bit_exact_through_the_kernel(kernel):
     # The finite differences are the engine's arithmetic in the engine's order: both kernels keep
     # the lesson bit-exact (hence equal to its notebook, tests/test_lesson.py).
-    kw = dict(epochs=1000, grad="forward", precision="mixed", record="summary", track_best=True)
+    kw: dict[str, Any] = dict(epochs=1000, grad="forward", precision="mixed", record="summary", track_best=True)
     xla = lrsweep.sweep("linear", [0.01, 0.1, 1.0], kernel="xla", **kw)
     fused = lrsweep.sweep("linear", [0.01, 0.1, 1.0], kernel=kernel, chunk_size=128, **kw)
     for var in ("w", "b", "loss", "score", "best_loss", "best_epoch", "outcome", "event_epoch"):
@@ -106,7 +108,7 @@ def test_auto_uses_xla_on_cpu_and_the_kernel_only_where_it_applies():
     with pytest.raises(ValueError, match=r"kernel='pallas'.*summary records"):
         lrsweep.sweep("linear", 0.1, epochs=5, record="trajectory", kernel="pallas")
     with pytest.raises(ValueError, match="kernel='cuda'"):
-        lrsweep.sweep("linear", 0.1, epochs=5, kernel="cuda")
+        lrsweep.sweep("linear", 0.1, epochs=5, kernel="cuda")  # pyright: ignore[reportArgumentType]
 
 
 def test_the_path_chooser_picks_the_per_example_kernel_where_it_applies(monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -220,7 +221,7 @@ def test_whole_batch_loss_agrees_with_the_per_example_path():
     assert batched.batch_loss is not None and per_example.batch_loss is None
     assert not hasattr(per_example.loss, "batch_loss")  # built-ins keep their compiled program
     lr = {"W0": [1.0, 100.0, 1000.0], "W1": [10.0, 150.0]}
-    kw = dict(epochs=40, record="summary", precision="float64", progress=False)
+    kw: dict[str, Any] = dict(epochs=40, record="summary", precision="float64", progress=False)
     a = lrsweep.sweep(per_example, lr, **kw)
     b = lrsweep.sweep(batched, lr, **kw)
     np.testing.assert_allclose(b.score.values, a.score.values, rtol=1e-9)

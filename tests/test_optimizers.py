@@ -1,7 +1,7 @@
 """Optimizers: every config of a sweep equals optax run one config at a time."""
 
 import functools
-from typing import cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -86,7 +86,7 @@ def test_optimizer_state_follows_the_precision_policy(precision_name):
 
 
 def test_one_compile_for_every_learning_rate():
-    kw = dict(epochs=7, optimizer="adam", record="summary")
+    kw: dict[str, Any] = dict(epochs=7, optimizer="adam", record="summary")
     lrsweep.sweep(PROBLEM, np.geomspace(1e-2, 1, 50), **kw)
     before = _compiles(engine.run_chunk)
     lrsweep.sweep(PROBLEM, np.geomspace(1e-3, 1, 50), **kw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import textwrap
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,7 +132,7 @@ def test_run_options_are_checked_when_built():
 
 def test_a_store_resumed_through_open_sink_keeps_its_chunks_and_bits(tmp_path):
     lr = "log:1e-3:1:32"
-    settings = dict(epochs=40, record="trajectory", every=5)
+    settings: dict[str, Any] = dict(epochs=40, record="trajectory", every=5)
     reference = lrsweep.sweep("linear", lr, progress=False, chunk_size=8, **settings)
     out = str(tmp_path / "s.zarr")
     first = planner.plan(*spec.build("linear", lr, out=out, chunk_size=8, progress=False, **settings))

@@ -1,6 +1,6 @@
 """Schedules (the swept lr is the peak) and optax optimizers by name: every config equals plain optax."""
 
-from typing import cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -109,7 +109,7 @@ def test_constant_gd_stays_on_the_built_in_path():
 
 
 def test_one_compile_for_every_peak_lr():
-    kw = dict(epochs=7, optimizer="adam", schedule="warmup_cosine", record="summary")
+    kw: dict[str, Any] = dict(epochs=7, optimizer="adam", schedule="warmup_cosine", record="summary")
     lrsweep.sweep(PROBLEM, np.geomspace(1e-2, 1, 50), **kw)
     before = engine.run_chunk._cache_size()  # pyright: ignore[reportAttributeAccessIssue] - jit's private cache counter, not in the stubs
     lrsweep.sweep(PROBLEM, np.geomspace(1e-3, 1, 50), **kw)

@@ -22,7 +22,7 @@ def extended(monkeypatch):
 
 def test_a_new_setting_reaches_python_toml_cli_and_attrs(extended, tmp_path, capsys):
     # Python: a keyword of sweep(), in the signature, the attrs and the canonical spec.
-    ds = lrsweep.sweep("linear", 0.1, epochs=3, note="from python")
+    ds = lrsweep.sweep("linear", 0.1, epochs=3, note="from python")  # pyright: ignore[reportCallIssue]
     assert ds.attrs["note"] == "from python"
     assert json.loads(ds.attrs["spec"])["note"] == "from python"
     assert "note" in api._signature().parameters
@@ -50,11 +50,19 @@ def test_the_real_spec_declares_every_keyword_of_sweep():
         assert meta.help, name
 
 
+def test_the_typed_keywords_of_sweep_are_the_settings():
+    # What a type checker reads (api.SweepSettings, for sweep's **settings) names every setting but
+    # problem and lr, in declaration order: a setting declared in spec.py without its type here fails.
+    typed = list(lrsweep.SweepSettings.__annotations__)
+    assert typed == [name for name in spec.settings() if name not in ("problem", "lr")]
+    assert lrsweep.SweepSettings.__total__ is False
+
+
 def test_unknown_settings_and_bad_values_name_themselves():
     with pytest.raises(ValueError, match=r"epoch=\.\.\. is not a setting of a sweep; the settings are problem, lr"):
-        lrsweep.sweep("linear", 0.1, epoch=3)
+        lrsweep.sweep("linear", 0.1, epoch=3)  # pyright: ignore[reportCallIssue]
     with pytest.raises(ValueError, match=r"grad='exact' is invalid: expected one of \['autodiff'"):
-        lrsweep.sweep("linear", 0.1, grad="exact")
+        lrsweep.sweep("linear", 0.1, grad="exact")  # pyright: ignore[reportArgumentType]
     with pytest.raises(ValueError, match=r"memory='lots' is invalid"):
         lrsweep.sweep("linear", 0.1, memory="lots")
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ import lrsweep
 from lrsweep import cli, engine, results
 
 LR = "log:1e-3:1:3000"
-KW = dict(epochs=60, grad="forward", precision="float32")
+KW: dict[str, Any] = dict(epochs=60, grad="forward", precision="float32")
 
 
 def assert_same(a, b, variables=("loss", "w", "b", "outcome", "event_epoch")):
@@ -343,7 +344,7 @@ def test_a_store_classified_under_older_verdict_rules_is_read_but_not_resumed(tm
     # A store from before the outcome rules had a version (no `no_progress`): its outcomes were
     # classified under rules 1, so new chunks classified under rules 2 must not join it.
     out = tmp_path / "old.zarr"
-    kwargs = dict(epochs=20, record="summary", progress=False)
+    kwargs: dict[str, Any] = dict(epochs=20, record="summary", progress=False)
     lrsweep.sweep("linear", [0.01, 0.1, 1.0], out=out, chunk_size=8, **kwargs)
     _drop_from_stored_spec(out, "verdict_rules", lrsweep.outcomes.RULES)
     assert lrsweep.open(out).sizes["lr"] == 3
@@ -355,7 +356,7 @@ def test_a_store_made_before_a_setting_existed_resumes_at_its_default(tmp_path):
     # A store written by an lrsweep without `track_sums` (simulated: the key taken out of its spec,
     # the attributes' checksum recomputed) resumes; asking for the new behaviour is refused.
     out = tmp_path / "old.zarr"
-    kwargs = dict(epochs=20, record="summary", progress=False)
+    kwargs: dict[str, Any] = dict(epochs=20, record="summary", progress=False)
     first = lrsweep.sweep("linear", [0.01, 0.1], **kwargs)
     lrsweep.sweep("linear", [0.01, 0.1], out=out, **kwargs)
     _drop_from_stored_spec(out, "track_sums", False)

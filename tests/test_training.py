@@ -7,7 +7,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
-from typing import cast
+from typing import Any, cast
 
 import jax
 import jax.extend
@@ -136,7 +136,7 @@ def test_minibatch_adam_summary_equals_optax_run_one_config_at_a_time():
 
 
 def test_summary_keeps_the_trajectorys_last_and_best_evaluation():
-    kw = dict(steps=13, batch_size=B, eval_every=5, progress=False)
+    kw: dict[str, Any] = dict(steps=13, batch_size=B, eval_every=5, progress=False)
     summ = lrsweep.sweep(make_problem(), [0.02, 0.1], record="summary", **kw)
     traj = lrsweep.sweep(make_problem(), [0.02, 0.1], record="trajectory", **kw)
     for name in ("eval_loss", "mae"):
@@ -164,7 +164,7 @@ def _same_bits(a, b):
 
 def test_minibatch_results_do_not_depend_on_chunks_or_resume(tmp_path, monkeypatch):
     lr = "log:1e-3:0.3:40"
-    kw = dict(steps=9, batch_size=B, data_seed=2, record="trajectory", eval_every=2, progress=False)
+    kw: dict[str, Any] = dict(steps=9, batch_size=B, data_seed=2, record="trajectory", eval_every=2, progress=False)
     ref = lrsweep.sweep(make_problem(), lr, chunk_size=64, **kw)
     _same_bits(lrsweep.sweep(make_problem(), lr, chunk_size=8, **kw), ref)
     real, calls = engine.run_chunk, []
@@ -184,7 +184,7 @@ def test_minibatch_results_do_not_depend_on_chunks_or_resume(tmp_path, monkeypat
 
 
 def test_a_store_refuses_other_held_out_data(tmp_path):
-    kw = dict(epochs=3, record="summary", progress=False, out=tmp_path / "s.zarr")
+    kw: dict[str, Any] = dict(epochs=3, record="summary", progress=False, out=tmp_path / "s.zarr")
     lrsweep.sweep(make_problem(), 0.1, **kw)
     p = make_problem()
     assert p.x_eval is not None
@@ -234,7 +234,8 @@ def test_summary_memory_does_not_grow_with_steps():
 )
 def test_bad_training_settings_are_one_line(kwargs, fragment):
     with pytest.raises(ValueError) as err:
-        lrsweep.sweep(make_problem(), 0.1, progress=False, **{"epochs": 2, **kwargs})
+        settings: dict[str, Any] = {"epochs": 2, **kwargs}
+        lrsweep.sweep(make_problem(), 0.1, progress=False, **settings)
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
@@ -280,7 +281,7 @@ def test_four_devices_change_no_bit_of_a_minibatch_sweep():
         sys.path.insert(0, sys.argv[1])
         import jax, numpy as np, lrsweep
         from test_training import make_problem
-        kw = dict(steps=7, batch_size=6, data_seed=2, record="trajectory", eval_every=3, progress=False)
+        kw: dict[str, Any] = dict(steps=7, batch_size=6, data_seed=2, record="trajectory", eval_every=3, progress=False)
         runs = [lrsweep.sweep(make_problem(), "log:1e-3:1:64", devices=n, **kw) for n in (4, 1)]
         assert runs[0].attrs["devices"] == 4
         for name in runs[1].data_vars:

@@ -19,6 +19,7 @@ import argparse
 import functools
 import statistics
 import time
+from typing import TYPE_CHECKING, cast
 
 import jax
 import numpy as np
@@ -26,6 +27,9 @@ import xarray as xr
 
 from .. import api, planner, problems
 from .. import spec as spec_mod
+
+if TYPE_CHECKING:
+    from ..types import KernelName
 
 RTOL = 1e-5
 #: Losses this close in absolute terms agree whatever their ratio (float32 noise around a minimum of 0).
@@ -57,7 +61,7 @@ SIZES = {"cpu": (256, 50, 128), "accelerator": (1 << 20, 1000, None)}
 
 def run_path(problem, lr: str, kernel: str, kw: dict):
     """One sweep through one path (the seam a test perturbs)."""
-    return api.sweep(problem, lr, record="summary", progress=False, kernel=kernel, **kw)
+    return api.sweep(problem, lr, record="summary", progress=False, kernel=cast("KernelName", kernel), **kw)
 
 
 def _timed(call) -> tuple[xr.Dataset, float]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +85,7 @@ def digits_problem() -> lrsweep.Problem:
     return lrsweep.Problem("digits-tanh", _loss, x, y, _init, description=desc, batch_loss=_batch_loss)
 
 
-_COMMON = dict(epochs=STEPS, track_sharpness=True, sharpness_every=EVERY, progress=False)
+_COMMON: dict[str, Any] = dict(epochs=STEPS, track_sharpness=True, sharpness_every=EVERY, progress=False)
 
 
 @functools.cache
@@ -109,7 +110,8 @@ def lesson_runs():
 @functools.cache
 def runs():
     """The four runs (:func:`four_runs`) and the sweep over ``SWEEP_LRS`` (summaries)."""
-    many = lrsweep.sweep(digits_problem(), SWEEP_LRS, record="summary", **(_COMMON | {"sharpness_every": SWEEP_EVERY}))
+    settings: dict[str, Any] = {**_COMMON, "sharpness_every": SWEEP_EVERY}
+    many = lrsweep.sweep(digits_problem(), SWEEP_LRS, record="summary", **settings)
     return four_runs(), many
 
 
