@@ -1,6 +1,7 @@
 """``lrsweep bench --digits``: its baselines train what lrsweep trains, its summary memory, a tiny run."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -82,3 +83,19 @@ def test_a_tiny_digits_bench_agrees_and_writes_its_files(tmp_path, capsys):
     assert result["agree"] and result["summary_memory"]["independent_of_steps"]
     assert set(result["ratios"]) == {f"lrsweep/{b} {w}" for b in ("loop", "vmap") for w in ("warm", "best", "cold")}
     assert "PyTorch" in (tmp_path / "digits-t.md").read_text()
+
+
+def test_the_docs_quote_the_committed_digits_results():
+    # docs/training.md reads the committed run; rerunning the bench without updating the docs fails here.
+    root = Path(__file__).parent.parent
+    result = json.loads((root / "benchmarks" / "results" / "digits-cpu.json").read_text())
+    text = (root / "docs" / "training.md").read_text()
+    rows = {r["impl"]: r for r in result["rows"]}
+    quoted = [f"{rows[k]['warm_config_steps_per_s']:,.0f}" for k in ("lrsweep", "loop", "vmap")]
+    quoted += [f"{100 * rows[k]['flops_fraction']:.1f}%" for k in ("lrsweep", "loop", "vmap")]
+    quoted += [f"{result['ratios'][k]:.2f}x" for k in ("lrsweep/vmap warm", "lrsweep/loop warm", "lrsweep/vmap cold")]
+    quoted.append(f"{result['machine']['peak']['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s")
+    quoted.append(f"{1000 * rows['loop']['flops_fraction']:.0f}% of the peak")  # ten times the loop
+    quoted.append(f"{result['flops_per_config_step'] / 1e6:.2f} million")
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"docs/training.md does not quote {missing} of benchmarks/results/digits-cpu.json"
