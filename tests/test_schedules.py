@@ -83,6 +83,36 @@ def test_unit_schedules_peak_at_one_and_follow_their_formulas(name, kwargs):
     assert values.max() == pytest.approx(1.0)
 
 
+def builtin_edges():
+    """Every built-in schedule at the edges of its keyword arguments, over runs of 1 to 101 updates."""
+    for total in (1, 2, 10, 101):
+        warmups = sorted({0, 1, total // 10, total - 1} & set(range(total)))
+        for end in (0.0, 0.3, 1.0):
+            yield from (
+                (name, {"warmup": w, "end": end}, total) for name in ("warmup_cosine", "warmup_linear") for w in warmups
+            )
+        yield from (("exponential", {"end": end}, total) for end in (0.0, 1e-30, 0.01, 1.0))
+        yield from (
+            ("step", {"every": e, "factor": f}, total)
+            for e in sorted({1, max(1, total // 3), total})
+            for f in (0.0, 0.1, 1.0)
+        )
+
+
+def test_a_builtin_schedule_needs_no_evaluation_its_kwargs_bound_its_values():
+    # resolve() builds a built-in without evaluating it (each eager operation would compile on its
+    # first use): its checked kwargs must guarantee what the evaluation checks for optax:NAME schedules.
+    cases = list(builtin_edges())
+    assert len(cases) > 100
+    for name, kwargs, total in cases:
+        unit = schedules.resolve(name, kwargs, total).unit()
+        assert unit is not None
+        t = np.minimum(np.arange(128), total - 1)  # every update of the run; one shape for every case
+        values = np.asarray(unit(t), np.float64)
+        assert np.all(np.isfinite(values)) and values.min() >= 0, (name, kwargs, total)
+        assert abs(values.max() - 1.0) <= schedules.PEAK_RTOL, (name, kwargs, total, values.max())
+
+
 def test_an_optax_schedule_by_name_is_filled_and_scaled_by_the_lr():
     kw = {"end_value": 0.0, "power": 2.0}
     opt = optimizers.get("sgd", schedule="optax:polynomial_schedule", schedule_kwargs=kw, steps=EPOCHS)
