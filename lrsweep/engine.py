@@ -160,12 +160,15 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     edge = sharpness.threshold(static.optimizer, static.groups, lr, static.hyper_names, hyper, loss0.dtype)
 
     def step(carry, e):
-        params, state, track, ring, sums, evals, sharp = carry
+        params, state, track, ring, sums, evals, sharp, order = carry
         if held_out is not None:
             evals = held_out.observe(evals, e, params)
         if sharp is not None:
             sharp = _sharpness(static, mean_loss, params, sharp, e, edge)
-        batch = engine_data.minibatch(static, x, y, inputs.data_seed, e) if static.batch_size else None
+        batch = None
+        if order is not None:  # minibatches: the epoch's order, drawn at its first step
+            order = engine_data.epoch_order(static, inputs.data_seed, e, order)
+            batch = engine_data.minibatch(static, x, y, order, e)
         loss, _, _, new, state = epoch(params, state, batch)
         track = outcomes.observe(track, e, loss, loss0, tol, best=static.track_best)
         track = outcomes.moved(track, e + 1, _changed(params, new))
@@ -173,7 +176,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             ring = lax.dynamic_update_index_in_dim(ring, loss, e % k_window, 0)
         if sums is not None:
             sums = outcomes.add_sums(sums, loss, loss0)
-        return (new, state, track, ring, sums, evals, sharp), loss
+        return (new, state, track, ring, sums, evals, sharp, order), loss
 
     def run(carry, first_epoch, n):
         """``n`` epochs from ``first_epoch``; returns the new carry and the first epoch's loss."""
@@ -190,9 +193,10 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
     evals0 = None if held_out is None else held_out.start(traj)
     n_sharp = len(sharpness.steps(epochs, static.sharpness_every)) if traj else None
     sharp0 = sharpness.init_state(params0, loss0.dtype, n_sharp) if static.track_sharpness else None
+    order0 = engine_data.epoch_order(static, inputs.data_seed, 0) if static.batch_size else None
     if traj:
         ring0 = jnp.zeros((k_window,), loss0.dtype)
-        carry = (params0, init(params0), track0, ring0, sums0, evals0, sharp0)
+        carry = (params0, init(params0), track0, ring0, sums0, evals0, sharp0, order0)
         n_blocks, rest = divmod(epochs, every)
 
         def block(carry, b):
@@ -211,7 +215,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
         window = jnp.roll(ring, -(epochs % k_window))
     else:
         # Summaries keep no per-epoch output, so memory does not grow with epochs.
-        carry = (params0, init(params0), track0, None, sums0, evals0, sharp0)
+        carry = (params0, init(params0), track0, None, sums0, evals0, sharp0, order0)
         head = epochs - k_window
         if head:
             carry, _ = lax.scan(
@@ -219,7 +223,7 @@ def train_one(static: Static, inputs: ChunkInputs) -> ChunkResult:
             )
         tail = head + jnp.arange(k_window, dtype=jnp.int32)
         carry, window = lax.scan(step, carry, tail, unroll=min(unroll, k_window))
-    final, _, track, _, sums, evals, sharp = carry
+    final, _, track, _, sums, evals, sharp, _ = carry
     metrics = None if held_out is None else held_out.finish(evals, final)
     loss_final = mean_loss(final)
     track = outcomes.observe(track, epochs, loss_final, loss0, tol, best=static.track_best)

@@ -36,11 +36,28 @@ def eval_steps(static: Any) -> np.ndarray:
     return np.append(np.arange(0, static.epochs, static.eval_every), static.epochs)
 
 
-def minibatch(static: Any, x, y, data_seed, step) -> tuple[jax.Array, jax.Array]:
-    """Step ``step``'s minibatch ``(x_b (B, ...), y_b (B, ...))`` of ``x (n, ...)``, ``y (n, ...)``."""
+def epoch_order(static: Any, data_seed, step, current=None) -> jax.Array:
+    """``(n,)``: the example order of step ``step``'s epoch, ``permutation(fold_in(key(data_seed), k), n)``
+    for epoch ``k``. Drawn at the epoch's first step (and when there is no ``current`` order);
+    otherwise ``current``, the order the scan carries. Drawing once per epoch, not per step, saves a
+    sort of the ``n`` examples at every step, which on a small network costs more than the step's
+    gradient on a block of configs (measured on the digits MLP: blocks of 8 configs ran at about 60% of
+    the speed they reach without the sort)."""
     per_epoch = static.n_data // static.batch_size
-    key = jax.random.fold_in(jax.random.key(data_seed), step // per_epoch)
-    order = jax.random.permutation(key, static.n_data)
+
+    def draw(_):
+        return jax.random.permutation(jax.random.fold_in(jax.random.key(data_seed), step // per_epoch), static.n_data)
+
+    if current is None:
+        return draw(None)
+    # The step is the same for every config: under vmap this stays a branch, taken once per epoch.
+    return lax.cond(step % per_epoch == 0, draw, lambda _: current, None)
+
+
+def minibatch(static: Any, x, y, order, step) -> tuple[jax.Array, jax.Array]:
+    """Step ``step``'s minibatch ``(x_b (B, ...), y_b (B, ...))`` of ``x (n, ...)``, ``y (n, ...)``:
+    slot ``step mod (n // B)`` of its epoch's ``order`` (:func:`epoch_order`)."""
+    per_epoch = static.n_data // static.batch_size
     idx = lax.dynamic_slice_in_dim(order, (step % per_epoch) * static.batch_size, static.batch_size)
     return jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
 
