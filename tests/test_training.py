@@ -281,7 +281,7 @@ def test_four_devices_change_no_bit_of_a_minibatch_sweep():
         sys.path.insert(0, sys.argv[1])
         import jax, numpy as np, lrsweep
         from test_training import make_problem
-        kw: dict[str, Any] = dict(steps=7, batch_size=6, data_seed=2, record="trajectory", eval_every=3, progress=False)
+        kw = dict(steps=7, batch_size=6, data_seed=2, record="trajectory", eval_every=3, progress=False)
         runs = [lrsweep.sweep(make_problem(), "log:1e-3:1:64", devices=n, **kw) for n in (4, 1)]
         assert runs[0].attrs["devices"] == 4
         for name in runs[1].data_vars:
